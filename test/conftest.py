@@ -1,0 +1,64 @@
+"""Shared fixtures: the real-data folder, an artifact folder per test, and per-test ROS domains."""
+
+import os
+import re
+from pathlib import Path
+
+import pytest
+
+from robot_vision.datasets import shared_data_dir
+
+ROOT = Path(__file__).resolve().parent.parent
+ARTIFACTS = ROOT / 'artifacts'
+
+_SHARED = shared_data_dir()
+_passed = 0
+
+
+@pytest.fixture(scope='session')
+def shared_data() -> Path:
+    """The shared real RGB-D data folder; tests that need it skip with the reason when absent."""
+    if _SHARED is None:
+        pytest.skip('real RGB-D data not found: ../shared/data is absent in this checkout '
+                    '(set ROBOT_VISION_DATA to its location to run this test)')
+    return _SHARED
+
+
+@pytest.fixture
+def artifacts_dir(request) -> Path:
+    """A folder under artifacts/ named after the test, for images to look at after a run."""
+    name = re.sub(r'[^A-Za-z0-9_.-]+', '_', request.node.name)
+    path = ARTIFACTS / Path(request.node.fspath).stem / name
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+@pytest.fixture
+def ros_domain(monkeypatch) -> int:
+    """Give this test (and the subprocesses it starts) a DDS domain of its own, local-host only."""
+    domain = 1 + (os.getpid() * 7 + _domain_counter()) % 200
+    monkeypatch.setenv('ROS_DOMAIN_ID', str(domain))
+    monkeypatch.setenv('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
+    return domain
+
+
+_counter = [0]
+
+
+def _domain_counter() -> int:
+    _counter[0] += 1
+    return _counter[0]
+
+
+def pytest_runtest_logreport(report):
+    """Count passed tests, so that a run in which nothing passed can be failed."""
+    global _passed
+    if report.when == 'call' and report.passed:
+        _passed += 1
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """Fail a run in which no test passed (everything skipped or nothing collected)."""
+    if exitstatus == 0 and _passed == 0:
+        session.exitstatus = 1
+        print('\nERROR: no test passed: every test was skipped or none was collected')
