@@ -16,8 +16,8 @@ def run(quick: bool):
         raw = rng.integers(0, 4000, (height, width), dtype=np.uint16)
         depth = decode_depth(raw)
         target = 5.0 if width == 640 else None
-        rows.append(measure(f'decode_depth 16UC1 mm -> m {width}x{height}', lambda: decode_depth(raw),
+        rows.append(measure(f'decode_depth 16UC1 mm -> m {width}x{height}', lambda raw=raw: decode_depth(raw),
                             repeat, target_ms=target))
         rows.append(measure(f'deproject organized cloud {width}x{height}',
-                            lambda: deproject(depth, intr), repeat, target_ms=target))
+                            lambda depth=depth, intr=intr: deproject(depth, intr), repeat, target_ms=target))
     return rows

@@ -128,7 +128,7 @@ class ArrayBundle:
         return cls(**values)
 
     @classmethod
-    def concatenate(cls, items: Sequence['ArrayBundle']):
+    def concatenate(cls, items: Sequence[ArrayBundle]):
         """Stack several instances row-wise (optional fields must be set on all or none)."""
         items = list(items)
         if not items:
@@ -200,7 +200,7 @@ class CameraIntrinsics:
         K = np.asarray(K, dtype=float).reshape(3, 3)  # noqa: N806
         return cls(width, height, K[0, 0], K[1, 1], K[0, 2], K[1, 2], **kwargs)
 
-    def scaled(self, sx: float, sy: Optional[float] = None) -> 'CameraIntrinsics':
+    def scaled(self, sx: float, sy: Optional[float] = None) -> CameraIntrinsics:
         """Return the intrinsics of the image resized by ``sx`` (and ``sy``), e.g. 0.5 for 2x binning.
 
         Pixel-centre convention: a pixel's centre u maps to (u + 0.5) * s - 0.5.
