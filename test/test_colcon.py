@@ -1,0 +1,38 @@
+"""colcon (colcon-core + colcon-ros from PyPI) builds the package and installs what ros2 launch/run need."""
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+COLCON = Path(sys.executable).parent / 'colcon'
+
+
+@pytest.mark.skipif(not COLCON.exists(), reason='colcon is not installed in this environment')
+def test_colcon_build_installs_entry_points_and_share_files(tmp_path):
+    workspace = tmp_path / 'ws'
+    (workspace / 'src').mkdir(parents=True)
+    # A robot workspace holds the repo as a source package; copy the tracked tree.
+    shutil.copytree(ROOT, workspace / 'src' / 'robot_vision',
+                    ignore=shutil.ignore_patterns(
+                        '.venv', '.git', 'artifacts', 'build', 'install', 'log', '__pycache__', '*.egg-info',
+                        '.pytest_cache', '.ruff_cache'))
+    env = dict(os.environ, PATH=f'{COLCON.parent}:{os.environ["PATH"]}')
+    result = subprocess.run([str(COLCON), 'build'],
+                            cwd=workspace, env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    built = [line for line in result.stdout.splitlines() if line.startswith('Finished <<<')]
+    assert [line.split()[2] for line in built] == ['robot_vision'], 'interface copies must be COLCON_IGNOREd'
+    prefix = workspace / 'install' / 'robot_vision'
+    share = prefix / 'share' / 'robot_vision'
+    assert (share / 'package.xml').is_file()
+    assert (prefix / 'share' / 'ament_index' / 'resource_index' / 'packages' / 'robot_vision').is_file()
+    for sub in ('launch', 'config', 'urdf'):
+        expected = sorted(p.name for p in (ROOT / sub).iterdir() if p.is_file())
+        assert sorted(p.name for p in (share / sub).iterdir()) == expected, sub
+    scripts = {p.name for p in (prefix / 'lib' / 'robot_vision').iterdir()}
+    assert 'robot-vision' in scripts

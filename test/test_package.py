@@ -1,0 +1,94 @@
+"""The repository is a real ament_python package: version, manifest, lint, layout, README commands."""
+
+import re
+import shutil
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+import robot_vision
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _package_xml():
+    return ET.parse(ROOT / 'package.xml').getroot()
+
+
+def test_version_is_the_same_in_package_xml_setup_py_and_the_module():
+    xml_version = _package_xml().findtext('version')
+    setup_version = subprocess.run([sys.executable, 'setup.py', '--version'], cwd=ROOT, check=True,
+                                   capture_output=True, text=True).stdout.strip().splitlines()[-1]
+    assert xml_version == setup_version == robot_vision.__version__
+
+
+def test_package_xml_is_format_3_ament_python_with_real_dependencies():
+    root = _package_xml()
+    assert root.get('format') == '3' and root.findtext('name') == 'robot_vision'
+    assert root.find('export/build_type').text == 'ament_python'
+    deps = {e.text for e in root if e.tag.endswith('depend')}
+    for key in ('rclpy', 'sensor_msgs', 'geometry_msgs', 'std_msgs', 'visualization_msgs', 'vision_msgs',
+                'tf2_ros', 'message_filters', 'diagnostic_msgs', 'cv_bridge', 'python3-numpy',
+                'python3-opencv', 'launch', 'launch_ros'):
+        assert key in deps, f'package.xml does not declare {key}'
+
+
+@pytest.mark.skipif(shutil.which('xmllint') is None, reason='xmllint (libxml2-utils) is not installed')
+@pytest.mark.parametrize('path', ['package.xml', 'ros_interfaces/vision_msgs/package.xml',
+                                  'ros_interfaces/tf2_msgs/package.xml'])
+def test_xml_manifests_are_well_formed(path):
+    subprocess.run(['xmllint', '--noout', str(ROOT / path)], check=True)
+
+
+@pytest.mark.skipif(shutil.which('xmllint') is None, reason='xmllint (libxml2-utils) is not installed')
+@pytest.mark.parametrize('xacro_file', sorted(p.name for p in (ROOT / 'urdf').glob('*.xacro')))
+def test_urdf_expands_and_is_well_formed(xacro_file, tmp_path):
+    urdf = tmp_path / 'robot.urdf'
+    expanded = subprocess.run([str(Path(sys.executable).parent / 'xacro'), str(ROOT / 'urdf' / xacro_file)],
+                              check=True, capture_output=True, text=True).stdout
+    urdf.write_text(expanded)
+    subprocess.run(['xmllint', '--noout', str(urdf)], check=True)
+    links = re.findall(r'<link name="([^"]+)"', expanded)
+    children = set(re.findall(r'<child link="([^"]+)"', expanded))
+    assert len(links) == len(set(links)), 'duplicate link names'
+    assert len([link for link in links if link not in children]) == 1, 'a URDF needs exactly one root link'
+    assert {'camera_color_optical_frame', 'gripper_tcp'} <= set(links)
+
+
+def test_ruff_lint_clean():
+    result = subprocess.run([sys.executable, '-m', 'ruff', 'check', '--no-cache', str(ROOT)],
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_interface_packages_are_ignored_by_colcon_on_robots():
+    assert (ROOT / 'ros_interfaces' / 'COLCON_IGNORE').is_file()
+
+
+def test_readme_quick_start_has_the_two_commands_and_ci_runs_the_test_one():
+    readme = (ROOT / 'README.md').read_text()
+    section = readme.split('## Quick start', 1)[1].split('\n## ', 1)[0]
+    commands = re.findall(r'^```(?:bash|sh)\n(.*?)```', section, flags=re.S | re.M)
+    lines = [line for block in commands for line in block.strip().splitlines()]
+    assert lines == ['make demo', 'make test']
+    assert 'make test' in (ROOT / '.ci' / 'run').read_text().splitlines()
+
+
+def test_core_never_imports_ros():
+    """Every module outside robot_vision/ros imports without pulling in rclpy or message packages."""
+    core = sorted(p for p in (ROOT / 'robot_vision').rglob('*.py')
+                  if 'ros' not in p.relative_to(ROOT / 'robot_vision').parts[:-1]
+                  and p.name not in ('__main__.py',))
+    modules = ['.'.join(p.relative_to(ROOT).with_suffix('').parts).replace('.__init__', '') for p in core]
+    code = ('import importlib, sys\n'
+            f'for m in {modules!r}:\n'
+            '    importlib.import_module(m)\n'
+            "bad = sorted(k for k in sys.modules\n"
+            "             if k.split('.')[0] == 'rclpy' or k.split('.')[0].endswith('_msgs'))\n"
+            'print(bad)\n')
+    result = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, cwd=ROOT)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == '[]', f'core modules imported ROS: {result.stdout}'
