@@ -1,0 +1,164 @@
+"""3D multi-object tracker in a fixed frame: Kalman filter, Mahalanobis gating, Hungarian assignment."""
+
+from __future__ import annotations
+
+from typing import Dict, Optional, Tuple
+
+import numpy as np
+
+from robot_vision.errors import InputError
+from robot_vision.tracking import kalman
+from robot_vision.tracking._core import TrackerBase
+from robot_vision.tracking.boxes import box_iou
+from robot_vision.tracking.observations import Observations
+from robot_vision.tracking.settings import TrackerSettings
+from robot_vision.types import Tracks
+
+
+def _wrap(angle: np.ndarray, period: float) -> np.ndarray:
+    """Wrap angles into [-period / 2, period / 2)."""
+    return (angle + period / 2) % period - period / 2
+
+
+class Tracker:
+    """Track 3D objects observed in a fixed frame, with stable ids, velocities and covariances.
+
+    Per frame, :meth:`update` predicts every track to the frame's stamp with a constant-velocity
+    (optionally constant-acceleration) Kalman filter, gates observation-track pairs by the squared
+    Mahalanobis distance of the position innovation (and a Euclidean cap and class consistency),
+    solves the assignment with the Hungarian method (cost ``d^2 + log det S``, minus
+    ``iou_weight * IoU`` when image boxes are given), updates matched tracks, and starts tentative
+    tracks from the rest. Lifecycle::
+
+        new obs --> TENTATIVE --(confirm_hits matches)--> CONFIRMED <--(matched)--+
+                        |                                     |(missed)           |
+                        | unseen > tentative_timeout          v                   |
+                        +-----------> deleted             COASTING ---------------+
+                                         ^                    | unseen > coast_timeout
+                                         +--------------------+
+
+    Coasting tracks stay matchable, so an object that re-appears after a short occlusion keeps
+    its id. Ids are int64, start at 1 and are never reused (not even after :meth:`reset`).
+    Stamps (seconds) drive the filter, so irregular frame intervals are handled; an update whose
+    stamp is not after the last accepted one is rejected with a warning on the
+    ``robot_vision.tracking`` logger, its reason stored in ``rejected_reason``, and no change.
+    """
+
+    def __init__(self, settings: Optional[TrackerSettings] = None) -> None:
+        settings = TrackerSettings() if settings is None else settings
+        if not isinstance(settings, TrackerSettings):
+            raise InputError(f'settings: expected TrackerSettings, got {type(settings).__name__}')
+        self._core = _Tracker3DCore(settings)
+
+    @property
+    def settings(self) -> TrackerSettings:
+        """The settings this tracker was built with."""
+        return self._core.settings
+
+    @property
+    def stamp(self) -> Optional[float]:
+        """Stamp (s) of the last accepted update, or None before the first one."""
+        return self._core.stamp
+
+    @property
+    def rejected_reason(self) -> Optional[str]:
+        """Why the last ``update``/``predict`` was rejected (out-of-order/duplicate stamp), else None."""
+        return self._core.rejected_reason
+
+    @property
+    def deleted_ids(self) -> np.ndarray:
+        """Ids (K,) int64 of the tracks deleted by the last accepted update (timed out)."""
+        return self._core.deleted_ids
+
+    def __len__(self) -> int:
+        """Number of live tracks, tentative ones included."""
+        return len(self._core)
+
+    def update(self, observations: Observations, stamp: float) -> Tracks:
+        """Fold in one frame of fixed-frame observations taken at ``stamp`` (s); return the tracks.
+
+        Returns the confirmed and coasting tracks after the update (use :meth:`tracks` for the
+        tentative ones too). Positions are metres and velocities m/s in the fixed frame;
+        ``covariance`` (N, 6, 6) is over (position, velocity).
+        """
+        return self._core._update(observations, stamp)
+
+    def predict(self, stamp: float, include_tentative: bool = False) -> Tracks:
+        """The tracks extrapolated to ``stamp`` (s) without changing the tracker (e.g. for faster output)."""
+        return self._core.predict(stamp, include_tentative)
+
+    def tracks(self, include_tentative: bool = False) -> Tracks:
+        """The live tracks at the last accepted stamp (confirmed and coasting, plus tentative if asked)."""
+        return self._core.tracks(include_tentative)
+
+    def reset(self) -> None:
+        """Drop every track and the stamp history; ids already handed out are never reused."""
+        self._core.reset()
+
+
+class _Tracker3DCore(TrackerBase):
+    """The 3D specialisation of the shared tracker machinery."""
+
+    _DIM = 3
+
+    def __init__(self, settings: TrackerSettings) -> None:
+        self._ORDER = 2 if settings.constant_acceleration else 1
+        self._R = np.eye(3) * settings.measurement_noise ** 2
+        super().__init__(settings)
+
+    def _empty_extra(self) -> Dict[str, np.ndarray]:
+        return {'size': np.zeros((0, 3)), 'yaw': np.zeros(0), 'box': np.zeros((0, 4)),
+                'moving': np.zeros(0, bool)}
+
+    def _coerce(self, obs: Observations) -> Observations:
+        if not isinstance(obs, Observations):
+            raise InputError(f'observations: expected tracking.Observations (fixed frame), got '
+                             f'{type(obs).__name__}; convert Objects3D with observations_from_objects()')
+        return obs
+
+    def _measurements(self, obs: Observations) -> np.ndarray:
+        return obs.position
+
+    def _association(self, obs: Observations, z: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+        s: TrackerSettings = self._settings
+        d2, logdet, diff = kalman.innovation_stats(self._cols['x'], self._cols['P'], self._R, z)
+        dist2 = np.einsum('tni,tni->tn', diff, diff)
+        valid = (d2 <= s.gate_chi2) & (dist2 <= s.max_match_distance ** 2)
+        cost = d2 + logdet[:, None]
+        if s.iou_weight > 0 and obs.xyxy is not None:
+            cost = cost - s.iou_weight * box_iou(self._cols['box'], obs.xyxy)
+        return cost, valid
+
+    def _update_attributes(self, rows: np.ndarray, obs: Observations, cols: np.ndarray) -> None:
+        s: TrackerSettings = self._settings
+        c = self._cols
+        c['size'][rows] += s.size_smoothing * (obs.size[cols] - c['size'][rows])
+        step = _wrap(obs.yaw[cols] - c['yaw'][rows], s.yaw_period)
+        c['yaw'][rows] = _wrap(c['yaw'][rows] + s.yaw_smoothing * step, 2 * np.pi)
+        if obs.xyxy is not None:
+            boxes = obs.xyxy[cols].astype(np.float64)
+            has_box = np.all(np.isfinite(boxes), axis=1)
+            c['box'][rows[has_box]] = boxes[has_box]
+
+    def _new_columns(self, obs: Observations, z: np.ndarray, idx: np.ndarray) -> Dict[str, np.ndarray]:
+        s: TrackerSettings = self._settings
+        x, P = self._initial_state(z[idx], (s.measurement_noise, s.initial_velocity_std,
+                                            s.initial_acceleration_std))
+        box = (np.full((len(idx), 4), np.nan) if obs.xyxy is None
+               else obs.xyxy[idx].astype(np.float64))
+        return {'x': x, 'P': P, 'size': obs.size[idx].copy(), 'yaw': _wrap(obs.yaw[idx], 2 * np.pi),
+                'box': box, 'moving': np.zeros(len(idx), bool)}
+
+    def _after_update(self) -> None:
+        s: TrackerSettings = self._settings
+        speed = np.linalg.norm(self._cols['x'][:, 3:6], axis=1)
+        moving = self._cols['moving']
+        self._cols['moving'] = np.where(moving, speed >= s.moving_leave_speed, speed > s.moving_enter_speed)
+
+    def _output(self, mask: np.ndarray, x: np.ndarray, P: np.ndarray) -> Tracks:
+        c = self._cols
+        return Tracks(track_id=c['id'][mask], position=x[mask, :3], velocity=x[mask, 3:6],
+                      covariance=P[mask][:, :6, :6], size=c['size'][mask], yaw=c['yaw'][mask],
+                      class_id=c['class_id'][mask], confidence=c['confidence'][mask],
+                      state=c['state'][mask], moving=c['moving'][mask], hits=c['hits'][mask],
+                      last_seen=c['last_seen'][mask])
