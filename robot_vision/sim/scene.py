@@ -1,0 +1,480 @@
+"""Seeded tabletop scene generation: objects, camera, lights and textures, written out as MuJoCo MJCF."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import List, Optional, Tuple
+
+import numpy as np
+
+from robot_vision.errors import ConfigError, InputError
+
+#: Object kinds generate_scene can place; 'mesh' is a convex hull of a YCB point model.
+OBJECT_KINDS = ('box', 'cylinder', 'sphere', 'capsule', 'ellipsoid', 'mesh')
+
+#: Class table: ``GroundTruth.class_id`` indexes this tuple (primitive kinds, then YCB models).
+YCB_GRASPABLE = ('004_sugar_box', '005_tomato_soup_can', '006_mustard_bottle', '009_gelatin_box',
+                 '010_potted_meat_can', '011_banana', '021_bleach_cleanser', '025_mug',
+                 '040_large_marker', '061_foam_brick')
+CLASS_NAMES = ('box', 'cylinder', 'sphere', 'capsule', 'ellipsoid') + YCB_GRASPABLE
+
+#: Clutter levels and their (min, max) object counts.
+CLUTTER_LEVELS = {'isolated': (1, 1), 'clutter': (4, 8)}
+
+
+@dataclass(frozen=True)
+class SceneSettings:
+    """How :func:`generate_scene` draws a scene (lengths in metres, angles in degrees).
+
+    ``clutter``: 'isolated' (1 object) or 'clutter' (4-8 objects); ``num_objects`` overrides
+    the count when > 0. ``surface``: 'table' (a box table of ``table_height``) or 'floor'.
+    ``kinds``: object kinds to draw from (see ``OBJECT_KINDS``; 'mesh' needs the YCB point
+    models and is skipped, with ``SceneSpec.notes`` saying why, when they are absent).
+    ``camera_distance``: range of the camera's distance to its look-at point; ``camera_elevation_deg``:
+    range of the angle of the viewing ray above the horizontal. ``width``/``height``: image size
+    in pixels; ``fovy_deg``: vertical field of view (49.1 deg is a Kinect-like fy = 525 at 480 rows).
+    ``randomize_appearance``: random colours, textures and lights (else a fixed look).
+    ``moving_objects``: how many objects get a scripted planar velocity of
+    ``speed`` (m/s range) for :meth:`SimScene.step`. ``settle_time``: seconds of physics run
+    before the first frame so that objects rest on the surface.
+    """
+
+    clutter: str = 'clutter'
+    num_objects: int = 0
+    surface: str = 'table'
+    table_height: float = 0.75
+    table_size: Tuple[float, float] = (0.8, 0.6)
+    kinds: Tuple[str, ...] = OBJECT_KINDS
+    placement_radius: float = 0.18
+    min_gap: float = 0.01
+    camera_distance: Tuple[float, float] = (0.5, 1.0)
+    camera_elevation_deg: Tuple[float, float] = (40.0, 75.0)
+    width: int = 640
+    height: int = 480
+    fovy_deg: float = 49.1
+    randomize_appearance: bool = True
+    moving_objects: int = 0
+    speed: Tuple[float, float] = (0.02, 0.08)
+    settle_time: float = 0.6
+    timestep: float = 0.002
+
+    def __post_init__(self) -> None:
+        """Validate every field, naming the field, the expected and the actual value."""
+        if self.clutter not in CLUTTER_LEVELS:
+            raise ConfigError(f'SceneSettings.clutter: expected one of {sorted(CLUTTER_LEVELS)}, '
+                              f'got {self.clutter!r}')
+        if not (0 <= int(self.num_objects) <= 12):
+            raise ConfigError(f'SceneSettings.num_objects: expected 0 (use clutter) to 12, '
+                              f'got {self.num_objects}')
+        if self.surface not in ('table', 'floor'):
+            raise ConfigError(f"SceneSettings.surface: expected 'table' or 'floor', got {self.surface!r}")
+        if not self.kinds or any(k not in OBJECT_KINDS for k in self.kinds):
+            raise ConfigError(f'SceneSettings.kinds: expected a non-empty subset of {OBJECT_KINDS}, '
+                              f'got {self.kinds!r}')
+        _check_range('camera_distance', self.camera_distance, 0.2, 5.0)
+        _check_range('camera_elevation_deg', self.camera_elevation_deg, 5.0, 90.0)
+        _check_range('speed', self.speed, 0.0, 2.0)
+        for name, low, high in (('table_height', 0.0, 2.0), ('placement_radius', 0.02, 1.0),
+                                ('min_gap', 0.0, 0.2), ('fovy_deg', 5.0, 150.0),
+                                ('settle_time', 0.0, 10.0), ('timestep', 1e-4, 0.01)):
+            value = getattr(self, name)
+            if not (low <= value <= high):
+                raise ConfigError(f'SceneSettings.{name}: expected {low} to {high}, got {value}')
+        if not (16 <= self.width <= 4096 and 16 <= self.height <= 4096):
+            raise ConfigError(f'SceneSettings.width/height: expected 16 to 4096 pixels, '
+                              f'got {self.width}x{self.height}')
+        if len(self.table_size) != 2 or min(self.table_size) <= 0.1:
+            raise ConfigError(f'SceneSettings.table_size: expected (length, width) > 0.1 m, '
+                              f'got {self.table_size}')
+        if not (0 <= self.moving_objects <= 12):
+            raise ConfigError(f'SceneSettings.moving_objects: expected 0 to 12, got {self.moving_objects}')
+
+
+def _check_range(name: str, value, low: float, high: float) -> None:
+    if len(value) != 2 or not (low <= value[0] <= value[1] <= high):
+        raise ConfigError(f'SceneSettings.{name}: expected (min, max) with {low} <= min <= max <= {high}, '
+                          f'got {value}')
+
+
+@dataclass(frozen=True)
+class ObjectSpec:
+    """One object of a scene.
+
+    ``kind`` is one of ``OBJECT_KINDS``; ``class_name`` an entry of ``CLASS_NAMES``.
+    ``geom_size`` is the MuJoCo geom ``size`` (half-sizes / radius / half-length, metres);
+    ``extent`` (3,) the full size of the object's axis-aligned box in its body frame.
+    ``pose`` (4, 4) the initial body pose in the world (before settling); ``mass`` in kg;
+    ``rgba`` the colour; ``texture`` 'none', 'checker' or 'gradient'; ``velocity`` (3,)
+    the scripted world velocity in m/s (zero for static objects). ``vertices``/``faces`` hold
+    the convex-hull mesh (body frame, metres) of 'mesh' objects.
+    """
+
+    name: str
+    kind: str
+    class_name: str
+    geom_size: Tuple[float, ...]
+    extent: Tuple[float, float, float]
+    pose: np.ndarray
+    mass: float
+    rgba: Tuple[float, float, float, float]
+    texture: str = 'none'
+    texture_rgb2: Tuple[float, float, float] = (1.0, 1.0, 1.0)
+    velocity: Tuple[float, float, float] = (0.0, 0.0, 0.0)
+    friction: float = 1.0
+    vertices: Optional[np.ndarray] = None
+    faces: Optional[np.ndarray] = None
+
+    @property
+    def class_id(self) -> int:
+        """Index of ``class_name`` in ``CLASS_NAMES``."""
+        return CLASS_NAMES.index(self.class_name)
+
+
+@dataclass(frozen=True)
+class CameraSpec:
+    """The RGB-D camera: ``pose`` (4, 4) optical frame (x right, y down, z forward) in the world."""
+
+    pose: np.ndarray
+    fovy_deg: float
+    width: int
+    height: int
+
+
+@dataclass(frozen=True)
+class LightSpec:
+    """A directional-ish spot light: position, direction (world) and diffuse intensity (0..1)."""
+
+    pos: Tuple[float, float, float]
+    direction: Tuple[float, float, float]
+    diffuse: float
+    cast_shadow: bool = True
+
+
+@dataclass(frozen=True)
+class SceneSpec:
+    """A complete generated scene; :meth:`to_mjcf` writes it as a MuJoCo MJCF XML string.
+
+    ``surface_height`` is the world z (metres) of the support surface's top.
+    ``notes`` says what was skipped and why (e.g. YCB meshes when the data is absent).
+    """
+
+    seed: int
+    settings: SceneSettings
+    objects: Tuple[ObjectSpec, ...]
+    camera: CameraSpec
+    lights: Tuple[LightSpec, ...]
+    surface_height: float
+    surface_rgb: Tuple[Tuple[float, float, float], Tuple[float, float, float]]
+    surface_texture: str
+    ambient: float
+    notes: Tuple[str, ...] = ()
+
+    def to_mjcf(self, extra_worldbody: str = '', extra_asset: str = '', extra_actuator: str = '',
+                extra_equality: str = '', extra_contact: str = '') -> str:
+        """Return the scene as an MJCF XML string (the ``extra_*`` snippets are inserted verbatim)."""
+        s = self.settings
+        parts: List[str] = []
+        amb = self.ambient
+        parts.append(f'<mujoco model="robot_vision_scene_{self.seed}">')
+        parts.append('  <compiler angle="radian" autolimits="true"/>')
+        parts.append(f'  <option timestep="{s.timestep}" cone="elliptic" impratio="10" '
+                     f'integrator="implicitfast"/>')
+        parts.append('  <statistic extent="2" center="0 0 0.5"/>')
+        parts.append('  <visual>')
+        parts.append(f'    <global offwidth="{max(640, self.camera.width)}" '
+                     f'offheight="{max(480, self.camera.height)}"/>')
+        parts.append('    <map znear="0.005" zfar="10"/>')
+        parts.append(f'    <headlight ambient="{amb:.3f} {amb:.3f} {amb:.3f}" diffuse="0.2 0.2 0.2" '
+                     f'specular="0 0 0"/>')
+        parts.append('    <quality shadowsize="1024"/>')
+        parts.append('  </visual>')
+        parts.append('  <asset>')
+        (r1, g1, b1), (r2, g2, b2) = self.surface_rgb
+        builtin = 'flat' if self.surface_texture == 'none' else self.surface_texture
+        parts.append(f'    <texture name="surface_tex" type="2d" builtin="{builtin}" '
+                     'width="256" height="256" '
+                     f'rgb1="{r1:.3f} {g1:.3f} {b1:.3f}" rgb2="{r2:.3f} {g2:.3f} {b2:.3f}"/>')
+        parts.append('    <material name="surface_mat" texture="surface_tex" texrepeat="6 6" '
+                     'reflectance="0"/>')
+        parts.append('    <texture name="floor_tex" type="2d" builtin="checker" width="256" height="256" '
+                     'rgb1="0.35 0.35 0.38" rgb2="0.3 0.3 0.33"/>')
+        parts.append('    <material name="floor_mat" texture="floor_tex" texrepeat="8 8"/>')
+        for obj in self.objects:
+            r, g, b, a = obj.rgba
+            if obj.texture != 'none':
+                t1, t2, t3 = obj.texture_rgb2
+                parts.append(f'    <texture name="{obj.name}_tex" type="cube" builtin="{obj.texture}" '
+                             f'width="64" height="64" rgb1="{r:.3f} {g:.3f} {b:.3f}" '
+                             f'rgb2="{t1:.3f} {t2:.3f} {t3:.3f}"/>')
+                parts.append(f'    <material name="{obj.name}_mat" texture="{obj.name}_tex"/>')
+            else:
+                parts.append(f'    <material name="{obj.name}_mat" rgba="{r:.3f} {g:.3f} {b:.3f} {a:.3f}"/>')
+            if obj.kind == 'mesh':
+                vert = ' '.join(f'{v:.5f}' for v in np.asarray(obj.vertices).ravel())
+                face = ' '.join(str(int(i)) for i in np.asarray(obj.faces).ravel())
+                parts.append(f'    <mesh name="{obj.name}_mesh" vertex="{vert}" face="{face}"/>')
+        parts.append(extra_asset)
+        parts.append('  </asset>')
+        parts.append('  <worldbody>')
+        for i, light in enumerate(self.lights):
+            px, py, pz = light.pos
+            dx, dy, dz = light.direction
+            d = light.diffuse
+            parts.append(f'    <light name="light{i}" pos="{px:.3f} {py:.3f} {pz:.3f}" '
+                         f'dir="{dx:.3f} {dy:.3f} {dz:.3f}" diffuse="{d:.3f} {d:.3f} {d:.3f}" '
+                         f'castshadow="{str(light.cast_shadow).lower()}"/>')
+        if s.surface == 'table':
+            parts.append('    <geom name="floor" type="plane" size="0 0 0.05" material="floor_mat"/>')
+            lx, ly = s.table_size[0] / 2, s.table_size[1] / 2
+            th = 0.02
+            parts.append(f'    <body name="table" pos="0 0 {self.surface_height - th:.4f}">')
+            parts.append(f'      <geom name="table_top" type="box" size="{lx:.4f} {ly:.4f} {th:.4f}" '
+                         f'material="surface_mat" friction="1 0.005 0.0001"/>')
+            leg_h = (self.surface_height - 2 * th) / 2
+            for k, (sx, sy) in enumerate(((1, 1), (1, -1), (-1, 1), (-1, -1))):
+                parts.append(f'      <geom name="table_leg{k}" type="box" size="0.02 0.02 {leg_h:.4f}" '
+                             f'pos="{sx * (lx - 0.04):.4f} {sy * (ly - 0.04):.4f} {-th - leg_h:.4f}" '
+                             f'rgba="0.3 0.25 0.2 1"/>')
+            parts.append('    </body>')
+        else:
+            parts.append('    <geom name="floor" type="plane" size="0 0 0.05" material="surface_mat" '
+                         'friction="1 0.005 0.0001"/>')
+        cam = self.camera
+        pos = cam.pose[:3, 3]
+        x_axis = cam.pose[:3, 0]
+        y_up = -cam.pose[:3, 1]   # MuJoCo cameras look along -z with y up
+        parts.append(f'    <camera name="rgbd" pos="{_vec(pos)}" xyaxes="{_vec(x_axis)} {_vec(y_up)}" '
+                     f'fovy="{cam.fovy_deg:.4f}"/>')
+        for obj in self.objects:
+            p = obj.pose[:3, 3]
+            q = _wxyz(obj.pose[:3, :3])
+            parts.append(f'    <body name="{obj.name}" pos="{_vec(p)}" quat="{_vec(q)}">')
+            parts.append(f'      <freejoint name="{obj.name}_joint"/>')
+            size = ' '.join(f'{v:.5f}' for v in obj.geom_size)
+            mesh = f' mesh="{obj.name}_mesh"' if obj.kind == 'mesh' else f' size="{size}"'
+            parts.append(f'      <geom name="{obj.name}" type="{obj.kind}"{mesh} mass="{obj.mass:.4f}" '
+                         f'material="{obj.name}_mat" friction="{obj.friction:.3f} 0.005 0.0001" '
+                         f'condim="4"/>')
+            parts.append('    </body>')
+        parts.append(extra_worldbody)
+        parts.append('  </worldbody>')
+        for tag, body in (('contact', extra_contact), ('equality', extra_equality),
+                          ('actuator', extra_actuator)):
+            if body:
+                parts.append(f'  <{tag}>\n{body}\n  </{tag}>')
+        parts.append('</mujoco>')
+        return '\n'.join(p for p in parts if p) + '\n'
+
+
+def _vec(v) -> str:
+    return ' '.join(f'{float(x):.6f}' for x in v)
+
+
+def _wxyz(rotation: np.ndarray) -> np.ndarray:
+    from robot_vision.geometry import quaternion_from_matrix
+    x, y, z, w = quaternion_from_matrix(rotation)
+    return np.array([w, x, y, z])
+
+
+def look_at(eye: np.ndarray, target: np.ndarray, up=(0.0, 0.0, 1.0)) -> np.ndarray:
+    """Return the 4x4 pose of an optical frame (x right, y down, z forward) at ``eye`` facing ``target``."""
+    eye = np.asarray(eye, float)
+    forward = np.asarray(target, float) - eye
+    norm = np.linalg.norm(forward)
+    if norm < 1e-9:
+        raise InputError('look_at: eye and target coincide')
+    z = forward / norm
+    x = np.cross(z, np.asarray(up, float))
+    if np.linalg.norm(x) < 1e-6:   # looking straight down: pick world x as "right"-ish
+        x = np.cross(z, np.array([0.0, 1.0, 0.0]))
+    x /= np.linalg.norm(x)
+    y = np.cross(z, x)
+    pose = np.eye(4)
+    pose[:3, 0], pose[:3, 1], pose[:3, 2], pose[:3, 3] = x, y, z, eye
+    return pose
+
+
+@lru_cache(maxsize=32)
+def ycb_hull(name: str) -> Tuple[np.ndarray, np.ndarray]:
+    """Convex hull of a YCB point model, centred on its bounding box: ((V, 3) vertices, (F, 3) faces).
+
+    Faces are wound counter-clockwise seen from outside (MuJoCo's convention). Raises
+    InputError when the shared data (``ycb_posecnn/models``) is absent.
+    """
+    from scipy.spatial import ConvexHull
+
+    from robot_vision.datasets import load_ycb_model
+    points = load_ycb_model(name).astype(np.float64)
+    points = points - (points.min(0) + points.max(0)) / 2
+    hull = ConvexHull(points)
+    used = np.unique(hull.simplices)
+    remap = -np.ones(len(points), int)
+    remap[used] = np.arange(len(used))
+    vertices = points[used]
+    faces = remap[hull.simplices]
+    # Orient each triangle so that its normal agrees with the hull facet's outward normal.
+    a, b, c = vertices[faces[:, 0]], vertices[faces[:, 1]], vertices[faces[:, 2]]
+    normals = np.cross(b - a, c - a)
+    flip = np.einsum('ij,ij->i', normals, hull.equations[:, :3]) < 0
+    faces[flip] = faces[flip][:, ::-1]
+    return vertices, faces
+
+
+def _ycb_available() -> Optional[str]:
+    from robot_vision.datasets import shared_data_dir
+    root = shared_data_dir()
+    if root is None or not (root / 'ycb_posecnn' / 'models').is_dir():
+        return 'YCB mesh objects skipped: the shared data folder ycb_posecnn/models was not found'
+    return None
+
+
+def _random_rotation_z(rng: np.random.Generator) -> np.ndarray:
+    yaw = rng.uniform(-np.pi, np.pi)
+    c, s = np.cos(yaw), np.sin(yaw)
+    return np.array([[c, -s, 0], [s, c, 0], [0, 0, 1.0]])
+
+
+def _draw_object(rng: np.random.Generator, kind: str):
+    """Return (kind, class_name, geom_size, extent, mass, vertices, faces, rotation)."""
+    vertices = faces = None
+    rotation = _random_rotation_z(rng)
+    if kind == 'box':
+        hx, hy = sorted(rng.uniform(0.02, 0.035, 2))
+        hx = rng.uniform(hy, 0.06)  # one side may be long; the other fits a 8 cm gripper
+        hz = rng.uniform(0.02, 0.06)
+        size, extent, class_name = (hx, hy, hz), (2 * hx, 2 * hy, 2 * hz), 'box'
+    elif kind == 'cylinder':
+        r, h = rng.uniform(0.02, 0.035), rng.uniform(0.025, 0.07)
+        size, extent, class_name = (r, h), (2 * r, 2 * r, 2 * h), 'cylinder'
+    elif kind == 'sphere':
+        r = rng.uniform(0.025, 0.035)
+        size, extent, class_name = (r,), (2 * r,) * 3, 'sphere'
+    elif kind == 'capsule':
+        r, h = rng.uniform(0.018, 0.03), rng.uniform(0.02, 0.05)
+        size, extent, class_name = (r, h), (2 * r, 2 * r, 2 * (h + r)), 'capsule'
+        # lying on its side: rotate body z into the horizontal plane
+        rotation = rotation @ np.array([[1.0, 0, 0], [0, 0, -1], [0, 1, 0]])
+    elif kind == 'ellipsoid':
+        a, b, c = rng.uniform(0.025, 0.05), rng.uniform(0.02, 0.033), rng.uniform(0.02, 0.035)
+        size, extent, class_name = (a, b, c), (2 * a, 2 * b, 2 * c), 'ellipsoid'
+    else:
+        class_name = YCB_GRASPABLE[int(rng.integers(len(YCB_GRASPABLE)))]
+        vertices, faces = ycb_hull(class_name)
+        size = ()
+        extent = tuple(vertices.max(0) - vertices.min(0))
+    volume = float(np.prod(extent))
+    mass = float(np.clip(volume * rng.uniform(300, 600), 0.05, 0.6))
+    return kind, class_name, size, extent, mass, vertices, faces, rotation
+
+
+def _resting_half_height(kind: str, extent, rotation: np.ndarray, vertices) -> float:
+    if kind == 'mesh':
+        return float(-(vertices @ rotation.T)[:, 2].min())
+    return float((np.abs(rotation) @ (np.asarray(extent) / 2))[2])
+
+
+def generate_scene(seed: int, settings: SceneSettings = SceneSettings()) -> SceneSpec:
+    """Draw a reproducible random scene: the same ``seed`` and ``settings`` give the same SceneSpec.
+
+    The world frame has z up; the support surface is centred at the origin with its top at
+    ``SceneSpec.surface_height``. Objects are placed without overlap (bounding circles
+    ``min_gap`` apart) within ``placement_radius`` of the centre, then settle under physics in
+    :class:`~robot_vision.sim.SimScene`. The camera looks at a point near the centre from
+    ``camera_distance`` metres at ``camera_elevation_deg`` above the horizontal.
+    """
+    if not isinstance(settings, SceneSettings):
+        raise ConfigError(f'generate_scene: expected SceneSettings, got {type(settings).__name__}')
+    rng = np.random.default_rng(np.random.SeedSequence([int(seed), 9]))
+    notes: List[str] = []
+    kinds = list(settings.kinds)
+    if 'mesh' in kinds:
+        reason = _ycb_available()
+        if reason is not None:
+            notes.append(reason)
+            kinds.remove('mesh')
+            if not kinds:
+                raise InputError(f"generate_scene: only 'mesh' objects were requested but {reason}")
+    low, high = CLUTTER_LEVELS[settings.clutter]
+    count = settings.num_objects or int(rng.integers(low, high + 1))
+    surface_z = settings.table_height if settings.surface == 'table' else 0.0
+    radius_limit = settings.placement_radius
+    if settings.surface == 'table':
+        radius_limit = min(radius_limit, min(settings.table_size) / 2 - 0.08)
+    randomize = settings.randomize_appearance
+    placed: List[Tuple[np.ndarray, float]] = []
+    objects: List[ObjectSpec] = []
+    for index in range(count):
+        for _attempt in range(200):
+            kind = kinds[int(rng.integers(len(kinds)))]
+            kind, class_name, size, extent, mass, vertices, faces, rotation = _draw_object(rng, kind)
+            footprint = float(np.hypot(extent[0], extent[1]) / 2)
+            if kind == 'capsule':
+                footprint = float(np.hypot(extent[0], extent[2]) / 2)
+            xy = rng.uniform(-radius_limit, radius_limit, 2) if count > 1 else rng.uniform(-0.05, 0.05, 2)
+            if np.linalg.norm(xy) > radius_limit + 1e-9 and count > 1:
+                continue
+            if all(np.linalg.norm(xy - p) >= footprint + r + settings.min_gap for p, r in placed):
+                break
+        else:
+            notes.append(f'placed {index} of {count} objects: no free spot left for more')
+            break
+        placed.append((xy, footprint))
+        z = surface_z + _resting_half_height(kind, extent, rotation, vertices) + 0.002
+        pose = np.eye(4)
+        pose[:3, :3] = rotation
+        pose[:3, 3] = (xy[0], xy[1], z)
+        if randomize:
+            rgba = (*rng.uniform(0.1, 0.95, 3), 1.0)
+            texture = ('none', 'none', 'checker', 'gradient')[int(rng.integers(4))]
+            rgb2 = tuple(rng.uniform(0.1, 0.95, 3))
+        else:
+            rgba, texture, rgb2 = (0.8, 0.3, 0.2, 1.0), 'none', (1.0, 1.0, 1.0)
+        objects.append(ObjectSpec(name=f'obj{index}', kind=kind, class_name=class_name,
+                                  geom_size=tuple(float(v) for v in size),
+                                  extent=tuple(float(v) for v in extent), pose=pose, mass=mass,
+                                  rgba=tuple(float(v) for v in rgba), texture=texture,
+                                  texture_rgb2=tuple(float(v) for v in rgb2),
+                                  vertices=vertices, faces=faces))
+    # scripted velocities for moving-object sequences
+    moving = min(settings.moving_objects, len(objects))
+    for i in range(moving):
+        heading = rng.uniform(-np.pi, np.pi)
+        speed = rng.uniform(*settings.speed)
+        objects[i] = dataclasses.replace(
+            objects[i], velocity=(float(speed * np.cos(heading)), float(speed * np.sin(heading)), 0.0))
+    # camera
+    distance = rng.uniform(*settings.camera_distance)
+    elevation = np.deg2rad(rng.uniform(*settings.camera_elevation_deg))
+    azimuth = rng.uniform(-np.pi, np.pi)
+    target = np.array([*rng.uniform(-0.03, 0.03, 2), surface_z + 0.03])
+    eye = target + distance * np.array([np.cos(elevation) * np.cos(azimuth),
+                                        np.cos(elevation) * np.sin(azimuth), np.sin(elevation)])
+    camera = CameraSpec(pose=look_at(eye, target), fovy_deg=settings.fovy_deg,
+                        width=settings.width, height=settings.height)
+    # lights and surface look
+    if randomize:
+        lights = []
+        for _ in range(int(rng.integers(1, 3))):
+            az, el = rng.uniform(-np.pi, np.pi), np.deg2rad(rng.uniform(40, 85))
+            pos = np.array([np.cos(el) * np.cos(az), np.cos(el) * np.sin(az), np.sin(el)]) * 2.0
+            pos[2] += surface_z
+            direction = np.array([0.0, 0.0, surface_z]) - pos
+            lights.append(LightSpec(tuple(pos), tuple(direction / np.linalg.norm(direction)),
+                                    float(rng.uniform(0.2, 0.45)), bool(rng.uniform() < 0.7)))
+        ambient = float(rng.uniform(0.15, 0.4))
+        surface_texture = ('none', 'checker', 'gradient')[int(rng.integers(3))]
+        surface_rgb = (tuple(float(v) for v in rng.uniform(0.2, 0.9, 3)),
+                       tuple(float(v) for v in rng.uniform(0.2, 0.9, 3)))
+    else:
+        lights = [LightSpec((0.5, 0.5, surface_z + 2.0), (-0.24, -0.24, -0.94), 0.6, True)]
+        ambient, surface_texture = 0.3, 'none'
+        surface_rgb = ((0.6, 0.55, 0.5), (0.6, 0.55, 0.5))
+    return SceneSpec(seed=int(seed), settings=settings, objects=tuple(objects), camera=camera,
+                     lights=tuple(lights), surface_height=float(surface_z), surface_rgb=surface_rgb,
+                     surface_texture=surface_texture, ambient=ambient, notes=tuple(notes))
+
+
+__all__ = ['SceneSettings', 'SceneSpec', 'ObjectSpec', 'CameraSpec', 'LightSpec', 'generate_scene',
+           'look_at', 'ycb_hull', 'OBJECT_KINDS', 'CLASS_NAMES', 'CLUTTER_LEVELS', 'YCB_GRASPABLE']
