@@ -87,6 +87,9 @@ class TrackerSettings(LifecycleSettings):
         moving_enter_speed: speed (m/s) above which a track is flagged moving.
         moving_leave_speed: speed (m/s) below which a moving track is flagged static again
             (hysteresis; must not exceed ``moving_enter_speed``).
+        moving_min_sigma: to be flagged moving the speed must also exceed this many standard
+            deviations of the velocity estimate along its direction (keeps fresh, uncertain
+            tracks static); 0 disables the check.
         size_smoothing: weight in (0, 1] of a new observation in the box-size average.
         yaw_smoothing: weight in (0, 1] of a new observation in the yaw average.
         yaw_period: symmetry period of the observed yaw (rad); pi for boxes whose x axis is
@@ -94,7 +97,7 @@ class TrackerSettings(LifecycleSettings):
 
     """
 
-    process_noise: float = 0.3
+    process_noise: float = 0.1
     measurement_noise: float = 0.06
     initial_velocity_std: float = 1.5
     initial_acceleration_std: float = 1.0
@@ -102,8 +105,9 @@ class TrackerSettings(LifecycleSettings):
     gate_chi2: float = 11.34
     max_match_distance: float = 2.0
     iou_weight: float = 0.0
-    moving_enter_speed: float = 0.25
-    moving_leave_speed: float = 0.12
+    moving_enter_speed: float = 0.3
+    moving_leave_speed: float = 0.15
+    moving_min_sigma: float = 3.0
     size_smoothing: float = 0.3
     yaw_smoothing: float = 0.3
     yaw_period: float = float(np.pi)
@@ -116,6 +120,7 @@ class TrackerSettings(LifecycleSettings):
             value = getattr(self, name)
             _check(name, value, value > 0, 'a value > 0')
         _check('iou_weight', self.iou_weight, self.iou_weight >= 0, 'a value >= 0')
+        _check('moving_min_sigma', self.moving_min_sigma, self.moving_min_sigma >= 0, 'a value >= 0')
         _check('moving_leave_speed', self.moving_leave_speed, self.moving_leave_speed >= 0, 'm/s >= 0')
         _check('moving_enter_speed', self.moving_enter_speed,
                self.moving_enter_speed >= self.moving_leave_speed,

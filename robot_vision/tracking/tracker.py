@@ -151,9 +151,14 @@ class _Tracker3DCore(TrackerBase):
 
     def _after_update(self) -> None:
         s: TrackerSettings = self._settings
-        speed = np.linalg.norm(self._cols['x'][:, 3:6], axis=1)
-        moving = self._cols['moving']
-        self._cols['moving'] = np.where(moving, speed >= s.moving_leave_speed, speed > s.moving_enter_speed)
+        velocity = self._cols['x'][:, 3:6]
+        speed = np.linalg.norm(velocity, axis=1)
+        # Variance of the speed along the velocity direction: u^T P_vv u.
+        unit = velocity / np.maximum(speed, 1e-9)[:, None]
+        var_along = np.einsum('ti,tij,tj->t', unit, self._cols['P'][:, 3:6, 3:6], unit)
+        significant = speed > s.moving_min_sigma * np.sqrt(np.maximum(var_along, 0.0))
+        enter = (speed > s.moving_enter_speed) & significant
+        self._cols['moving'] = np.where(self._cols['moving'], speed >= s.moving_leave_speed, enter)
 
     def _output(self, mask: np.ndarray, x: np.ndarray, P: np.ndarray) -> Tracks:
         c = self._cols
