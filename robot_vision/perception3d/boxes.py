@@ -1,0 +1,64 @@
+"""Oriented bounding boxes (pose + size) of object clouds resting on a support plane."""
+
+from __future__ import annotations
+
+from typing import Optional, Tuple
+
+import cv2
+import numpy as np
+
+from robot_vision.errors import InputError
+from robot_vision.perception3d.plane import plane_basis
+
+#: Boxes are fitted to at most this many points (evenly strided), which bounds the cost.
+MAX_BOX_POINTS = 4000
+
+
+def oriented_box(points: np.ndarray, up: np.ndarray, plane: Optional[np.ndarray] = None,
+                 contact_tolerance: float = 0.03) -> Tuple[np.ndarray, np.ndarray]:
+    """Fit an oriented bounding box whose z axis is ``up`` to (M, 3) points (metres).
+
+    The footprint is the minimum-area rectangle of the points projected on the plane normal
+    to ``up`` (``cv2.minAreaRect``); x is its longer side, z = ``up``, y = z cross x. The
+    vertical extent spans the points; when ``plane`` [a, b, c, d] (unit normal = ``up``) is
+    given and the lowest point is within ``contact_tolerance`` metres of it, the box is
+    extended down to the plane (the hidden underside of a resting object).
+
+    Returns (pose, size): pose (4, 4) float64 object->camera with the origin at the box
+    centre, size (3,) float64 extents along x, y, z in metres. The sign of x is chosen so
+    that x points away from the camera's side as little as possible (x . camera-x >= 0),
+    which makes the pose deterministic; boxes are symmetric under 180 deg yaw anyway.
+    """
+    points = np.asarray(points)
+    if points.ndim != 2 or points.shape[1] != 3 or points.shape[0] == 0:
+        raise InputError(f'points: expected a non-empty (M, 3) array, got {points.shape}')
+    if points.shape[0] > MAX_BOX_POINTS:
+        points = points[:: int(np.ceil(points.shape[0] / MAX_BOX_POINTS))]
+    pts = points.astype(np.float64)
+    up = np.asarray(up, np.float64)
+    up = up / np.linalg.norm(up)
+    e1, e2 = plane_basis(up)
+    uv = np.stack([pts @ e1, pts @ e2], axis=1)
+    heights = pts @ up
+    (cu, cv), (w, h), _ = cv2.minAreaRect(uv.astype(np.float32))
+    corners = cv2.boxPoints(((cu, cv), (w, h), _)).astype(np.float64)
+    edge_a, edge_b = corners[1] - corners[0], corners[2] - corners[1]
+    len_a, len_b = np.linalg.norm(edge_a), np.linalg.norm(edge_b)
+    long_edge = edge_a if len_a >= len_b else edge_b
+    long_len, short_len = max(len_a, len_b), min(len_a, len_b)
+    if long_len < 1e-9:
+        long_edge = np.array([1.0, 0.0])
+    direction = long_edge / max(np.linalg.norm(long_edge), 1e-12)
+    x_axis = direction[0] * e1 + direction[1] * e2
+    if x_axis[0] < 0:
+        x_axis = -x_axis
+    y_axis = np.cross(up, x_axis)
+    bottom, top = float(heights.min()), float(heights.max())
+    if plane is not None:
+        plane_height = -float(plane[3])  # height (along up) of the plane itself
+        if bottom - plane_height <= contact_tolerance:
+            bottom = min(bottom, plane_height)
+    centre = cu * e1 + cv * e2 + 0.5 * (bottom + top) * up
+    pose = np.eye(4)
+    pose[:3, 0], pose[:3, 1], pose[:3, 2], pose[:3, 3] = x_axis, y_axis, up, centre
+    return pose, np.array([long_len, short_len, top - bottom])

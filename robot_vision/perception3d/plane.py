@@ -1,0 +1,99 @@
+"""Vectorised RANSAC plane fitting with an optional up-vector prior, and plane utilities."""
+
+from __future__ import annotations
+
+from typing import Optional, Sequence, Tuple
+
+import numpy as np
+
+from robot_vision.errors import InputError
+
+
+def orient_plane(plane: np.ndarray, viewpoint: Sequence[float] = (0.0, 0.0, 0.0)) -> np.ndarray:
+    """Return ``plane`` [a, b, c, d] with a unit normal pointing towards ``viewpoint`` (camera origin)."""
+    plane = np.asarray(plane, np.float64).reshape(4).copy()
+    norm = np.linalg.norm(plane[:3])
+    if not (np.isfinite(norm) and norm > 0):
+        raise InputError(f'plane: expected [a, b, c, d] with a non-zero normal, got {plane}')
+    plane /= norm
+    if plane[:3] @ np.asarray(viewpoint, np.float64) + plane[3] < 0:
+        plane = -plane
+    return plane
+
+
+def plane_distance(points: np.ndarray, plane: np.ndarray) -> np.ndarray:
+    """Signed distances (metres) of (..., 3) points to ``plane``; positive on the normal's side."""
+    plane = np.asarray(plane, np.float64)
+    points = np.asarray(points)
+    dtype = points.dtype if points.dtype.kind == 'f' else np.dtype(np.float64)
+    return points.astype(dtype, copy=False) @ plane[:3].astype(dtype) + dtype.type(plane[3])
+
+
+def fit_plane_lsq(points: np.ndarray) -> np.ndarray:
+    """Least-squares plane [a, b, c, d] (unit normal) through (N >= 3, 3) points, via SVD."""
+    points = np.asarray(points, np.float64)
+    centre = points.mean(axis=0)
+    _, _, vt = np.linalg.svd(points - centre, full_matrices=False)
+    normal = vt[-1]
+    return np.r_[normal, -normal @ centre]
+
+
+def ransac_plane(points: np.ndarray, threshold, iterations: int = 200,
+                 up: Optional[Sequence[float]] = None, max_angle_deg: float = 90.0,
+                 rng: Optional[np.random.Generator] = None) -> Tuple[Optional[np.ndarray], np.ndarray]:
+    """Fit the plane with the most inliers to (N, 3) points (metres) by vectorised RANSAC.
+
+    ``threshold`` is the inlier distance in metres, a scalar or an (N,) array (e.g. growing
+    with depth). All ``iterations`` hypotheses are scored at once as an (iterations, N)
+    matrix, so keep N to a few thousand (subsample first). When ``up`` (3,) is given, only
+    planes whose normal is within ``max_angle_deg`` of it are accepted (normal sign is
+    ignored for the test). The winner is refined by least squares on its inliers.
+
+    Returns (plane, inliers): plane is (4,) float64 [a, b, c, d] with a unit normal pointing
+    towards the origin (the camera) and inliers an (N,) bool mask, or (None, all-False) when
+    no hypothesis passed.
+    """
+    points = np.asarray(points, np.float32)
+    n = points.shape[0]
+    none = (None, np.zeros(n, bool))
+    if n < 3:
+        return none
+    rng = np.random.default_rng(0) if rng is None else rng
+    threshold = np.broadcast_to(np.asarray(threshold, np.float32), (n,))
+    picks = rng.integers(0, n, size=(int(iterations), 3))
+    p0, p1, p2 = points[picks[:, 0]], points[picks[:, 1]], points[picks[:, 2]]
+    normals = np.cross(p1 - p0, p2 - p0)
+    norms = np.linalg.norm(normals, axis=1)
+    ok = norms > 1e-9
+    normals = normals[ok] / norms[ok, None]
+    p0 = p0[ok]
+    if up is not None:
+        up = np.asarray(up, np.float32)
+        up = up / np.linalg.norm(up)
+        ok = np.abs(normals @ up) >= np.cos(np.deg2rad(max_angle_deg)) - 1e-6
+        normals, p0 = normals[ok], p0[ok]
+    if normals.shape[0] == 0:
+        return none
+    offsets = -np.einsum('ij,ij->i', normals, p0)
+    dist = np.abs(normals @ points.T + offsets[:, None])
+    counts = np.count_nonzero(dist < threshold[None, :], axis=1)
+    best = int(np.argmax(counts))
+    inliers = dist[best] < threshold
+    if inliers.sum() < 3:
+        return none
+    plane = fit_plane_lsq(points[inliers])
+    if up is not None and abs(plane[:3] @ up) < np.cos(np.deg2rad(max_angle_deg)) - 1e-6:
+        plane = np.r_[normals[best], offsets[best]].astype(np.float64)
+    plane = orient_plane(plane)
+    inliers = np.abs(points @ plane[:3].astype(np.float32) + np.float32(plane[3])) < threshold
+    return plane, inliers
+
+
+def plane_basis(normal: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+    """Two unit vectors (3,) that with the unit ``normal`` form a right-handed orthonormal basis."""
+    normal = np.asarray(normal, np.float64)
+    helper = np.array([1.0, 0.0, 0.0]) if abs(normal[0]) < 0.9 else np.array([0.0, 1.0, 0.0])
+    e1 = np.cross(helper, normal)
+    e1 /= np.linalg.norm(e1)
+    e2 = np.cross(normal, e1)
+    return e1, e2

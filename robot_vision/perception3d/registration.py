@@ -1,0 +1,193 @@
+"""Model-based 6-DoF pose: FPFH + RANSAC global registration, then point-to-plane ICP (open3d)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+import numpy as np
+
+from robot_vision.errors import ConfigError, InputError
+
+
+@dataclass(frozen=True)
+class RegistrationSettings:
+    """Settings of :func:`register_model` (metres unless noted).
+
+    ``voxel_size`` (0.01 m): voxel grid for features and RANSAC; normals use a radius of
+    ``normal_radius_factor`` (2.5) voxels, FPFH ``feature_radius_factor`` (5) voxels with at
+    most ``feature_max_neighbours`` (60) neighbours.
+    ``ransac_distance_factor`` (1.5): RANSAC inlier distance in voxels;
+    ``ransac_max_iterations`` (20000) and ``ransac_confidence`` (0.999) bound RANSAC;
+    ``attempts`` (2): RANSAC runs with seeds ``seed``, ``seed + 1``, ...; the best after ICP wins.
+    ``icp_voxel_size`` (0.005 m): finer grid for ICP refinement (point-to-plane), with
+    correspondences up to ``icp_distance_factor`` (2) ICP voxels and ``icp_iterations`` (30).
+    ``min_fitness`` (0.25): fraction of model points with a scene point within
+    ``icp_distance_factor`` ICP voxels after refinement; ``max_rmse`` (0.008 m): RMS distance
+    of those pairs. A result below/above these is returned with status 'poor_fit'.
+    ``max_points`` (60000): larger inputs are randomly thinned first (seeded).
+    """
+
+    voxel_size: float = 0.01
+    normal_radius_factor: float = 2.5
+    feature_radius_factor: float = 5.0
+    feature_max_neighbours: int = 60
+    ransac_distance_factor: float = 1.5
+    ransac_max_iterations: int = 20000
+    ransac_confidence: float = 0.999
+    attempts: int = 2
+    icp_voxel_size: float = 0.005
+    icp_distance_factor: float = 2.0
+    icp_iterations: int = 30
+    min_fitness: float = 0.25
+    max_rmse: float = 0.008
+    max_points: int = 60000
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        """Validate every field; raise ConfigError naming the field, expected and actual value."""
+        for name in ('voxel_size', 'normal_radius_factor', 'feature_radius_factor', 'ransac_distance_factor',
+                     'icp_voxel_size', 'icp_distance_factor', 'max_rmse'):
+            value = getattr(self, name)
+            if not (isinstance(value, (int, float)) and np.isfinite(value) and value > 0):
+                raise ConfigError(f'RegistrationSettings.{name}: expected a positive number, got {value!r}')
+        for name, low in (('ransac_max_iterations', 1), ('feature_max_neighbours', 5), ('attempts', 1),
+                          ('icp_iterations', 1),
+                          ('max_points', 100), ('seed', 0)):
+            value = getattr(self, name)
+            if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < low:
+                raise ConfigError(f'RegistrationSettings.{name}: expected an integer >= {low}, got {value!r}')
+        for name in ('ransac_confidence', 'min_fitness'):
+            value = getattr(self, name)
+            if not (isinstance(value, (int, float)) and 0 <= value <= 1):
+                raise ConfigError(f'RegistrationSettings.{name}: expected a number in [0, 1], got {value!r}')
+
+
+@dataclass
+class RegistrationResult:
+    """Result of :func:`register_model`.
+
+    ``pose`` (4, 4) float64 maps model points into the scene frame (p_scene = pose @ p_model);
+    ``fitness`` in [0, 1] and ``rmse`` (metres) are measured after ICP on the ICP grid;
+    ``status`` is 'ok', 'poor_fit', 'too_few_model_points' or 'too_few_scene_points';
+    ``accepted`` is True only for 'ok'.
+    """
+
+    pose: np.ndarray
+    fitness: float
+    rmse: float
+    status: str
+    accepted: bool
+
+
+def _clean(points: np.ndarray, name: str, max_points: int, rng: np.random.Generator) -> np.ndarray:
+    points = np.asarray(points)
+    if points.ndim != 2 or points.shape[1] != 3:
+        raise InputError(f'{name}: expected an (N, 3) array of metres, got shape {points.shape}')
+    if points.dtype.kind not in 'fiu':
+        raise InputError(f'{name}: expected a numeric array, got dtype {points.dtype}')
+    points = points[np.isfinite(points).all(axis=1)].astype(np.float64)
+    if points.shape[0] > max_points:
+        points = points[rng.choice(points.shape[0], max_points, replace=False)]
+    return points
+
+
+def _cloud(points: np.ndarray, voxel: float, normal_radius: float, towards: Optional[np.ndarray]):
+    import open3d as o3d
+    pcd = o3d.geometry.PointCloud(o3d.utility.Vector3dVector(points))
+    pcd = pcd.voxel_down_sample(voxel)
+    if len(pcd.points) >= 3:
+        pcd.estimate_normals(o3d.geometry.KDTreeSearchParamHybrid(radius=normal_radius, max_nn=30))
+        pts = np.asarray(pcd.points)
+        normals = np.asarray(pcd.normals)
+        # Orient normals outwards: towards the viewpoint for a scene, away from the centroid for a model.
+        ref = (towards - pts) if towards is not None else (pts - pts.mean(axis=0))
+        flip = np.einsum('ij,ij->i', normals, ref) < 0
+        normals[flip] *= -1
+        pcd.normals = o3d.utility.Vector3dVector(normals)
+    return pcd
+
+
+def register_model(model_points: np.ndarray, scene_points: np.ndarray,
+                   settings: RegistrationSettings = RegistrationSettings(),
+                   init: Optional[np.ndarray] = None) -> RegistrationResult:
+    """Estimate the pose of a model (point cloud) in a scene cloud, without an initial guess.
+
+    ``model_points`` (N, 3) metres in the model's own frame; ``scene_points`` (M, 3) metres in
+    the scene (camera) frame, ideally the object's instance cloud (e.g. from
+    :func:`segment_scene`) or the scene without its support plane; non-finite rows are
+    dropped. Without ``init``: both clouds are voxel-downsampled, FPFH features are matched
+    and RANSAC (3-point, edge-length and distance checks) finds a coarse pose; this runs
+    ``settings.attempts`` times with consecutive seeds. Each candidate is refined by
+    point-to-plane ICP on the finer ICP grid and the one with the best fitness (then lowest
+    RMSE) wins. With ``init`` (4, 4) only ICP runs, starting from it.
+
+    Symmetric objects: the returned pose is one of the equivalent poses (whichever the
+    features and ICP settle on, deterministic for a given seed and input); it is not
+    canonicalised. Compare poses modulo the object's symmetry group (e.g. a can's axis).
+
+    Returns a :class:`RegistrationResult`; poor or impossible fits are reported by
+    ``status``/``accepted``, never raised. Scene normals are oriented towards the camera
+    origin, model normals away from the model centroid.
+    """
+    import open3d as o3d
+    reg = o3d.pipelines.registration
+    rng = np.random.default_rng(settings.seed)
+    model = _clean(model_points, 'model_points', settings.max_points, rng)
+    scene = _clean(scene_points, 'scene_points', settings.max_points, rng)
+    if init is not None:
+        init = np.asarray(init, np.float64)
+        if init.shape != (4, 4) or not np.all(np.isfinite(init)):
+            raise InputError(f'init: expected a finite (4, 4) transform, got shape {init.shape}')
+    identity = np.eye(4) if init is None else init
+    if model.shape[0] < 10:
+        return RegistrationResult(identity, 0.0, np.inf, 'too_few_model_points', False)
+    if scene.shape[0] < 10:
+        return RegistrationResult(identity, 0.0, np.inf, 'too_few_scene_points', False)
+
+    v, vi = settings.voxel_size, settings.icp_voxel_size
+    origin = np.zeros(3)
+    model_fine = _cloud(model, vi, settings.normal_radius_factor * max(vi, v / 2), None)
+    scene_fine = _cloud(scene, vi, settings.normal_radius_factor * max(vi, v / 2), origin)
+    icp_distance = settings.icp_distance_factor * vi
+    candidates = []
+    if init is None:
+        model_down = _cloud(model, v, settings.normal_radius_factor * v, None)
+        scene_down = _cloud(scene, v, settings.normal_radius_factor * v, origin)
+        if len(model_down.points) < 10 or len(scene_down.points) < 10:
+            status = 'too_few_model_points' if len(model_down.points) < 10 else 'too_few_scene_points'
+            return RegistrationResult(identity, 0.0, np.inf, status, False)
+        feature = o3d.geometry.KDTreeSearchParamHybrid(radius=settings.feature_radius_factor * v,
+                                                          max_nn=settings.feature_max_neighbours)
+        model_fpfh = reg.compute_fpfh_feature(model_down, feature)
+        scene_fpfh = reg.compute_fpfh_feature(scene_down, feature)
+        distance = settings.ransac_distance_factor * v
+        checkers = [reg.CorrespondenceCheckerBasedOnEdgeLength(0.9),
+                    reg.CorrespondenceCheckerBasedOnDistance(distance)]
+        criteria = reg.RANSACConvergenceCriteria(settings.ransac_max_iterations, settings.ransac_confidence)
+        for attempt in range(settings.attempts):
+            o3d.utility.random.seed(settings.seed + attempt)
+            coarse = reg.registration_ransac_based_on_feature_matching(
+                model_down, scene_down, model_fpfh, scene_fpfh, True, distance,
+                reg.TransformationEstimationPointToPoint(False), 3, checkers, criteria)
+            # A first ICP pass on the coarse grid widens the basin before the fine pass.
+            mid = reg.registration_icp(model_down, scene_down, 2.0 * v, coarse.transformation,
+                                       reg.TransformationEstimationPointToPlane(),
+                                       reg.ICPConvergenceCriteria(max_iteration=settings.icp_iterations))
+            candidates.append(mid.transformation)
+    else:
+        candidates.append(init)
+
+    best = None
+    for start in candidates:
+        fine = reg.registration_icp(model_fine, scene_fine, icp_distance, start,
+                                    reg.TransformationEstimationPointToPlane(),
+                                    reg.ICPConvergenceCriteria(max_iteration=settings.icp_iterations))
+        key = (fine.fitness, -fine.inlier_rmse)
+        if best is None or key > best[0]:
+            best = (key, fine)
+    fine = best[1]
+    pose = np.asarray(fine.transformation, np.float64).copy()
+    fitness, rmse = float(fine.fitness), float(fine.inlier_rmse) if fine.fitness > 0 else float('inf')
+    accepted = fitness >= settings.min_fitness and rmse <= settings.max_rmse
+    return RegistrationResult(pose, fitness, rmse, 'ok' if accepted else 'poor_fit', accepted)
