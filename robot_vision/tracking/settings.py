@@ -144,7 +144,7 @@ class Tracker2DSettings(LifecycleSettings):
 
     """
 
-    process_noise: float = 20000.0
+    process_noise: float = 2000.0
     measurement_noise: float = 4.0
     initial_velocity_std: float = 200.0
     iou_threshold: float = 0.1
