@@ -83,6 +83,9 @@ class TrackerBase:
         self.rejected_reason: Optional[str] = None
         #: Ids of the tracks deleted (timed out) by the last accepted ``update``, (K,) int64.
         self.deleted_ids = np.zeros(0, np.int64)
+        #: Per observation of the last ``update``, the id of the track it updated or started,
+        #: (N,) int64; -1 where it did neither (or the update was rejected).
+        self.assigned_ids = np.zeros(0, np.int64)
 
     def tracks(self, include_tentative: bool = False):
         """The live tracks at the last accepted stamp: confirmed and coasting (and tentative if asked)."""
@@ -117,6 +120,7 @@ class TrackerBase:
             kind = 'duplicate' if stamp == self._stamp else 'out-of-order'
             self._reject(f'update: {kind} stamp {stamp:.6f} (last accepted {self._stamp:.6f}); '
                          f'observations ignored, tracker state unchanged')
+            self.assigned_ids = np.full(len(obs), -1, np.int64)
             return self.tracks()
         self.rejected_reason = None
         s = self._settings
@@ -156,12 +160,17 @@ class TrackerBase:
         c['state'][matched & confirmed] = TrackState.CONFIRMED
         c['state'][~matched & (c['state'] == TrackState.CONFIRMED)] = TrackState.COASTING
 
-        self._spawn(obs, z, cols, stamp)
+        self.assigned_ids = np.full(n_obs, -1, np.int64)
+        self.assigned_ids[cols] = c['id'][rows]
+        spawned, spawned_ids = self._spawn(obs, z, cols, stamp)
+        self.assigned_ids[spawned] = spawned_ids
         self._after_update()
         self._stamp = stamp
         return self.tracks()
 
-    def _spawn(self, obs: Any, z: np.ndarray, matched_cols: np.ndarray, stamp: float) -> None:
+    def _spawn(self, obs: Any, z: np.ndarray, matched_cols: np.ndarray,
+               stamp: float) -> Tuple[np.ndarray, np.ndarray]:
+        """Start tentative tracks from unmatched observations; returns their indices and new ids."""
         s = self._settings
         free = np.ones(len(obs), bool)
         free[matched_cols] = False
@@ -174,7 +183,7 @@ class TrackerBase:
             idx = idx[np.argsort(-obs.confidence[idx], kind='stable')[:max(room, 0)]]
             idx.sort()
         if len(idx) == 0:
-            return
+            return idx, np.zeros(0, np.int64)
         n = len(idx)
         new = self._new_columns(obs, z, idx)
         new['id'] = np.arange(self._next_id, self._next_id + n, dtype=np.int64)
@@ -187,6 +196,7 @@ class TrackerBase:
         new['class_id'] = obs.class_id[idx].astype(np.int32)
         new['confidence'] = obs.confidence[idx].astype(np.float32)
         self._cols = {k: np.concatenate([v, new[k]], axis=0) for k, v in self._cols.items()}
+        return idx, new['id']
 
     # ------------------------------------------------------------------ helpers
     def _check_stamp_value(self, stamp: float) -> float:

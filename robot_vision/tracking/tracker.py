@@ -70,6 +70,11 @@ class Tracker:
         """Ids (K,) int64 of the tracks deleted by the last accepted update (timed out)."""
         return self._core.deleted_ids
 
+    @property
+    def assigned_ids(self) -> np.ndarray:
+        """Per observation of the last ``update``: id of the track it updated or started, else -1; (N,) int64."""
+        return self._core.assigned_ids
+
     def __len__(self) -> int:
         """Number of live tracks, tentative ones included."""
         return len(self._core)

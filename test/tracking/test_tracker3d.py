@@ -146,8 +146,11 @@ def test_duplicate_and_out_of_order_stamps_are_rejected(bad_stamp, kind, caplog)
     for name in ('track_id', 'position', 'velocity', 'covariance', 'hits', 'last_seen', 'state'):
         np.testing.assert_array_equal(getattr(after, name), getattr(before, name))
     np.testing.assert_array_equal(returned.track_id, tracker.tracks().track_id)
-    tracker.update(obs_at([0.3, 0, 0]), 1.1)  # the next good stamp is accepted again
+    assert tracker.assigned_ids.tolist() == [-1, -1]
+    tracker.update(obs_at([5, 5, 0], [0.3, 0, 0]), 1.1)  # the next good stamp is accepted again
     assert tracker.rejected_reason is None and tracker.stamp == 1.1
+    track_id = int(before.track_id[0])
+    assert tracker.assigned_ids.tolist() == [track_id + 1, track_id]  # new track, then the match
 
 
 def test_irregular_intervals_give_the_true_velocity():
