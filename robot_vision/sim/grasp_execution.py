@@ -40,7 +40,9 @@ class GraspExecutionSettings:
     for ``shake_time`` (1.0 s), then ``hold_time`` (0.3 s) still.
     ``min_lift_fraction`` (0.5): success needs the object raised by this fraction of ``lift_height``.
     ``stop_at_support`` (True): the approach stops when a finger or the palm touches the table
-    or floor (as a force-guarded arm would), instead of pushing through it.
+    or floor, instead of pushing through it. ``approach_force_limit`` (15 N): the approach also
+    stops when the contact force on the hand exceeds this (a force-guarded move; e.g. a
+    fingertip landing on top of an object too wide to fit between the fingers).
     """
 
     pregrasp_distance: float = 0.10
@@ -56,13 +58,15 @@ class GraspExecutionSettings:
     hold_time: float = 0.3
     min_lift_fraction: float = 0.5
     stop_at_support: bool = True
+    approach_force_limit: float = 15.0
 
     def __post_init__(self) -> None:
         """Validate every field."""
         limits = {'pregrasp_distance': (0.0, 1.0), 'approach_speed': (0.01, 5.0), 'close_time': (0.05, 5.0),
                   'grip_force': (0.1, 1000.0), 'finger_friction': (0.01, 5.0), 'lift_height': (0.01, 1.0),
                   'lift_time': (0.05, 10.0), 'shake_amplitude': (0.0, 0.2), 'shake_frequency': (0.0, 10.0),
-                  'shake_time': (0.0, 10.0), 'hold_time': (0.0, 10.0), 'min_lift_fraction': (0.0, 1.0)}
+                  'shake_time': (0.0, 10.0), 'hold_time': (0.0, 10.0), 'min_lift_fraction': (0.0, 1.0),
+                  'approach_force_limit': (0.1, 1e4)}
         for name, (low, high) in limits.items():
             value = getattr(self, name)
             if not (isinstance(value, (int, float, np.floating, np.integer)) and low <= value <= high):
@@ -80,6 +84,7 @@ class GraspOutcome:
     than ``target_index`` was held). ``lifted_height`` (m): rise of the held (or target, or
     nearest) object. ``object_index``: that object (-1: none). ``opening`` (m): finger opening
     after closing. ``approach_blocked``: the approach stopped at the support surface.
+    ``approach_blocked`` is also set when the force-guarded approach stopped on an object.
     ``phases``: per-phase list of object indices touching both fingers.
     """
 
@@ -122,17 +127,17 @@ def gripper_mjcf(params: Dict[str, float], settings: GraspExecutionSettings) -> 
       <geom name="gripper_palm" type="box" size="{pw / 2:.4f} {pt / 2:.4f} {pd / 2:.4f}"
             pos="0 0 {-fd - pd / 2:.4f}" rgba="0.3 0.3 0.35 1" {common} friction="0.5 0.005 0.0001"/>
       <body name="finger_left" gravcomp="1">
-        <joint name="finger_left_joint" type="slide" axis="-1 0 0" range="0 {half_max:.4f}" damping="30"
-               armature="0.01"/>
+        <joint name="finger_left_joint" type="slide" axis="-1 0 0" range="0 {half_max:.4f}" damping="10"
+               armature="0.01" solreflimit="0.004 1"/>
         <geom name="finger_left" type="box" size="{ft / 2:.4f} {fw / 2:.4f} {fd / 2:.4f}"
-              pos="{-ft / 2:.4f} 0 {-fd / 2:.4f}" mass="0.05" rgba="0.8 0.8 0.85 1" {common}
+              pos="{-ft / 2:.4f} 0 {-fd / 2:.4f}" mass="0.05" rgba="0.8 0.8 0.85 1" {common} priority="1"
               friction="{mu:.3f} 0.01 0.0001"/>
       </body>
       <body name="finger_right" gravcomp="1">
-        <joint name="finger_right_joint" type="slide" axis="1 0 0" range="0 {half_max:.4f}" damping="30"
-               armature="0.01"/>
+        <joint name="finger_right_joint" type="slide" axis="1 0 0" range="0 {half_max:.4f}" damping="10"
+               armature="0.01" solreflimit="0.004 1"/>
         <geom name="finger_right" type="box" size="{ft / 2:.4f} {fw / 2:.4f} {fd / 2:.4f}"
-              pos="{ft / 2:.4f} 0 {-fd / 2:.4f}" mass="0.05" rgba="0.8 0.8 0.85 1" {common}
+              pos="{ft / 2:.4f} 0 {-fd / 2:.4f}" mass="0.05" rgba="0.8 0.8 0.85 1" {common} priority="1"
               friction="{mu:.3f} 0.01 0.0001"/>
       </body>
     </body>"""
@@ -176,17 +181,26 @@ class _GraspWorld:
         self.qpos_adr = [int(self.model.jnt_qposadr[self.model.body_jntadr[b]]) for b in body_ids]
 
 
-def _contacts(world: _GraspWorld, data) -> Tuple[set, set, bool, float]:
-    """(objects touching the left / right finger, hand touches support, max hand penetration in m)."""
+def _contacts(world: _GraspWorld, data, force: bool = False) -> Tuple[set, set, bool, float, float]:
+    """Summarise the hand's contacts.
+
+    Returns (objects touching the left finger, ... the right finger, hand touches support,
+    max hand penetration (m), total normal force on the hand (N, only when ``force``)).
+    """
     left, right = set(), set()
     support = False
     depth = 0.0
+    total = 0.0
+    wrench = np.zeros(6)
     for k in range(data.ncon):
         con = data.contact[k]
         g1, g2 = int(con.geom1), int(con.geom2)
         for a, b in ((g1, g2), (g2, g1)):
             if a in world.hand:
                 depth = max(depth, -float(con.dist))
+                if force and b not in world.hand:
+                    world.mujoco.mj_contactForce(world.model, data, k, wrench)
+                    total += abs(float(wrench[0]))
                 if b in world.support:
                     support = True
                 obj = world.geom_object.get(b)
@@ -194,7 +208,7 @@ def _contacts(world: _GraspWorld, data) -> Tuple[set, set, bool, float]:
                     left.add(obj)
                 if obj is not None and a == world.right:
                     right.add(obj)
-    return left, right, support, depth
+    return left, right, support, depth, total
 
 
 def execute_grasp(scene: SimScene, grasp_pose_world: np.ndarray, width: float, gripper: Any = None,
@@ -253,7 +267,7 @@ def execute_grasp(scene: SimScene, grasp_pose_world: np.ndarray, width: float, g
     data.qpos[world.hand_qpos + 3:world.hand_qpos + 7] = quat
     mujoco.mj_forward(model, data)
     initial = np.array([data.qpos[a:a + 3] for a in world.qpos_adr]).reshape(-1, 3)
-    _, _, _, penetration = _contacts(world, data)
+    _, _, _, penetration, _ = _contacts(world, data)
     if penetration > 0.002:
         return _outcome(False, 'pregrasp_collision', world, data, initial, target_index, pose, opening,
                         False, start_wall, {})
@@ -266,8 +280,8 @@ def execute_grasp(scene: SimScene, grasp_pose_world: np.ndarray, width: float, g
         candidate = pre + (pose[:3, 3] - pre) * k / steps
         place(candidate)
         mujoco.mj_step(model, data)
-        _, _, support, _ = _contacts(world, data)
-        if support and settings.stop_at_support:
+        _, _, support, _, pushed = _contacts(world, data, force=True)
+        if (support and settings.stop_at_support) or pushed > settings.approach_force_limit:
             blocked = True
             place(position)   # back off to the last free position
             mujoco.mj_forward(model, data)
@@ -278,7 +292,7 @@ def execute_grasp(scene: SimScene, grasp_pose_world: np.ndarray, width: float, g
     data.ctrl[0] = 0.0
     for _ in range(int(settings.close_time / dt)):
         mujoco.mj_step(model, data)
-    left, right, _, _ = _contacts(world, data)
+    left, right, _, _, _ = _contacts(world, data)
     phases['closed'] = sorted(left & right)
     # lift straight up in the world
     steps = max(1, int(settings.lift_time / dt))
@@ -287,7 +301,7 @@ def execute_grasp(scene: SimScene, grasp_pose_world: np.ndarray, width: float, g
         s = k / steps
         place(start + np.array([0.0, 0.0, settings.lift_height * (3 * s * s - 2 * s ** 3)]))
         mujoco.mj_step(model, data)
-    left, right, _, _ = _contacts(world, data)
+    left, right, _, _, _ = _contacts(world, data)
     phases['lifted'] = sorted(left & right)
     # shake along both horizontal axes
     top = start + np.array([0.0, 0.0, settings.lift_height])
@@ -302,7 +316,7 @@ def execute_grasp(scene: SimScene, grasp_pose_world: np.ndarray, width: float, g
     place(top)
     for _ in range(int(settings.hold_time / dt)):
         mujoco.mj_step(model, data)
-    left, right, _, _ = _contacts(world, data)
+    left, right, _, _, _ = _contacts(world, data)
     phases['shaken'] = sorted(left & right)
     return _outcome(True, '', world, data, initial, target_index, pose, opening, blocked, start_wall, phases,
                     settings)

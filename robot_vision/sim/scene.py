@@ -45,12 +45,12 @@ class SceneSettings:
     num_objects: int = 0
     surface: str = 'table'
     table_height: float = 0.75
-    table_size: Tuple[float, float] = (0.8, 0.6)
+    table_size: Tuple[float, float] = (1.2, 0.9)
     kinds: Tuple[str, ...] = OBJECT_KINDS
     placement_radius: float = 0.18
     min_gap: float = 0.01
     camera_distance: Tuple[float, float] = (0.5, 1.0)
-    camera_elevation_deg: Tuple[float, float] = (40.0, 75.0)
+    camera_elevation_deg: Tuple[float, float] = (45.0, 75.0)
     width: int = 640
     height: int = 480
     fovy_deg: float = 49.1

@@ -1,0 +1,398 @@
+"""Evaluate perception and closed-loop grasping on generated scenes against simulator ground truth.
+
+Run ``python -m robot_vision.sim.evaluate --scenes 400 --seed 0 --out artifacts/sim_eval`` (or call
+:func:`run_evaluation`); it writes ``report.json`` and ``report.md`` into the output folder.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+from robot_vision.errors import ConfigError, InputError
+from robot_vision.geometry import invert_transform
+from robot_vision.sim.grasp_execution import GraspExecutionSettings, execute_grasp
+from robot_vision.sim.noise import NOISE_MODELS, DepthNoise
+from robot_vision.sim.scene import CLUTTER_LEVELS, SceneSettings, generate_scene
+from robot_vision.sim.simulator import GroundTruth, SimScene
+
+#: Rotational symmetry used for the rotation error: which canonical axes are meaningful.
+_YAW_SYMMETRIC = {'sphere', 'cylinder'}
+_NO_ROTATION = {'sphere'}
+
+
+def wilson_interval(successes: int, trials: int, z: float = 1.96) -> Tuple[float, float]:
+    """Wilson score interval (low, high) of a binomial proportion; (0, 1) when ``trials`` is 0."""
+    if trials <= 0:
+        return 0.0, 1.0
+    p = successes / trials
+    denom = 1 + z * z / trials
+    centre = (p + z * z / (2 * trials)) / denom
+    half = z * math.sqrt(p * (1 - p) / trials + z * z / (4 * trials * trials)) / denom
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def mask_iou_matrix(gt_masks: np.ndarray, pred_masks: np.ndarray) -> np.ndarray:
+    """IoU of every ground-truth mask (G, H, W) bool with every predicted mask (P, H, W) bool: (G, P)."""
+    gt = np.asarray(gt_masks, bool).reshape(len(gt_masks), -1).astype(np.float32)
+    pred = np.asarray(pred_masks, bool).reshape(len(pred_masks), -1).astype(np.float32)
+    if gt.shape[1:] != pred.shape[1:] and len(gt) and len(pred):
+        raise InputError(f'mask_iou_matrix: mask sizes differ, {gt_masks.shape} vs {pred_masks.shape}')
+    inter = gt @ pred.T
+    union = gt.sum(1)[:, None] + pred.sum(1)[None, :] - inter
+    return np.where(union > 0, inter / np.maximum(union, 1), 0.0)
+
+
+def match_instances(iou: np.ndarray, threshold: float = 0.5) -> List[Tuple[int, int, float]]:
+    """One-to-one matches (gt, pred, iou) maximising total IoU, keeping pairs with IoU >= ``threshold``."""
+    from scipy.optimize import linear_sum_assignment
+    if iou.size == 0:
+        return []
+    rows, cols = linear_sum_assignment(-iou)
+    return [(int(r), int(c), float(iou[r, c])) for r, c in zip(rows, cols) if iou[r, c] >= threshold]
+
+
+def rotation_error_deg(kind: str, gt_pose: np.ndarray, pred_pose: np.ndarray) -> float:
+    """Symmetry-aware rotation error in degrees between two poses in the Objects3D convention.
+
+    Tilt (angle between the z axes) plus, for shapes that are not symmetric about z, the yaw
+    error modulo 180 degrees (a box looks the same turned half-way round); NaN for spheres.
+    """
+    if kind in _NO_ROTATION:
+        return float('nan')
+    zg, zp = gt_pose[:3, 2], pred_pose[:3, 2]
+    tilt = math.degrees(math.acos(float(np.clip(abs(zg @ zp), -1.0, 1.0))))
+    if kind in _YAW_SYMMETRIC:
+        return tilt
+    xg, xp = gt_pose[:3, 0], pred_pose[:3, 0]
+    xp = xp - zg * (zg @ xp)
+    xg = xg - zg * (zg @ xg)
+    if np.linalg.norm(xp) < 1e-9 or np.linalg.norm(xg) < 1e-9:
+        return tilt
+    cos = abs(float(xg @ xp) / (np.linalg.norm(xg) * np.linalg.norm(xp)))
+    yaw = math.degrees(math.acos(min(1.0, cos)))
+    return max(tilt, yaw)
+
+
+def add_s(model_points: np.ndarray, gt_pose: np.ndarray, pred_pose: np.ndarray) -> float:
+    """ADD-S (m): mean distance from each GT-posed model point to the closest prediction-posed model point."""
+    from scipy.spatial import cKDTree
+    pts = np.asarray(model_points, np.float64)
+    gt = pts @ gt_pose[:3, :3].T + gt_pose[:3, 3]
+    pred = pts @ pred_pose[:3, :3].T + pred_pose[:3, 3]
+    return float(cKDTree(pred).query(gt)[0].mean())
+
+
+@dataclass(frozen=True)
+class EvaluationSettings:
+    """What :func:`run_evaluation` measures (metres unless stated).
+
+    ``clutter_levels``: scenes cycle through these ('isolated', 'clutter'). ``noise``: depth noise
+    model (see ``DepthNoise``). ``min_visible_pixels`` (200): GT objects with fewer visible
+    pixels are not counted for recall. ``iou_threshold`` (0.5). ``perception`` / ``grasping``:
+    which parts to run. ``image_size`` (640, 480) pixels.
+    """
+
+    clutter_levels: Tuple[str, ...] = ('isolated', 'clutter')
+    noise: str = 'kinect'
+    min_visible_pixels: int = 200
+    iou_threshold: float = 0.5
+    perception: bool = True
+    grasping: bool = True
+    image_size: Tuple[int, int] = (640, 480)
+
+    def __post_init__(self) -> None:
+        """Validate the fields."""
+        if not self.clutter_levels or any(c not in CLUTTER_LEVELS for c in self.clutter_levels):
+            raise ConfigError(f'EvaluationSettings.clutter_levels: expected a non-empty subset of '
+                              f'{sorted(CLUTTER_LEVELS)}, got {self.clutter_levels!r}')
+        if self.noise not in NOISE_MODELS:
+            raise ConfigError(f'EvaluationSettings.noise: expected one of {NOISE_MODELS}, got {self.noise!r}')
+        if not (0.0 < self.iou_threshold <= 1.0):
+            raise ConfigError(f'EvaluationSettings.iou_threshold: expected (0, 1], got {self.iou_threshold}')
+        if self.min_visible_pixels < 0:
+            raise ConfigError(f'EvaluationSettings.min_visible_pixels: expected >= 0, '
+                              f'got {self.min_visible_pixels}')
+
+
+def evaluate_perception(seg_objects: Any, gt: GroundTruth, settings: EvaluationSettings) -> Dict[str, Any]:
+    """Compare one frame's segmented objects (Objects3D with masks, camera frame) with ground truth.
+
+    Returns per-GT-object rows (kind, visible pixels, distance, matched IoU, translation error,
+    rotation error, ADD-S) and the match list ``(gt, pred, iou)``.
+    """
+    counted = np.flatnonzero(gt.visible_pixels >= settings.min_visible_pixels)
+    pred_masks = seg_objects.mask if len(seg_objects) else np.zeros((0,) + gt.mask.shape[1:], bool)
+    iou = mask_iou_matrix(gt.mask[counted], pred_masks)
+    matches = [(int(counted[g]), p, v) for g, p, v in match_instances(iou, settings.iou_threshold)]
+    matched = {g: (p, v) for g, p, v in matches}
+    rows = []
+    for g in counted:
+        g = int(g)
+        row = {'kind': gt.kind[g], 'class_name': gt.class_name[g], 'visible_pixels': int(gt.visible_pixels[g]),
+               'distance_m': float(np.linalg.norm(gt.pose_camera[g][:3, 3])),
+               'best_iou': float(iou[list(counted).index(g)].max()) if iou.shape[1] else 0.0,
+               'matched': g in matched}
+        if g in matched:
+            p, v = matched[g]
+            pred = seg_objects.pose[p]
+            row.update(iou=v, translation_error_m=float(np.linalg.norm(pred[:3, 3] - gt.pose_camera[g][:3, 3])),
+                       centroid_error_m=float(np.linalg.norm(seg_objects.centroid[p] - gt.pose_camera[g][:3, 3])),
+                       rotation_error_deg=rotation_error_deg(gt.kind[g], gt.pose_camera[g], pred),
+                       add_s_m=add_s(gt.model_points[g], gt.pose_camera[g], pred))
+        rows.append(row)
+    return {'objects': rows, 'matches': matches, 'predicted': int(len(seg_objects))}
+
+
+def _summary_rate(successes: int, trials: int) -> Dict[str, Any]:
+    low, high = wilson_interval(successes, trials)
+    return {'successes': successes, 'trials': trials,
+            'rate': successes / trials if trials else float('nan'), 'ci95': [low, high]}
+
+
+def run_evaluation(n_scenes: int, seed: int = 0, out_dir: Optional[str] = 'artifacts/sim_eval',
+                   settings: EvaluationSettings = EvaluationSettings(), gripper: Any = None,
+                   grasp_settings: Any = None, exec_settings: GraspExecutionSettings = GraspExecutionSettings(),
+                   segmentation_settings: Any = None, progress: bool = False) -> Dict[str, Any]:
+    """Generate ``n_scenes`` scenes, run perception and the top-1 planned grasp in each, and report.
+
+    Perception: ``robot_vision.perception3d.segmentation.segment_scene`` on the noisy frame;
+    mask IoU matching (Hungarian, IoU >= ``iou_threshold``) against ground truth; translation
+    error of the box centre (m), symmetry-aware rotation error (deg), ADD-S (m).
+    Grasping: ``robot_vision.grasping.plan_scene_grasps`` on the segmented objects (camera
+    frame); the best-scoring grasp is moved to the world and executed with
+    :func:`~robot_vision.sim.execute_grasp`, targeted at the GT object its segment matches.
+    Returns the report dict (also written as ``report.json`` and ``report.md`` in ``out_dir``
+    unless it is None).
+    """
+    if int(n_scenes) < 1:
+        raise ConfigError(f'run_evaluation: n_scenes must be >= 1, got {n_scenes}')
+    from robot_vision.perception3d.segmentation import SegmentationSettings, segment_scene
+    seg_settings = segmentation_settings or SegmentationSettings()
+    if settings.grasping:
+        from robot_vision.grasping import GraspSettings, GripperModel, plan_scene_grasps
+        gripper = gripper or GripperModel()
+        grasp_settings = grasp_settings or GraspSettings()
+    width, height = settings.image_size
+    started = time.perf_counter()
+    timing = {'render_s': 0.0, 'segment_s': 0.0, 'plan_s': 0.0, 'execute_s': 0.0, 'build_s': 0.0}
+    frames = 0
+    object_rows: List[Dict[str, Any]] = []
+    grasp_rows: List[Dict[str, Any]] = []
+    scene_rows: List[Dict[str, Any]] = []
+    for k in range(int(n_scenes)):
+        clutter = settings.clutter_levels[k % len(settings.clutter_levels)]
+        scene_seed = int(seed) * 100003 + k
+        t0 = time.perf_counter()
+        spec = generate_scene(scene_seed, SceneSettings(clutter=clutter, width=width, height=height))
+        scene = SimScene(spec, DepthNoise(settings.noise, seed=scene_seed))
+        t1 = time.perf_counter()
+        try:
+            frame, gt = scene.render()
+            t2 = time.perf_counter()
+            frames += 1
+            timing['build_s'] += t1 - t0
+            timing['render_s'] += t2 - t1
+            seg = segment_scene(frame, seg_settings)
+            t3 = time.perf_counter()
+            timing['segment_s'] += t3 - t2
+            perception = evaluate_perception(seg.objects, gt, settings)
+            for row in perception['objects']:
+                row.update(scene=k, clutter=clutter)
+            object_rows.extend(perception['objects'])
+            scene_row = {'scene': k, 'seed': scene_seed, 'clutter': clutter, 'objects': len(gt),
+                         'predicted': perception['predicted'], 'status': seg.status}
+            if settings.grasping:
+                scene_row['grasp'] = _grasp_once(scene, frame, gt, seg, perception['matches'], gripper,
+                                                 grasp_settings, exec_settings, plan_scene_grasps, timing)
+                scene_row['grasp'].update(scene=k, clutter=clutter)
+                grasp_rows.append(scene_row['grasp'])
+            scene_rows.append(scene_row)
+        finally:
+            scene.close()
+        if progress and (k + 1) % 10 == 0:
+            print(f'{k + 1}/{n_scenes} scenes, {time.perf_counter() - started:.0f} s', file=sys.stderr, flush=True)
+    wall = time.perf_counter() - started
+    report = _summarise(object_rows, grasp_rows, scene_rows, settings, timing, frames, wall, n_scenes, seed)
+    if out_dir is not None:
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / 'report.json').write_text(json.dumps(report, indent=2, default=_json_default))
+        (out / 'report.md').write_text(render_markdown(report))
+    return report
+
+
+def _grasp_once(scene: SimScene, frame, gt: GroundTruth, seg, matches, gripper, grasp_settings,
+                exec_settings, plan_scene_grasps, timing) -> Dict[str, Any]:
+    t0 = time.perf_counter()
+    row: Dict[str, Any] = {'executed': False}
+    if not seg.ok or len(seg.objects) == 0:
+        row.update(success=False, reason=f'no_objects ({seg.status})', kind=None)
+        return row
+    normal = None if seg.plane is None else np.asarray(seg.plane[:3])
+    result = plan_scene_grasps(seg.objects, seg.cloud, gripper, grasp_settings, support_normal=normal)
+    t1 = time.perf_counter()
+    timing['plan_s'] += t1 - t0
+    if not result.ok:
+        row.update(success=False, reason='no_grasp', detail=result.reason, kind=None)
+        return row
+    best = int(np.argmax(result.grasps.score))
+    pred_index = int(result.grasps.object_index[best])
+    target = next((g for g, p, _ in matches if p == pred_index), None)
+    camera_to_world = frame.camera_to_fixed
+    grasp_camera = result.grasps.pose[best] @ invert_transform(np.asarray(gripper.tcp_offset))
+    grasp_world = camera_to_world @ grasp_camera
+    outcome = execute_grasp(scene, grasp_world, float(result.grasps.width[best]), gripper, exec_settings,
+                            target_index=target)
+    timing['execute_s'] += time.perf_counter() - t1
+    index = outcome.object_index
+    row.update(executed=True, success=bool(outcome.success), reason=outcome.reason,
+               lifted_height_m=outcome.lifted_height, target=target, object=index,
+               kind=gt.kind[index] if index >= 0 else None,
+               class_name=gt.class_name[index] if index >= 0 else None,
+               score=float(result.grasps.score[best]), width_m=float(result.grasps.width[best]),
+               approach_z_world=float(grasp_world[2, 2]), approach_blocked=outcome.approach_blocked)
+    return row
+
+
+def _summarise(object_rows, grasp_rows, scene_rows, settings, timing, frames, wall, n_scenes, seed):
+    report: Dict[str, Any] = {'n_scenes': int(n_scenes), 'seed': int(seed), 'settings': asdict(settings),
+                              'wall_time_s': wall, 'frames_rendered': frames,
+                              'render_fps': frames / timing['render_s'] if timing['render_s'] else None,
+                              'timing_s': timing}
+    percep: Dict[str, Any] = {}
+    for name, rows in [('all', object_rows)] + [
+            (c, [r for r in object_rows if r['clutter'] == c]) for c in settings.clutter_levels]:
+        matched = [r for r in rows if r['matched']]
+        trans = np.array([r['translation_error_m'] for r in matched])
+        rot = np.array([r['rotation_error_deg'] for r in matched], float)
+        adds = np.array([r['add_s_m'] for r in matched])
+        percep[name] = {
+            'gt_objects': len(rows), 'matched': len(matched),
+            'recall_at_iou': len(matched) / len(rows) if rows else float('nan'),
+            'mean_iou_matched': float(np.mean([r['iou'] for r in matched])) if matched else float('nan'),
+            'median_translation_error_m': float(np.median(trans)) if len(trans) else float('nan'),
+            'p90_translation_error_m': float(np.percentile(trans, 90)) if len(trans) else float('nan'),
+            'median_rotation_error_deg': float(np.nanmedian(rot)) if np.isfinite(rot).any() else float('nan'),
+            'median_add_s_m': float(np.median(adds)) if len(adds) else float('nan'),
+            'add_s_below_1cm': float(np.mean(adds < 0.01)) if len(adds) else float('nan'),
+        }
+    predicted = sum(r['predicted'] for r in scene_rows)
+    matched_all = sum(1 for r in object_rows if r['matched'])
+    percep['all']['precision_at_iou'] = matched_all / predicted if predicted else float('nan')
+    kinds = sorted({r['kind'] for r in object_rows})
+    percep['by_kind'] = {k: {'gt_objects': sum(r['kind'] == k for r in object_rows),
+                             'recall_at_iou': float(np.mean([r['matched'] for r in object_rows if r['kind'] == k])),
+                             'median_translation_error_m': float(np.median(
+                                 [r['translation_error_m'] for r in object_rows if r['kind'] == k and r['matched']]
+                                 or [np.nan]))} for k in kinds}
+    report['perception'] = percep
+    if grasp_rows:
+        executed = [r for r in grasp_rows if r['executed']]
+        grasp: Dict[str, Any] = {'scenes': len(grasp_rows), 'executed': len(executed),
+                                 'executed_rate': _summary_rate(sum(r['success'] for r in executed), len(executed)),
+                                 'per_scene_rate': _summary_rate(sum(r['success'] for r in grasp_rows),
+                                                                 len(grasp_rows))}
+        grasp['by_clutter'] = {c: _summary_rate(sum(r['success'] for r in executed if r['clutter'] == c),
+                                                sum(1 for r in executed if r['clutter'] == c))
+                               for c in settings.clutter_levels}
+        grasp['by_clutter_per_scene'] = {
+            c: _summary_rate(sum(r['success'] for r in grasp_rows if r['clutter'] == c),
+                             sum(1 for r in grasp_rows if r['clutter'] == c)) for c in settings.clutter_levels}
+        grasp['by_kind'] = {k: _summary_rate(sum(r['success'] for r in executed if r['kind'] == k),
+                                             sum(1 for r in executed if r['kind'] == k))
+                            for k in sorted({str(r['kind']) for r in executed})}
+        reasons: Dict[str, int] = {}
+        for r in grasp_rows:
+            key = r['reason'].split(' ')[0]
+            reasons[key] = reasons.get(key, 0) + 1
+        grasp['reasons'] = reasons
+        report['grasping'] = grasp
+    report['scenes'] = scene_rows
+    report['objects'] = object_rows
+    return report
+
+
+def _json_default(value: Any):
+    if isinstance(value, (np.integer,)):
+        return int(value)
+    if isinstance(value, (np.floating,)):
+        return float(value)
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    raise TypeError(f'not JSON serialisable: {type(value).__name__}')
+
+
+def _pct(rate: Dict[str, Any]) -> str:
+    if not rate['trials']:
+        return 'n/a (0 trials)'
+    low, high = rate['ci95']
+    return (f"{100 * rate['rate']:.1f} % ({rate['successes']}/{rate['trials']}, "
+            f"95 % CI {100 * low:.1f}-{100 * high:.1f} %)")
+
+
+def render_markdown(report: Dict[str, Any]) -> str:
+    """Format a :func:`run_evaluation` report as Markdown."""
+    lines = [f"# Simulation evaluation: {report['n_scenes']} scenes, seed {report['seed']}", '',
+             f"Depth noise: `{report['settings']['noise']}`. Wall time {report['wall_time_s']:.1f} s; "
+             f"rendering {report['render_fps'] or 0:.1f} frames/s (colour + depth + segmentation + noise).", '',
+             '## Perception (segment_scene vs ground truth)', '',
+             '| subset | GT objects | recall @ IoU 0.5 | mean IoU | median transl. err | p90 transl. err '
+             '| median rot. err | median ADD-S |', '|---|---|---|---|---|---|---|---|']
+    percep = report['perception']
+    for name in ['all'] + list(report['settings']['clutter_levels']):
+        p = percep[name]
+        lines.append(f"| {name} | {p['gt_objects']} | {p['recall_at_iou']:.3f} | {p['mean_iou_matched']:.3f} | "
+                     f"{1000 * p['median_translation_error_m']:.1f} mm | "
+                     f"{1000 * p['p90_translation_error_m']:.1f} mm | "
+                     f"{p['median_rotation_error_deg']:.1f} deg | {1000 * p['median_add_s_m']:.1f} mm |")
+    lines += ['', f"Precision @ IoU 0.5: {percep['all'].get('precision_at_iou', float('nan')):.3f}", '',
+              '| kind | GT objects | recall | median transl. err |', '|---|---|---|---|']
+    for kind, p in percep['by_kind'].items():
+        lines.append(f"| {kind} | {p['gt_objects']} | {p['recall_at_iou']:.3f} | "
+                     f"{1000 * p['median_translation_error_m']:.1f} mm |")
+    grasp = report.get('grasping')
+    if grasp:
+        lines += ['', '## Closed-loop grasping (planner top-1 per scene, executed in MuJoCo)', '',
+                  f"Executed grasps: {_pct(grasp['executed_rate'])}", '',
+                  f"Per scene (no grasp found counts as a failure): {_pct(grasp['per_scene_rate'])}", '',
+                  '| clutter | executed grasps | per scene |', '|---|---|---|']
+        for c, rate in grasp['by_clutter'].items():
+            lines.append(f"| {c} | {_pct(rate)} | {_pct(grasp['by_clutter_per_scene'][c])} |")
+        lines += ['', '| object kind | success (executed) |', '|---|---|']
+        for k, rate in grasp['by_kind'].items():
+            lines.append(f'| {k} | {_pct(rate)} |')
+        lines += ['', 'Outcomes: ' + ', '.join(f'{k}: {v}' for k, v in sorted(grasp['reasons'].items()))]
+    t = report['timing_s']
+    lines += ['', '## Time (s)', '',
+              ', '.join(f'{k} {v:.1f}' for k, v in t.items()) + f", total {report['wall_time_s']:.1f} s"]
+    return '\n'.join(lines) + '\n'
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Command-line entry point: ``python -m robot_vision.sim.evaluate --scenes N --seed S --out DIR``."""
+    parser = argparse.ArgumentParser(prog='python -m robot_vision.sim.evaluate', description=__doc__.splitlines()[0])
+    parser.add_argument('--scenes', type=int, default=20, help='number of generated scenes')
+    parser.add_argument('--seed', type=int, default=0)
+    parser.add_argument('--out', default='artifacts/sim_eval', help='output folder for report.json/report.md')
+    parser.add_argument('--noise', default='kinect', choices=NOISE_MODELS)
+    parser.add_argument('--clutter', default='isolated,clutter', help='comma-separated clutter levels to cycle')
+    parser.add_argument('--no-grasping', action='store_true', help='perception only')
+    args = parser.parse_args(argv)
+    settings = EvaluationSettings(clutter_levels=tuple(args.clutter.split(',')), noise=args.noise,
+                                  grasping=not args.no_grasping)
+    report = run_evaluation(args.scenes, args.seed, args.out, settings, progress=True)
+    print(render_markdown(report))
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

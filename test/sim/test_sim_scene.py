@@ -1,0 +1,98 @@
+"""Scene generation: reproducibility, clutter levels, placement, settings validation, YCB meshes."""
+
+import numpy as np
+import pytest
+
+from robot_vision.errors import ConfigError
+from robot_vision.sim import SceneSettings, SimScene, generate_scene
+from robot_vision.sim.scene import CLASS_NAMES, look_at, ycb_hull
+
+
+def test_same_seed_gives_identical_scene_and_mjcf():
+    a = generate_scene(11, SceneSettings())
+    b = generate_scene(11, SceneSettings())
+    c = generate_scene(12, SceneSettings())
+    assert a.to_mjcf() == b.to_mjcf()
+    assert a.to_mjcf() != c.to_mjcf()
+
+
+@pytest.mark.parametrize('clutter, low, high', [('isolated', 1, 1), ('clutter', 4, 8)])
+def test_clutter_levels_set_the_object_count(clutter, low, high):
+    counts = [len(generate_scene(seed, SceneSettings(clutter=clutter)).objects) for seed in range(12)]
+    assert min(counts) >= low and max(counts) <= high
+    if clutter == 'clutter':
+        assert len(set(counts)) > 1
+
+
+def test_objects_do_not_overlap_and_lie_on_the_table():
+    for seed in range(8):
+        spec = generate_scene(seed, SceneSettings(clutter='clutter'))
+        centres = np.array([o.pose[:2, 3] for o in spec.objects])
+        radii = np.array([np.hypot(*o.extent[:2]) / 2 if o.kind != 'capsule' else np.hypot(o.extent[0], o.extent[2]) / 2
+                          for o in spec.objects])
+        for i in range(len(centres)):
+            for j in range(i):
+                assert np.linalg.norm(centres[i] - centres[j]) >= radii[i] + radii[j]
+        assert np.all(np.abs(centres) < 0.45)
+        assert all(o.pose[2, 3] > spec.surface_height for o in spec.objects)
+        assert all(0 <= o.class_id < len(CLASS_NAMES) for o in spec.objects)
+
+
+def test_camera_distance_and_orientation_follow_the_settings():
+    settings = SceneSettings(camera_distance=(0.5, 1.0))
+    for seed in range(10):
+        spec = generate_scene(seed, settings)
+        pose = spec.camera.pose
+        np.testing.assert_allclose(pose[:3, :3].T @ pose[:3, :3], np.eye(3), atol=1e-9)
+        assert np.linalg.det(pose[:3, :3]) > 0
+        # looking down at the table: optical z points below the horizon, image y points "down"
+        assert pose[2, 2] < -0.5 and pose[2, 1] < 0
+        to_table = np.array([0.0, 0.0, spec.surface_height]) - pose[:3, 3]
+        assert 0.45 < np.linalg.norm(to_table) < 1.1
+
+
+def test_look_at_builds_an_optical_frame():
+    pose = look_at(np.array([1.0, 0.0, 1.0]), np.array([0.0, 0.0, 0.0]))
+    np.testing.assert_allclose(pose[:3, 2], np.array([-1.0, 0.0, -1.0]) / np.sqrt(2))
+    np.testing.assert_allclose(pose[:3, 0], [0.0, 1.0, 0.0], atol=1e-12)   # facing -x, right is +y
+    assert pose[2, 1] < 0                                                   # y down
+
+
+def test_floor_surface_and_fixed_appearance():
+    spec = generate_scene(3, SceneSettings(surface='floor', randomize_appearance=False, clutter='isolated'))
+    assert spec.surface_height == 0.0
+    xml = spec.to_mjcf()
+    assert 'table_top' not in xml and 'name="floor"' in xml
+
+
+@pytest.mark.parametrize('field, value', [
+    ('clutter', 'dense'), ('surface', 'shelf'), ('kinds', ('box', 'torus')), ('kinds', ()),
+    ('camera_distance', (1.0, 0.5)), ('fovy_deg', 0.0), ('width', 8), ('num_objects', 40),
+    ('camera_elevation_deg', (0.0, 95.0)), ('table_size', (0.05, 1.0)),
+])
+def test_invalid_settings_name_the_field(field, value):
+    with pytest.raises(ConfigError, match=field.split('_')[0]):
+        SceneSettings(**{field: value})
+
+
+def test_generate_scene_rejects_wrong_settings_type():
+    with pytest.raises(ConfigError, match='SceneSettings'):
+        generate_scene(0, {'clutter': 'isolated'})
+
+
+def test_ycb_hull_is_closed_and_outward(shared_data):
+    vertices, faces = ycb_hull('006_mustard_bottle')
+    a, b, c = (vertices[faces[:, k]] for k in range(3))
+    volume = np.einsum('ij,ij->i', a, np.cross(b, c)).sum() / 6.0   # positive for outward winding
+    extent = vertices.max(0) - vertices.min(0)
+    assert 0.3 * np.prod(extent) < volume < np.prod(extent)
+    np.testing.assert_allclose((vertices.max(0) + vertices.min(0)) / 2, 0.0, atol=1e-9)
+
+
+def test_mesh_objects_compile_and_settle(shared_data):
+    spec = generate_scene(5, SceneSettings(kinds=('mesh',), clutter='clutter'))
+    assert all(o.kind == 'mesh' and o.class_name in CLASS_NAMES for o in spec.objects)
+    scene = SimScene(spec, render=False)
+    heights = [scene.object_pose_world(i)[2, 3] for i in range(len(spec.objects))]
+    assert min(heights) > spec.surface_height   # resting on the table, not fallen through
+    assert np.allclose(scene.data.qvel, 0.0)
