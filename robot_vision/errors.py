@@ -17,6 +17,18 @@ class ModelError(RobotVisionError, RuntimeError):
     """A model file is missing, corrupt, or has an unsupported input/output layout."""
 
 
+class TransformError(RobotVisionError, LookupError):
+    """A coordinate transform is unavailable: unknown frame, disconnected trees, or stamp outside the buffer.
+
+    ``reason`` classifies the failure for diagnostics: ``'missing_frame'``, ``'disconnected'``,
+    ``'extrapolation'``, ``'invalid'`` or ``'other'``.
+    """
+
+    def __init__(self, message: str, reason: str = 'other'):
+        super().__init__(message)
+        self.reason = reason
+
+
 def expect(condition: bool, message: str, error: type = InputError) -> None:
     """Raise ``error(message)`` when ``condition`` is false."""
     if not condition:
