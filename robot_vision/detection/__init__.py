@@ -1,4 +1,4 @@
-"""Learned 2D object detection and instance segmentation (YOLO-format ONNX/TorchScript) plus depth instances.
+"""Learned 2D detection and instance segmentation (YOLO ONNX/TorchScript), plus depth-only instances.
 
 Usage::
 
@@ -7,9 +7,10 @@ Usage::
     detections = detector.detect(frame)      # Detections in frame.color pixels
 """
 
-from robot_vision.detection import onnx_backend, torchscript_backend  # noqa: F401 - register backends
+from robot_vision.detection import depth_backend, onnx_backend, torchscript_backend  # noqa: F401 - registers
 from robot_vision.detection.base import (Detector, YoloDetector, available_detectors, create_detector,
                                          register_detector)
+from robot_vision.detection.depth_backend import DepthDetector, boxes_from_masks
 from robot_vision.detection.labels import (ModelMetadata, label_map, load_labels_file, names_from_value,
                                            parse_metadata)
 from robot_vision.detection.onnx_backend import OnnxDetector
@@ -17,7 +18,7 @@ from robot_vision.detection.settings import DetectorSettings
 from robot_vision.detection.torchscript_backend import TorchScriptDetector
 
 __all__ = [
-    'Detector', 'DetectorSettings', 'ModelMetadata', 'OnnxDetector', 'TorchScriptDetector', 'YoloDetector',
-    'available_detectors', 'create_detector', 'label_map', 'load_labels_file', 'names_from_value',
-    'parse_metadata', 'register_detector',
+    'DepthDetector', 'Detector', 'DetectorSettings', 'ModelMetadata', 'OnnxDetector', 'TorchScriptDetector',
+    'YoloDetector', 'available_detectors', 'boxes_from_masks', 'create_detector', 'label_map',
+    'load_labels_file', 'names_from_value', 'parse_metadata', 'register_detector',
 ]
