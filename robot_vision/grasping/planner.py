@@ -1,0 +1,686 @@
+"""Model-free parallel-jaw grasp planning on object point clouds, collision-checked against the scene.
+
+Pipeline (every step vectorised over the candidates):
+
+1. clean and voxel-downsample the object cloud, estimate outward surface normals (k-NN PCA);
+2. sample candidates: a closing axis x from the normal at a random surface point, approach
+   directions z rotated about x around the preferred approach (top-down onto the support, or
+   along the camera ray), so both top-down and side grasps are produced;
+3. per candidate, take the object points inside the finger footprint, centre the grasp between
+   the two extreme points along x (the contacts), and keep it when the width fits the opening
+   and the surface normals at both contacts lie inside the friction cone (half-angle atan(mu));
+4. check the fingers (at the pre-grasp opening), the palm with its clearance and approach
+   corridor, and the closing region against a voxel occupancy grid of the whole scene cloud;
+5. score (antipodal quality, contact points, clearance, approach preference), non-maximum
+   suppression, then an exact point-in-box check of the survivors against the raw scene points
+   before the top-K are returned.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from functools import lru_cache
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+from scipy.spatial import cKDTree
+
+from robot_vision.errors import ConfigError, InputError
+from robot_vision.grasping.gripper import GripperModel
+from robot_vision.types import Grasps, Objects3D
+
+
+@dataclass(frozen=True)
+class GraspSettings:
+    """Settings of :func:`plan_grasps` (lengths in metres, angles in degrees).
+
+    ``num_candidates`` (500): grasp candidates sampled and evaluated per object.
+    ``approach_samples`` (6): approach directions per sampled surface point, spread over
+    +-``max_approach_deviation_deg`` (90) about the preferred approach.
+    ``mu`` (0.5): friction coefficient; contact normals must lie within atan(mu) of the
+    closing axis. ``top_k`` (10): grasps returned per object.
+    ``nms_distance`` (0.02 m) / ``nms_angle_deg`` (30): a grasp closer than both to a better one
+    is suppressed. ``approach_direction`` (None): preferred approach vector in the scene frame;
+    None means "towards the support" (-support_normal) when a support normal is given, else
+    along the camera ray to the object. ``approach_weight`` (0.3), ``antipodal_weight`` (1.0),
+    ``contact_weight`` (0.5), ``clearance_weight`` (0.3): score weights (the score is their
+    weighted mean, in [0, 1]). ``seed`` (0): random seed; the output is deterministic for a seed.
+    ``object_voxel`` (0.004 m): downsampling of the object cloud. ``collision_voxel`` (0.005 m):
+    occupancy grid cell. ``normal_neighbours`` (10): k of the k-NN normal estimate.
+    ``min_object_points`` (30): fewer finite object points give an empty result.
+    ``max_object_points`` (800): the downsampled object cloud is randomly thinned to this many.
+    ``min_object_thickness`` (0.005 m): an object whose extent along its thinnest principal axis
+    is below this is treated as planar (no grasp). ``contact_band`` (0.005 m): object points this
+    close to an extreme along x are contact points. ``min_contact_points`` (2) per finger.
+    ``finger_gap`` (0.002 m): least free space between each finger and the object at the
+    pre-grasp opening. ``clearance_margin`` (0.01 m): distance around the fingers in which scene
+    points lower the clearance score. ``depth_range`` ((0.25, 0.75)): the sampled surface point
+    lies at this fraction of the finger depth behind the fingertips.
+    """
+
+    num_candidates: int = 500
+    approach_samples: int = 6
+    max_approach_deviation_deg: float = 90.0
+    mu: float = 0.5
+    top_k: int = 10
+    nms_distance: float = 0.02
+    nms_angle_deg: float = 30.0
+    approach_direction: Optional[Tuple[float, float, float]] = None
+    approach_weight: float = 0.3
+    antipodal_weight: float = 1.0
+    contact_weight: float = 0.5
+    clearance_weight: float = 0.3
+    seed: int = 0
+    object_voxel: float = 0.004
+    collision_voxel: float = 0.005
+    normal_neighbours: int = 10
+    min_object_points: int = 30
+    max_object_points: int = 800
+    min_object_thickness: float = 0.005
+    contact_band: float = 0.005
+    min_contact_points: int = 2
+    finger_gap: float = 0.002
+    clearance_margin: float = 0.01
+    depth_range: Tuple[float, float] = (0.25, 0.75)
+
+    def __post_init__(self) -> None:
+        """Validate every field; raise ConfigError naming the field, expected and actual value."""
+        for name, low in (('num_candidates', 1), ('approach_samples', 1), ('top_k', 1),
+                          ('normal_neighbours', 3), ('min_object_points', 3), ('max_object_points', 10),
+                          ('min_contact_points', 1)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+                raise ConfigError(f'GraspSettings.{name}: expected an integer >= {low}, got {value!r}')
+        if isinstance(self.seed, bool) or not isinstance(self.seed, (int, np.integer)) or self.seed < 0:
+            raise ConfigError(f'GraspSettings.seed: expected a non-negative integer, got {self.seed!r}')
+        positive = ('mu', 'nms_distance', 'object_voxel', 'collision_voxel', 'contact_band')
+        non_negative = ('approach_weight', 'antipodal_weight', 'contact_weight', 'clearance_weight',
+                        'min_object_thickness', 'finger_gap', 'clearance_margin', 'nms_angle_deg')
+        for name in positive + non_negative:
+            value = getattr(self, name)
+            ok = isinstance(value, (int, float, np.floating, np.integer)) and not isinstance(value, bool)
+            ok = ok and np.isfinite(value) and (value > 0 if name in positive else value >= 0)
+            if not ok:
+                kind = 'positive' if name in positive else 'non-negative'
+                raise ConfigError(f'GraspSettings.{name}: expected a {kind} number, got {value!r}')
+        if not 0 < self.max_approach_deviation_deg <= 180:
+            raise ConfigError(f'GraspSettings.max_approach_deviation_deg: expected (0, 180], '
+                              f'got {self.max_approach_deviation_deg!r}')
+        if self.antipodal_weight + self.contact_weight + self.clearance_weight + self.approach_weight <= 0:
+            raise ConfigError('GraspSettings: expected at least one positive score weight, got all zero')
+        if not (self.collision_voxel <= 0.05 and self.object_voxel <= 0.05):
+            raise ConfigError(f'GraspSettings.collision_voxel/object_voxel: expected <= 0.05 m, '
+                              f'got {self.collision_voxel} / {self.object_voxel}')
+        depth = tuple(self.depth_range)
+        if len(depth) != 2 or not 0 <= depth[0] <= depth[1] <= 1:
+            raise ConfigError(f'GraspSettings.depth_range: expected (low, high) with '
+                              f'0 <= low <= high <= 1, got {self.depth_range!r}')
+        object.__setattr__(self, 'depth_range', (float(depth[0]), float(depth[1])))
+        if self.approach_direction is not None:
+            vec = np.asarray(self.approach_direction, np.float64)
+            if vec.shape != (3,) or not np.all(np.isfinite(vec)) or np.linalg.norm(vec) < 1e-9:
+                raise ConfigError(f'GraspSettings.approach_direction: expected None or a non-zero '
+                                  f'3-vector, got {self.approach_direction!r}')
+            object.__setattr__(self, 'approach_direction', tuple(float(v) for v in vec))
+
+
+@dataclass
+class GraspResult:
+    """Output of the planner.
+
+    ``grasps``: the accepted grasps, best first per object (poses are TCP poses in the scene
+    frame, i.e. grasp frame @ ``gripper.tcp_offset``; ``width`` is the object width between the
+    contacts in metres). ``reason``: 'ok', or why no grasp was found. ``candidates_evaluated``:
+    candidates sampled and checked. ``timings_ms``: wall time per stage. ``rejected``: how many
+    candidates each check removed.
+    """
+
+    grasps: Grasps
+    reason: str
+    candidates_evaluated: int = 0
+    timings_ms: Dict[str, float] = field(default_factory=dict)
+    rejected: Dict[str, int] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        """True when at least one grasp was found."""
+        return len(self.grasps) > 0
+
+
+def plan_grasps(object_points: np.ndarray, scene_points: np.ndarray,
+                gripper: GripperModel = GripperModel(), settings: GraspSettings = GraspSettings(),
+                support_normal: Optional[np.ndarray] = None) -> GraspResult:
+    """Plan parallel-jaw grasps for one object.
+
+    ``object_points``: (N, 3) float points of the object (metres, scene/camera frame; NaN rows
+    are dropped). ``scene_points``: (M, 3) or organized (H, W, 3) points of the whole scene in the
+    same frame (support surface and neighbours included; NaN allowed); the object points are
+    treated as obstacles too. ``support_normal``: optional unit 3-vector of the support plane's
+    normal pointing away from the surface ("up"), e.g. ``plane[:3]`` of a segmentation.
+    Returns a :class:`GraspResult` whose ``grasps`` have ``object_index`` 0. Degenerate input
+    (empty, too few points, planar, all NaN, nothing fits) gives an empty result with a reason;
+    arrays of the wrong shape raise InputError.
+    """
+    obj = _as_points(object_points, 'object_points')
+    scene = _as_points(scene_points, 'scene_points')
+    normal = _as_direction(support_normal, 'support_normal')
+    return _planner(gripper, settings).plan(obj, scene, normal)
+
+
+def plan_scene_grasps(objects: Objects3D, scene_points: np.ndarray,
+                      gripper: GripperModel = GripperModel(), settings: GraspSettings = GraspSettings(),
+                      support_normal: Optional[np.ndarray] = None,
+                      object_indices: Optional[Sequence[int]] = None) -> GraspResult:
+    """Plan grasps for every object of ``objects`` (or the rows in ``object_indices``).
+
+    Uses each object's ``points`` cloud; other arguments as in :func:`plan_grasps`. Grasps are
+    ordered by object row, then by descending score, and carry their row in ``object_index``.
+    ``reason`` is 'ok' when any object got a grasp, otherwise the per-object reasons joined.
+    ``timings_ms`` and ``rejected`` are summed over the objects.
+    """
+    if not isinstance(objects, Objects3D):
+        raise InputError(f'objects: expected Objects3D, got {type(objects).__name__}')
+    scene = _as_points(scene_points, 'scene_points')
+    normal = _as_direction(support_normal, 'support_normal')
+    if object_indices is None:
+        rows = list(range(len(objects)))
+    else:
+        rows = [int(i) for i in object_indices]
+        bad = [i for i in rows if not 0 <= i < len(objects)]
+        if bad:
+            raise InputError(f'object_indices: expected rows in [0, {len(objects)}), got {bad}')
+    planner = _planner(gripper, settings)
+    parts: List[Grasps] = []
+    reasons: List[str] = []
+    timings: Dict[str, float] = {}
+    rejected: Dict[str, int] = {}
+    evaluated = 0
+    for row in rows:
+        result = planner.plan(_as_points(objects.points[row], f'objects.points[{row}]'), scene, normal)
+        grasps = result.grasps
+        parts.append(Grasps(grasps.pose, grasps.width, grasps.score,
+                            np.full(len(grasps), row, np.int32)))
+        if not result.ok:
+            reasons.append(f'object {row}: {result.reason}')
+        evaluated += result.candidates_evaluated
+        for key, value in result.timings_ms.items():
+            timings[key] = timings.get(key, 0.0) + value
+        for key, value in result.rejected.items():
+            rejected[key] = rejected.get(key, 0) + value
+    grasps = Grasps.concatenate(parts) if parts else Grasps.empty()
+    if not rows:
+        reason = 'no objects selected'
+    elif len(grasps):
+        reason = 'ok'
+    else:
+        reason = '; '.join(reasons)
+    return GraspResult(grasps, reason, evaluated, timings, rejected)
+
+
+# ----------------------------------------------------------------------------------------------
+# Input helpers
+
+
+def _as_points(points: np.ndarray, name: str) -> np.ndarray:
+    array = np.asarray(points)
+    if array.dtype.kind not in 'fiu':
+        raise InputError(f'{name}: expected a float array of points, got dtype {array.dtype}')
+    if array.size == 0:
+        return np.zeros((0, 3), np.float32)
+    if array.ndim == 3 and array.shape[2] == 3:
+        array = array.reshape(-1, 3)
+    if array.ndim != 2 or array.shape[1] != 3:
+        raise InputError(f'{name}: expected shape (N, 3) or (H, W, 3), got {array.shape}')
+    return np.ascontiguousarray(array, dtype=np.float32)
+
+
+def _as_direction(vector: Optional[np.ndarray], name: str) -> Optional[np.ndarray]:
+    if vector is None:
+        return None
+    vec = np.asarray(vector, np.float64).reshape(-1)
+    if vec.shape == (4,):  # a plane [a, b, c, d]
+        vec = vec[:3]
+    if vec.shape != (3,) or not np.all(np.isfinite(vec)) or np.linalg.norm(vec) < 1e-9:
+        raise InputError(f'{name}: expected a finite non-zero 3-vector (or plane [a, b, c, d]), '
+                         f'got {vector!r}')
+    return vec / np.linalg.norm(vec)
+
+
+def _empty(reason: str, evaluated: int = 0, timings: Optional[Dict[str, float]] = None,
+           rejected: Optional[Dict[str, int]] = None) -> GraspResult:
+    return GraspResult(Grasps.empty(), reason, evaluated, dict(timings or {}), dict(rejected or {}))
+
+
+def _voxel_downsample(points: np.ndarray, voxel: float) -> np.ndarray:
+    """Keep the first point of each occupied voxel, in a deterministic (cell) order."""
+    keys = np.floor((points - points.min(0)) / voxel).astype(np.int64)
+    dims = keys.max(0) + 1
+    flat = (keys[:, 0] * dims[1] + keys[:, 1]) * dims[2] + keys[:, 2]
+    cells = int(np.prod(dims))
+    if cells <= 8_000_000:
+        first = np.full(cells, len(points), np.int64)
+        np.minimum.at(first, flat, np.arange(len(points)))
+        rows = first[first < len(points)]
+    else:
+        _, rows = np.unique(flat, return_index=True)
+    return points[rows]
+
+
+def _normals(points: np.ndarray, k: int) -> np.ndarray:
+    """Unit normals by PCA of the k nearest neighbours, oriented away from the centroid.
+
+    The smallest eigenvector of each 3x3 covariance comes in closed form (trigonometric
+    eigenvalue, then the cross product of two rows of C - lambda I), which is several times
+    faster than a batched ``eigh`` on a thousand matrices.
+    """
+    k = min(k, len(points))
+    _, idx = cKDTree(points).query(points, k=k)
+    nb = points[idx]  # (N, k, 3)
+    nb = nb - nb.mean(axis=1, keepdims=True)
+    cov = np.einsum('nki,nkj->nij', nb, nb) / k
+    normals = _smallest_eigenvector(cov)
+    outward = points - points.mean(0)
+    flip = np.einsum('ij,ij->i', normals, outward) < 0
+    normals[flip] *= -1
+    return normals
+
+
+def _smallest_eigenvector(cov: np.ndarray) -> np.ndarray:
+    """Unit eigenvector of the smallest eigenvalue of each symmetric (N, 3, 3) matrix."""
+    a00, a11, a22 = cov[:, 0, 0], cov[:, 1, 1], cov[:, 2, 2]
+    a01, a02, a12 = cov[:, 0, 1], cov[:, 0, 2], cov[:, 1, 2]
+    q = (a00 + a11 + a22) / 3
+    p1 = a01 ** 2 + a02 ** 2 + a12 ** 2
+    p2 = (a00 - q) ** 2 + (a11 - q) ** 2 + (a22 - q) ** 2 + 2 * p1
+    p = np.sqrt(p2 / 6)
+    safe = np.where(p > 1e-18, p, 1.0)
+    b = (cov - q[:, None, None] * np.eye(3)) / safe[:, None, None]
+    det = (b[:, 0, 0] * (b[:, 1, 1] * b[:, 2, 2] - b[:, 1, 2] * b[:, 2, 1])
+           - b[:, 0, 1] * (b[:, 1, 0] * b[:, 2, 2] - b[:, 1, 2] * b[:, 2, 0])
+           + b[:, 0, 2] * (b[:, 1, 0] * b[:, 2, 1] - b[:, 1, 1] * b[:, 2, 0]))
+    phi = np.arccos(np.clip(det / 2, -1.0, 1.0)) / 3
+    smallest = q + 2 * p * np.cos(phi + 2 * np.pi / 3)
+    m = cov - smallest[:, None, None] * np.eye(3)
+    cands = np.stack([np.cross(m[:, 0], m[:, 1]), np.cross(m[:, 0], m[:, 2]), np.cross(m[:, 1], m[:, 2])], 1)
+    norms = np.linalg.norm(cands, axis=2)
+    best = np.argmax(norms, axis=1)
+    rows = np.arange(len(cov))
+    vec = cands[rows, best]
+    length = norms[rows, best]
+    degenerate = length < 1e-30
+    vec[degenerate] = (0.0, 0.0, 1.0)
+    length[degenerate] = 1.0
+    return vec / length[:, None]
+
+
+def _box_lattice(lo: Sequence[float], hi: Sequence[float], step: float, surface: bool = False) -> np.ndarray:
+    """Points of a regular lattice filling the box [lo, hi] (or only its faces) with spacing <= step."""
+    axes = [np.linspace(a, b, max(2, int(math.ceil((b - a) / step)) + 1)) for a, b in zip(lo, hi)]
+    grid = np.stack(np.meshgrid(*axes, indexing='ij'), axis=-1).reshape(-1, 3)
+    if surface:
+        on = np.zeros(len(grid), bool)
+        for axis in range(3):
+            on |= np.isclose(grid[:, axis], lo[axis]) | np.isclose(grid[:, axis], hi[axis])
+        grid = grid[on]
+    return grid
+
+
+class _Grid:
+    """Dense boolean voxel occupancy over an axis-aligned box of the scene."""
+
+    def __init__(self, lo: np.ndarray, hi: np.ndarray, voxel: float) -> None:
+        self.voxel = voxel
+        self.lo = lo.astype(np.float32)
+        self.dims = np.maximum(np.ceil((hi - lo) / voxel).astype(np.int64), 1)
+        self.occupied = np.zeros(int(np.prod(self.dims)), bool)
+
+    def crop(self, points: np.ndarray) -> np.ndarray:
+        """Return the points inside the grid box (NaN rows drop out)."""
+        hi = self.lo + self.dims * self.voxel
+        x, y, z = points[:, 0], points[:, 1], points[:, 2]
+        mask = z >= self.lo[2]
+        mask &= z < hi[2]
+        mask &= x >= self.lo[0]
+        mask &= x < hi[0]
+        mask &= y >= self.lo[1]
+        mask &= y < hi[1]
+        return points[mask]
+
+    def flat(self, points: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+        """Flat cell index of each point and whether the point lies inside the grid."""
+        idx = np.floor((points - self.lo) * (1.0 / self.voxel)).astype(np.int64)
+        inside = np.all((idx >= 0) & (idx < self.dims), axis=-1)
+        idx = np.clip(idx, 0, self.dims - 1)
+        flat = (idx[..., 0] * self.dims[1] + idx[..., 1]) * self.dims[2] + idx[..., 2]
+        return flat, inside
+
+    def mark_inside(self, points: np.ndarray) -> None:
+        """Mark the cells of ``points`` that are known to lie inside the box (see :meth:`crop`)."""
+        idx = ((points - self.lo) * np.float32(1.0 / self.voxel)).astype(np.int64)
+        np.minimum(idx, self.dims - 1, out=idx)
+        self.occupied[(idx[:, 0] * self.dims[1] + idx[:, 1]) * self.dims[2] + idx[:, 2]] = True
+
+    def mark(self, points: np.ndarray) -> None:
+        """Mark the cells of ``points`` (which must lie in the box) as occupied."""
+        flat, inside = self.flat(points)
+        self.occupied[flat[inside]] = True
+
+    def lookup(self, points: np.ndarray) -> np.ndarray:
+        """Occupancy of the cells holding ``points`` (..., 3); outside the box is free."""
+        flat, inside = self.flat(points)
+        return self.occupied[flat] & inside
+
+
+@lru_cache(maxsize=8)
+def _cached_planner(gripper: GripperModel, settings: GraspSettings) -> _Planner:
+    return _Planner(gripper, settings)
+
+
+def _planner(gripper: GripperModel, settings: GraspSettings) -> _Planner:
+    """Planner for a (gripper, settings) pair; cached because building the lattices takes time."""
+    if not isinstance(gripper, GripperModel):
+        raise ConfigError(f'gripper: expected GripperModel, got {type(gripper).__name__}')
+    if not isinstance(settings, GraspSettings):
+        raise ConfigError(f'settings: expected GraspSettings, got {type(settings).__name__}')
+    return _cached_planner(gripper, settings)
+
+
+class _Planner:
+    """One planner configuration; ``plan`` handles one object."""
+
+    def __init__(self, gripper: GripperModel, settings: GraspSettings) -> None:
+        self.g = gripper
+        self.s = settings
+        g, v = gripper, settings.collision_voxel
+        fd = g.finger_depth
+        # Finger lattice for one finger with its inner face at x = 0, extending to +x.
+        finger_lo = (0.0, -g.finger_width / 2, -fd)
+        finger_hi = (g.finger_thickness, g.finger_width / 2, 0.0)
+        self.finger = _box_lattice(finger_lo, finger_hi, v)
+        # Palm plus clearance slab in front of it plus the approach corridor behind it.
+        self.palm_lo = np.array([-g.palm_width / 2, -g.palm_thickness / 2,
+                                 -fd - g.palm_depth - g.approach_clearance])
+        self.palm_hi = np.array([g.palm_width / 2, g.palm_thickness / 2, -fd + g.palm_clearance])
+        self.palm = _box_lattice(self.palm_lo, self.palm_hi, 2 * v, surface=True)
+        # Closing region, x in units of the half opening (scaled per candidate).
+        nx = max(2, int(math.ceil(g.max_opening / v)) + 1)
+        ny = max(2, int(math.ceil(g.finger_width / v)) + 1)
+        ys = np.linspace(-g.finger_width / 2, g.finger_width / 2, ny)
+        zs = np.linspace(-fd, 0.0, max(2, int(math.ceil(fd / v)) + 1))
+        xs = np.linspace(-1.0, 1.0, nx)
+        self.closing = np.stack(np.meshgrid(xs, ys, zs, indexing='ij'), axis=-1).reshape(-1, 3)
+        # Clearance shell: coarse finger lattice shifted outward / sideways / beyond the tip.
+        coarse = _box_lattice(finger_lo, finger_hi, 0.01)
+        m = settings.clearance_margin
+        self.shell = np.concatenate([coarse + [m, 0, 0], coarse + [0, m, 0], coarse - [0, m, 0],
+                                     coarse + [0, 0, m]])
+        self.cos_cone = math.cos(math.atan(settings.mu))
+
+    # ------------------------------------------------------------------------------------------
+    def plan(self, obj: np.ndarray, scene: np.ndarray, support_normal: Optional[np.ndarray]) -> GraspResult:
+        """Plan grasps for one object cloud against one scene cloud (see :func:`plan_grasps`)."""
+        g, s = self.g, self.s
+        timings: Dict[str, float] = {}
+        rejected: Dict[str, int] = {}
+        t0 = start_time = time.perf_counter()
+
+        def lap(name: str) -> None:
+            nonlocal t0
+            now = time.perf_counter()
+            timings[name] = (now - t0) * 1e3
+            t0 = now
+
+        if len(obj) == 0:
+            return _empty('object cloud is empty')
+        finite = np.isfinite(obj).all(axis=1)
+        obj = obj[finite]
+        if len(obj) < s.min_object_points:
+            return _empty(f'too few object points: {len(obj)} finite points, need at least '
+                          f'{s.min_object_points} (min_object_points)')
+        obj64 = obj.astype(np.float64)
+        pts = _voxel_downsample(obj64, s.object_voxel)
+        if len(pts) > s.max_object_points:
+            thin = np.random.default_rng(s.seed).choice(len(pts), s.max_object_points, replace=False)
+            pts = pts[np.sort(thin)]
+        if len(pts) < max(3, s.min_object_points // 4):
+            return _empty(f'object cloud too small: {len(pts)} voxels of {s.object_voxel} m')
+        centroid = pts.mean(0)
+        centred = pts - centroid
+        _, axes = np.linalg.eigh(np.einsum('ni,nj->ij', centred, centred))
+        thickness = float(np.ptp(np.einsum('ni,i->n', centred, axes[:, 0])))
+        if thickness < s.min_object_thickness:
+            return _empty(f'object cloud is planar: {thickness:.4f} m thick along its thinnest axis, '
+                          f'less than min_object_thickness {s.min_object_thickness} m')
+        normals = _normals(pts, s.normal_neighbours)
+        lap('normals')
+
+        # ---- candidates
+        if s.approach_direction is not None:
+            preferred = np.asarray(s.approach_direction, np.float64)
+            preferred = preferred / np.linalg.norm(preferred)
+        elif support_normal is not None:
+            preferred = -support_normal
+        else:
+            preferred = centroid / max(np.linalg.norm(centroid), 1e-9)
+        rng = np.random.default_rng(s.seed)
+        n_rot = s.approach_samples
+        n_anchor = int(math.ceil(s.num_candidates / n_rot))
+        anchors = rng.choice(len(pts), n_anchor, replace=len(pts) < n_anchor)
+        x = np.repeat(normals[anchors], n_rot, axis=0)[:s.num_candidates]
+        p = np.repeat(pts[anchors], n_rot, axis=0)[:s.num_candidates]
+        k_total = len(x)
+        z0 = preferred - np.einsum('ki,i->k', x, preferred)[:, None] * x
+        weak = np.linalg.norm(z0, axis=1) < 0.2
+        if np.any(weak):
+            helper = np.eye(3)[np.argmin(np.abs(x[weak]), axis=1)]
+            z0[weak] = helper - np.einsum('ij,ij->i', helper, x[weak])[:, None] * x[weak]
+        z0 /= np.linalg.norm(z0, axis=1, keepdims=True)
+        y0 = np.cross(z0, x)
+        dev = math.radians(s.max_approach_deviation_deg)
+        base = np.linspace(-dev, dev, n_rot) if n_rot > 1 else np.zeros(1)
+        step = 2 * dev / max(n_rot - 1, 1)
+        phi = np.tile(base, n_anchor)[:k_total] + rng.uniform(-step / 2, step / 2, k_total) * (n_rot > 1)
+        phi = np.clip(phi, -dev, dev)
+        z = np.cos(phi)[:, None] * z0 + np.sin(phi)[:, None] * y0
+        y = np.cross(z, x)
+        rot = np.stack([x, y, z], axis=-1)  # columns = grasp axes in the scene frame
+        depth = rng.uniform(*s.depth_range, k_total) * g.finger_depth
+        origin = p + z * depth[:, None]
+        lap('candidates')
+
+        # ---- finger footprint on the object: width, centring, antipodality, palm vs object
+        # Layout (N, K): object points along axis 0, candidates along axis 1, float32. einsum
+        # rather than matmul: BLAS threading costs milliseconds on these small products.
+        homog = np.concatenate([pts, np.ones((len(pts), 1))], axis=1).astype(np.float32)
+        proj = np.empty((3, 4, k_total), np.float32)
+        proj[:, :3, :] = rot.transpose(2, 1, 0)
+        proj[:, 3, :] = -np.einsum('kj,kjc->ck', origin, rot)
+        proj[2, 3, :] += g.finger_depth / 2  # lz is measured from the middle of the fingers
+        lx, ly, lz = (np.einsum('nc,ck->nk', homog, proj[i]) for i in range(3))
+        abs_ly = np.abs(ly)
+        foot = abs_ly <= np.float32(g.finger_width / 2)
+        foot &= np.abs(lz) <= np.float32(g.finger_depth / 2)
+        count = np.count_nonzero(foot, axis=0)
+        big = (~foot) * np.float32(1e6)
+        xmin = (lx + big).min(axis=0).astype(np.float64)
+        xmax = (lx - big).max(axis=0).astype(np.float64)
+        width = np.where(count > 0, xmax - xmin, np.inf)
+        keep = count >= 2 * s.min_contact_points
+        rejected['no_points_between_fingers'] = int(np.sum(~keep))
+        fits = keep & (width >= g.min_opening) & (width <= g.max_opening - 2 * s.finger_gap)
+        rejected['width'] = int(np.sum(keep & ~fits))
+        keep = fits
+        band = np.float32(s.contact_band)
+        side_a = foot & (lx <= np.where(keep, xmin, -np.inf).astype(np.float32) + band)
+        side_b = foot & (lx >= np.where(keep, xmax, np.inf).astype(np.float32) - band)
+        x_t = np.ascontiguousarray(x.T, np.float32)
+        align = np.abs(np.einsum('nc,ck->nk', normals.astype(np.float32), x_t))
+        n_a, n_b = np.count_nonzero(side_a, axis=0), np.count_nonzero(side_b, axis=0)
+        cos_a = np.einsum('nk,nk->k', align, side_a.astype(np.float32)) / np.maximum(n_a, 1)
+        cos_b = np.einsum('nk,nk->k', align, side_b.astype(np.float32)) / np.maximum(n_b, 1)
+        quality = np.minimum(cos_a, cos_b).astype(np.float64)
+        antipodal = keep & (np.minimum(n_a, n_b) >= s.min_contact_points) & (quality >= self.cos_cone)
+        rejected['friction_cone'] = int(np.sum(keep & ~antipodal))
+        keep = antipodal
+        shift = np.where(keep, (xmin + xmax) / 2, 0.0)
+        origin = origin + x * shift[:, None]
+        opening = g.pregrasp_opening(np.where(keep, width, 0.0))
+        # Early out: object points in the palm's y-z slab (palm, its clearance and the approach
+        # corridor). The palm's x extent is ignored here, which can only reject more; the grid
+        # and exact checks below test the full boxes. The fingers cannot hit the object: the
+        # footprint's extreme points define the width and the fingers open wider than that.
+        z_lo = self.palm_lo[2] + g.finger_depth / 2
+        z_hi = -g.finger_depth + g.palm_clearance + g.finger_depth / 2
+        palm = np.abs(lz - np.float32((z_lo + z_hi) / 2)) <= np.float32((z_hi - z_lo) / 2)
+        palm &= abs_ly <= np.float32(g.palm_thickness / 2)
+        palm_hit = np.any(palm, axis=0)
+        rejected['object_collision'] = int(np.sum(keep & palm_hit))
+        keep &= ~palm_hit
+        lap('footprint')
+
+        idx = np.flatnonzero(keep)
+        if len(idx) == 0:
+            return _empty(self._reason(rejected, width, k_total), k_total, timings, rejected)
+
+        # ---- scene collision on a voxel grid
+        r, o, op = rot[idx], origin[idx], opening[idx]
+        fingers_local = self._fingers(op)  # (S, F, 3)
+        closing_local = self.closing[None, :, :] * np.array([1.0, 1.0, 1.0])
+        closing_local = np.broadcast_to(closing_local, (len(idx),) + self.closing.shape).copy()
+        closing_local[..., 0] *= (op[:, None] / 2 - s.finger_gap)
+        shell_local = self._shell(op)
+        palm_local = np.broadcast_to(self.palm, (len(idx),) + self.palm.shape)
+        body = np.concatenate([fingers_local, palm_local], axis=1)
+        body_w = np.einsum('kbc,kjc->kbj', body, r) + o[:, None, :]
+        closing_w = np.einsum('kbc,kjc->kbj', closing_local, r) + o[:, None, :]
+        shell_w = np.einsum('kbc,kjc->kbj', shell_local, r) + o[:, None, :]
+        lap('lattice')
+        lo = body_w.reshape(-1, 3).min(0) - s.collision_voxel
+        hi = body_w.reshape(-1, 3).max(0) + s.collision_voxel
+        lo = np.minimum(lo, shell_w.reshape(-1, 3).min(0) - s.collision_voxel)
+        hi = np.maximum(hi, shell_w.reshape(-1, 3).max(0) + s.collision_voxel)
+        grid = _Grid(lo, hi, s.collision_voxel)
+        near = grid.crop(scene)
+        lap('crop')
+        grid.mark_inside(near)
+        grid.mark(obj)
+        own = _Grid(lo, hi, s.collision_voxel)
+        own.mark(obj)
+        lap('grid')
+        hit = grid.lookup(body_w).any(axis=1)
+        flat, inside = grid.flat(closing_w)
+        intruder = (grid.occupied[flat] & ~own.occupied[flat] & inside).any(axis=1)
+        flat, inside = grid.flat(shell_w)
+        crowd = (grid.occupied[flat] & inside).mean(axis=1)
+        collide = hit | intruder
+        rejected['scene_collision'] = int(np.sum(hit))
+        rejected['neighbour_in_closing_region'] = int(np.sum(intruder & ~hit))
+        lap('collision')
+        free = ~collide
+        idx, r, o, op, crowd = idx[free], r[free], o[free], op[free], crowd[free]
+        if len(idx) == 0:
+            return _empty(self._reason(rejected, width, k_total), k_total, timings, rejected)
+
+        # ---- score
+        q_anti = np.clip((quality[idx] - self.cos_cone) / max(1 - self.cos_cone, 1e-9), 0, 1)
+        expected = g.finger_width * g.finger_depth / (s.object_voxel ** 2)
+        q_contact = np.clip(np.minimum(n_a[idx], n_b[idx]) / max(0.25 * expected, 1.0), 0, 1)
+        q_clear = 1.0 - crowd
+        q_approach = (1.0 + np.einsum('ki,i->k', r[:, :, 2], preferred)) / 2
+        weights = np.array([s.antipodal_weight, s.contact_weight, s.clearance_weight, s.approach_weight])
+        score = (weights[0] * q_anti + weights[1] * q_contact + weights[2] * q_clear
+                 + weights[3] * q_approach) / weights.sum()
+        order = np.lexsort((idx, -score))  # stable: ties broken by candidate index
+        idx, r, o, op, score = idx[order], r[order], o[order], op[order], score[order]
+        keep_nms = _nms(o, r, s.nms_distance, math.radians(s.nms_angle_deg))
+        rejected['nms'] = int(len(idx) - len(keep_nms))
+        idx, r, o, op, score = idx[keep_nms], r[keep_nms], o[keep_nms], op[keep_nms], score[keep_nms]
+        lap('score_nms')
+
+        # ---- exact point-in-box verification against the raw scene points, best first
+        accepted: List[int] = []
+        begin = 0
+        failed = 0
+        while len(accepted) < s.top_k and begin < len(idx):
+            stop = min(len(idx), begin + 2 * (s.top_k - len(accepted)))
+            for j in range(begin, stop):
+                if self._exact_free(near, r[j], o[j], op[j]) and self._exact_free(obj, r[j], o[j], op[j]):
+                    accepted.append(j)
+                    if len(accepted) == s.top_k:
+                        break
+                else:
+                    failed += 1
+            begin = stop
+        rejected['exact_collision'] = failed
+        lap('verify')
+        if not accepted:
+            return _empty(self._reason(rejected, width, k_total), k_total, timings, rejected)
+        sel = np.asarray(accepted)
+        poses = np.zeros((len(sel), 4, 4))
+        poses[:, :3, :3] = r[sel]
+        poses[:, :3, 3] = o[sel]
+        poses[:, 3, 3] = 1.0
+        poses = np.einsum('kij,jl->kil', poses, g.tcp_offset)
+        grasps = Grasps(poses, width[idx[sel]], score[sel].astype(np.float32),
+                        np.zeros(len(sel), np.int32))
+        timings['total'] = (time.perf_counter() - start_time) * 1e3
+        return GraspResult(grasps, 'ok', k_total, timings, rejected)
+
+    # ------------------------------------------------------------------------------------------
+    def _fingers(self, opening: np.ndarray) -> np.ndarray:
+        """Lattice of both fingers at ``opening`` (S,) -> (S, 2F, 3) in the grasp frame."""
+        right = self.finger[None, :, :] + np.stack([opening / 2, 0 * opening, 0 * opening], -1)[:, None, :]
+        left = right * np.array([-1.0, 1.0, 1.0])
+        return np.concatenate([left, right], axis=1)
+
+    def _shell(self, opening: np.ndarray) -> np.ndarray:
+        right = self.shell[None, :, :] + np.stack([opening / 2, 0 * opening, 0 * opening], -1)[:, None, :]
+        left = right * np.array([-1.0, 1.0, 1.0])
+        return np.concatenate([left, right], axis=1)
+
+    def _exact_free(self, points: np.ndarray, rot: np.ndarray, origin: np.ndarray, opening: float) -> bool:
+        """True when no point lies inside either finger or the palm box (exact, no voxels)."""
+        g = self.g
+        reach = float(np.linalg.norm(np.maximum(np.abs(self.palm_lo), np.abs(self.palm_hi))))
+        diff = points - origin.astype(np.float32)
+        close = np.einsum('ij,ij->i', diff, diff) <= reach * reach
+        local = np.einsum('ni,ij->nj', diff[close], rot.astype(np.float32))
+        ax, ay, az = np.abs(local[:, 0]), np.abs(local[:, 1]), local[:, 2]
+        fingers = ((ax >= opening / 2) & (ax <= opening / 2 + g.finger_thickness)
+                   & (ay <= g.finger_width / 2) & (az >= -g.finger_depth) & (az <= 0))
+        palm = ((ax <= self.palm_hi[0]) & (ay <= self.palm_hi[1]) & (az >= self.palm_lo[2])
+                & (az <= self.palm_hi[2]))
+        return not bool(np.any(fingers | palm))
+
+    def _reason(self, rejected: Dict[str, int], width: np.ndarray, total: int) -> str:
+        g = self.g
+        stages = ', '.join(f'{k} {v}' for k, v in rejected.items() if v)
+        finite = width[np.isfinite(width)]
+        if rejected.get('width', 0) and finite.size and rejected['width'] >= total - rejected.get(
+                'no_points_between_fingers', 0):
+            narrowest = float(finite.min())
+            if narrowest > g.max_opening - 2 * self.s.finger_gap:
+                return (f'object wider than the gripper: narrowest width found {narrowest:.3f} m, '
+                        f'max_opening {g.max_opening} m (rejected: {stages})')
+        return f'no collision-free antipodal grasp among {total} candidates (rejected: {stages})'
+
+
+def _nms(origin: np.ndarray, rot: np.ndarray, distance: float, angle: float) -> np.ndarray:
+    """Greedy suppression over grasps sorted best first; returns the kept row indices."""
+    n = len(origin)
+    if n == 0:
+        return np.zeros(0, np.int64)
+    d = np.linalg.norm(origin[:, None, :] - origin[None, :, :], axis=-1)
+    cos = math.cos(angle)
+    same_x = np.abs(np.einsum('ai,bi->ab', rot[:, :, 0], rot[:, :, 0])) >= cos  # the closing axis has no sign
+    same_z = np.einsum('ai,bi->ab', rot[:, :, 2], rot[:, :, 2]) >= cos
+    similar = (d < distance) & same_x & same_z
+    alive = np.ones(n, bool)
+    kept = []
+    for i in range(n):
+        if alive[i]:
+            kept.append(i)
+            alive &= ~similar[i]
+    return np.asarray(kept, np.int64)
