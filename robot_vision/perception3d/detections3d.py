@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from typing import List, Optional
 
+import cv2
 import numpy as np
 
 from robot_vision.errors import InputError
 from robot_vision.perception3d.boxes import oriented_box
 from robot_vision.perception3d.plane import orient_plane
-from robot_vision.perception3d.segmentation import (SegmentationSettings, fit_support_plane, prepare_cloud,
-                                                    up_prior)
+from robot_vision.perception3d.segmentation import (SegmentationSettings, _grow_labels, far_side_edges,
+                                                    fit_support_plane, prepare_cloud, up_prior)
 from robot_vision.types import Detections, Objects3D, RGBDFrame
 
 #: A detection needs at least this many object points after outlier rejection to be kept.
@@ -20,15 +21,34 @@ MIN_DETECTION_POINTS = 20
 CAMERA_UP = np.array([0.0, -1.0, 0.0])
 
 
-def _depth_clusters(z: np.ndarray, settings: SegmentationSettings) -> np.ndarray:
-    """Label (N,) depths into clusters separated by gaps larger than the depth-gap threshold."""
-    order = np.argsort(z, kind='stable')
-    zs = z[order]
-    gaps = np.diff(zs) > settings.detection_depth_gap + settings.detection_depth_gap_relative * zs[:-1]
-    labels_sorted = np.r_[0, np.cumsum(gaps)]
-    labels = np.empty_like(labels_sorted)
-    labels[order] = labels_sorted
-    return labels
+def _dominant_component(depth: np.ndarray, region: np.ndarray, box, centre_weighted: bool,
+                        settings: SegmentationSettings) -> np.ndarray:
+    """The dominant surface of a detection region (a crop): a bool mask of the crop.
+
+    The region is cut at depth discontinuities (far side of each jump, as in segment_scene)
+    and split into 4-connected components; each component scores its pixel count, weighted
+    by a Gaussian around the box centre (sigma = 1/4 of the box size) for box detections.
+    The best component is grown back over its cut border pixels at equal depth.
+    """
+    seeds = region & ~far_side_edges(depth, settings)
+    count, labels = cv2.connectedComponents(seeds.view(np.uint8), connectivity=4, ltype=cv2.CV_32S)
+    if count <= 1:
+        return np.zeros(region.shape, bool)
+    flat = labels.reshape(-1)
+    if centre_weighted:
+        x1, y1, x2, y2 = box
+        gy, gx = np.mgrid[0:region.shape[0], 0:region.shape[1]]
+        sx, sy = max((x2 - x1) / 4.0, 1.0), max((y2 - y1) / 4.0, 1.0)
+        weight = np.exp(-0.5 * (((gx + 0.5 - 0.5 * (x1 + x2)) / sx) ** 2
+                                + ((gy + 0.5 - 0.5 * (y1 + y2)) / sy) ** 2)).reshape(-1)
+        scores = np.bincount(flat, weights=weight, minlength=count)
+    else:
+        scores = np.bincount(flat, minlength=count).astype(np.float64)
+    scores[0] = -1.0
+    best = int(np.argmax(scores))
+    labels = np.where(labels == best, 1, 0).astype(np.int32)
+    labels = _grow_labels(labels, region, depth, settings, max(settings.grow_iterations, 1))
+    return labels == 1
 
 
 def objects_from_detections(frame: RGBDFrame, detections: Detections,
@@ -41,11 +61,11 @@ def objects_from_detections(frame: RGBDFrame, detections: Detections,
     detection the region is its mask when present, else its box (clipped to the image).
     Region pixels with valid depth inside the workspace are kept; when a support ``plane``
     (4,) [a, b, c, d] is known (or found here by the same RANSAC as :func:`segment_scene`
-    when ``plane`` is None), points on or below it are dropped. The remaining depths are
-    split into clusters at gaps larger than ``detection_depth_gap +
-    detection_depth_gap_relative * z``; the cluster with the largest weight is kept, where a
-    point weighs more near the box centre (Gaussian, sigma = 1/4 of the box size) for boxes,
-    and uniformly for masks, so background seen around the object is rejected.
+    when ``plane`` is None), points on or below it are dropped. The rest of the region is cut
+    at depth discontinuities (the ``edge_depth_jump`` thresholds of :func:`segment_scene`) into
+    4-connected surfaces; the surface with the largest weight is kept, where a pixel weighs
+    more near the box centre (Gaussian, sigma = 1/4 of the box size) for boxes, and uniformly
+    for masks, so background seen around or behind the object is rejected.
 
     Returns :class:`~robot_vision.types.Objects3D` in the camera frame with ``class_id`` and
     ``confidence`` copied from the detection and ``detection_index`` = its row in
@@ -73,44 +93,40 @@ def objects_from_detections(frame: RGBDFrame, detections: Detections,
     else:
         up = up_prior(frame, settings)
         up = CAMERA_UP if up is None else up
+    depth = cloud[..., 2].copy()
+    if plane is not None:
+        with np.errstate(invalid='ignore'):
+            height = cloud @ plane[:3].astype(np.float32) + np.float32(plane[3])
+            depth[~(height > settings.inlier_threshold(depth))] = np.nan
     flat_cloud = cloud.reshape(-1, 3)
     rows: List[dict] = []
     for i in range(len(detections)):
-        x1, y1, x2, y2 = detections.xyxy[i]
+        x1, y1, x2, y2 = (float(v) for v in detections.xyxy[i])
         if not np.all(np.isfinite(detections.xyxy[i])):
             continue
-        c0, r0 = max(int(np.floor(x1)), 0), max(int(np.floor(y1)), 0)
-        c1, r1 = min(int(np.ceil(x2)), w), min(int(np.ceil(y2)), h)
         if detections.mask is not None:
-            region = detections.mask[i]
-            ys, xs = np.nonzero(region & valid)
+            ys, xs = np.nonzero(detections.mask[i])
+            if ys.size == 0:
+                continue
+            c0, r0, c1, r1 = xs.min(), ys.min(), xs.max() + 1, ys.max() + 1
         else:
+            c0, r0 = max(int(np.floor(x1)), 0), max(int(np.floor(y1)), 0)
+            c1, r1 = min(int(np.ceil(x2)), w), min(int(np.ceil(y2)), h)
             if c1 <= c0 or r1 <= r0:
                 continue
-            ys, xs = np.nonzero(valid[r0:r1, c0:c1])
-            ys, xs = ys + r0, xs + c0
+        crop_depth = depth[r0:r1, c0:c1]
+        region = np.isfinite(crop_depth)
+        if detections.mask is not None:
+            region &= detections.mask[i, r0:r1, c0:c1]
+        if np.count_nonzero(region) < MIN_DETECTION_POINTS:
+            continue
+        keep = _dominant_component(crop_depth, region, (x1 - c0, y1 - r0, x2 - c0, y2 - r0),
+                                   detections.mask is None, settings)
+        ys, xs = np.nonzero(keep)
         if ys.size < MIN_DETECTION_POINTS:
             continue
-        idx = ys.astype(np.int64) * w + xs
+        idx = (ys + r0).astype(np.int64) * w + (xs + c0)
         pts = flat_cloud[idx]
-        if plane is not None:
-            height = pts @ plane[:3].astype(np.float32) + np.float32(plane[3])
-            above = height > settings.inlier_threshold(pts[:, 2])
-            idx, pts, ys, xs = idx[above], pts[above], ys[above], xs[above]
-            if idx.size < MIN_DETECTION_POINTS:
-                continue
-        labels = _depth_clusters(pts[:, 2], settings)
-        if detections.mask is not None:
-            weight = np.ones(idx.size)
-        else:
-            sx, sy = max((x2 - x1) / 4.0, 1.0), max((y2 - y1) / 4.0, 1.0)
-            weight = np.exp(-0.5 * (((xs + 0.5 - 0.5 * (x1 + x2)) / sx) ** 2
-                                    + ((ys + 0.5 - 0.5 * (y1 + y2)) / sy) ** 2))
-        scores = np.bincount(labels, weights=weight)
-        keep = labels == int(np.argmax(scores))
-        if np.count_nonzero(keep) < MIN_DETECTION_POINTS:
-            continue
-        idx, pts = idx[keep], pts[keep]
         pose, size = oriented_box(pts, up, plane, settings.contact_tolerance)
         mask = np.zeros(h * w, bool)
         mask[idx] = True

@@ -22,9 +22,11 @@ class RegistrationSettings:
     ``attempts`` (2): RANSAC runs with seeds ``seed``, ``seed + 1``, ...; the best after ICP wins.
     ``icp_voxel_size`` (0.005 m): finer grid for ICP refinement (point-to-plane), with
     correspondences up to ``icp_distance_factor`` (2) ICP voxels and ``icp_iterations`` (30).
-    ``min_fitness`` (0.25): fraction of model points with a scene point within
-    ``icp_distance_factor`` ICP voxels after refinement; ``max_rmse`` (0.008 m): RMS distance
-    of those pairs. A result below/above these is returned with status 'poor_fit'.
+    Acceptance, on the ICP grid with matches up to ``inlier_distance`` (0.005 m):
+    ``min_fitness`` (0.6) of the model points that face the camera after alignment must have
+    a scene point; ``min_coverage`` (0.7) of the scene points inside the aligned model's box
+    must have a model point; ``max_rmse`` (0.004 m) bounds the RMS distance of the matches.
+    A result failing any of these is returned with status 'poor_fit'.
     ``max_points`` (60000): larger inputs are randomly thinned first (seeded).
     """
 
@@ -39,15 +41,17 @@ class RegistrationSettings:
     icp_voxel_size: float = 0.005
     icp_distance_factor: float = 2.0
     icp_iterations: int = 30
-    min_fitness: float = 0.25
-    max_rmse: float = 0.008
+    inlier_distance: float = 0.005
+    min_fitness: float = 0.6
+    min_coverage: float = 0.7
+    max_rmse: float = 0.004
     max_points: int = 60000
     seed: int = 0
 
     def __post_init__(self) -> None:
         """Validate every field; raise ConfigError naming the field, expected and actual value."""
         for name in ('voxel_size', 'normal_radius_factor', 'feature_radius_factor', 'ransac_distance_factor',
-                     'icp_voxel_size', 'icp_distance_factor', 'max_rmse'):
+                     'icp_voxel_size', 'icp_distance_factor', 'inlier_distance', 'max_rmse'):
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and np.isfinite(value) and value > 0):
                 raise ConfigError(f'RegistrationSettings.{name}: expected a positive number, got {value!r}')
@@ -57,7 +61,7 @@ class RegistrationSettings:
             value = getattr(self, name)
             if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < low:
                 raise ConfigError(f'RegistrationSettings.{name}: expected an integer >= {low}, got {value!r}')
-        for name in ('ransac_confidence', 'min_fitness'):
+        for name in ('ransac_confidence', 'min_fitness', 'min_coverage'):
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and 0 <= value <= 1):
                 raise ConfigError(f'RegistrationSettings.{name}: expected a number in [0, 1], got {value!r}')
@@ -68,9 +72,12 @@ class RegistrationResult:
     """Result of :func:`register_model`.
 
     ``pose`` (4, 4) float64 maps model points into the scene frame (p_scene = pose @ p_model);
-    ``fitness`` in [0, 1] and ``rmse`` (metres) are measured after ICP on the ICP grid;
-    ``status`` is 'ok', 'poor_fit', 'too_few_model_points' or 'too_few_scene_points';
-    ``accepted`` is True only for 'ok'.
+    ``fitness`` in [0, 1] is the fraction of the model points that face the camera (the scene
+    frame's origin) after alignment and have a scene point within the ICP distance, and
+    ``rmse`` (metres) the RMS distance of those matches, both on the ICP grid;
+    ``coverage`` in [0, 1] is the fraction of the scene points inside the aligned model's box
+    that the model explains; ``status`` is 'ok', 'poor_fit', 'too_few_model_points' or
+    'too_few_scene_points'; ``accepted`` is True only for 'ok'.
     """
 
     pose: np.ndarray
@@ -78,6 +85,7 @@ class RegistrationResult:
     rmse: float
     status: str
     accepted: bool
+    coverage: float = 0.0
 
 
 def _clean(points: np.ndarray, name: str, max_points: int, rng: np.random.Generator) -> np.ndarray:
@@ -188,6 +196,37 @@ def register_model(model_points: np.ndarray, scene_points: np.ndarray,
             best = (key, fine)
     fine = best[1]
     pose = np.asarray(fine.transformation, np.float64).copy()
-    fitness, rmse = float(fine.fitness), float(fine.inlier_rmse) if fine.fitness > 0 else float('inf')
-    accepted = fitness >= settings.min_fitness and rmse <= settings.max_rmse
-    return RegistrationResult(pose, fitness, rmse, 'ok' if accepted else 'poor_fit', accepted)
+    fitness, coverage, rmse = _fit_quality(model_fine, scene_fine, pose, settings.inlier_distance)
+    accepted = (fitness >= settings.min_fitness and coverage >= settings.min_coverage
+                and rmse <= settings.max_rmse)
+    return RegistrationResult(pose, fitness, rmse, 'ok' if accepted else 'poor_fit', accepted, coverage)
+
+
+def _fit_quality(model_pcd, scene_pcd, pose: np.ndarray, distance: float):
+    """Return (fitness, coverage, rmse) of an aligned model.
+
+    fitness: fraction of the model points facing the camera (origin) with a scene point within
+    ``distance`` (a full 360-degree model can only match its visible side); coverage: fraction
+    of the scene points inside the aligned model's bounding box (model frame, axis-aligned)
+    with a model point within ``distance`` (a wrong model leaves scene surface unexplained);
+    rmse: RMS distance of the matched model points.
+    """
+    from scipy.spatial import cKDTree
+    model = np.asarray(model_pcd.points)
+    scene = np.asarray(scene_pcd.points)
+    pts = model @ pose[:3, :3].T + pose[:3, 3]
+    normals = np.asarray(model_pcd.normals) @ pose[:3, :3].T
+    facing = np.einsum('ij,ij->i', normals, -pts) > 0
+    if not facing.any():
+        return 0.0, 0.0, float('inf')
+    dist, _ = cKDTree(scene).query(pts[facing], distance_upper_bound=distance)
+    matched = np.isfinite(dist)
+    if not matched.any():
+        return 0.0, 0.0, float('inf')
+    scene_in_model = (scene - pose[:3, 3]) @ pose[:3, :3]
+    inside = np.all((scene_in_model >= model.min(axis=0)) & (scene_in_model <= model.max(axis=0)), axis=1)
+    coverage = 0.0
+    if inside.any():
+        back, _ = cKDTree(pts).query(scene[inside], distance_upper_bound=distance)
+        coverage = float(np.isfinite(back).mean())
+    return float(matched.mean()), coverage, float(np.sqrt(np.mean(dist[matched] ** 2)))

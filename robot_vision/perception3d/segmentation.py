@@ -77,8 +77,6 @@ class SegmentationSettings:
       ``max_plane_samples`` (3000): RANSAC scores at most this many subsample points.
       ``grow_iterations`` (4): pixels of image-space region growing that give instances back
       their low border pixels (just above the plane inlier band) at equal depth.
-      ``detection_depth_gap`` (0.03 m) + ``detection_depth_gap_relative`` (0.02) * z: depth gap
-      that separates clusters inside a 2D detection (:func:`objects_from_detections`).
     """
 
     min_depth: float = 0.2
@@ -108,15 +106,12 @@ class SegmentationSettings:
     support_normal_tolerance_deg: float = 20.0
     min_support_area: float = 0.025
     max_plane_samples: int = 3000
-    detection_depth_gap: float = 0.03
-    detection_depth_gap_relative: float = 0.02
 
     def __post_init__(self) -> None:
         """Validate every field; raise ConfigError naming the field, expected and actual value."""
-        _positive(self, 'max_depth', 'plane_distance', 'max_height', 'edge_depth_jump',
-                  'detection_depth_gap')
+        _positive(self, 'max_depth', 'plane_distance', 'max_height', 'edge_depth_jump')
         _positive(self, 'min_depth', 'voxel_size', 'plane_distance_quadratic', 'min_height',
-                  'edge_depth_jump_relative', 'contact_tolerance', 'detection_depth_gap_relative',
+                  'edge_depth_jump_relative', 'contact_tolerance',
                   'min_plane_fraction', zero_ok=True)
         if self.min_depth >= self.max_depth:
             raise ConfigError(f'SegmentationSettings.min_depth: expected < max_depth '

@@ -3,29 +3,9 @@
 import cv2
 import numpy as np
 import pytest
-from scipy.spatial import cKDTree
 
-from robot_vision.datasets import (load_organized_pcd, load_pcd_points, load_tum_frame, load_ycb_frame)
+from robot_vision.datasets import load_tum_frame, load_ycb_frame
 from robot_vision.perception3d import SegmentationSettings, overlay_objects, segment_scene
-
-
-@pytest.fixture(scope='module')
-def milk(shared_data):
-    frame = load_organized_pcd(shared_data / 'pcl_kinect' / 'milk_cartoon_all_small_clorox.pcd')
-    model = load_pcd_points(shared_data / 'pcl_kinect' / 'milk.pcd')
-    return frame, model
-
-
-def milk_ground_truth_mask(frame, model):
-    """Scene pixels whose (deprojected) point coincides with a milk.pcd point (every one matches exactly)."""
-    from robot_vision.camera import deproject
-    cloud = deproject(frame.depth, frame.intrinsics).reshape(-1, 3)
-    finite = np.flatnonzero(np.isfinite(cloud[:, 2]))
-    dist, nearest = cKDTree(cloud[finite]).query(model)
-    assert dist.max() < 1e-4, 'milk.pcd should be an exact crop of the scene'
-    mask = np.zeros(cloud.shape[0], bool)
-    mask[finite[nearest]] = True
-    return mask.reshape(frame.depth.shape)
 
 
 def save_overlay(path, frame, seg):
@@ -35,14 +15,13 @@ def save_overlay(path, frame, seg):
     cv2.imwrite(str(path), image[:, :, ::-1])
 
 
-def test_milk_scene_plane_and_instances(milk, artifacts_dir):
-    frame, model = milk
-    gt = milk_ground_truth_mask(frame, model)
-    assert gt.sum() == len(model)
+def test_milk_scene_plane_and_instances(milk_frame, milk_model, milk_gt, artifacts_dir):
+    frame, gt = milk_frame, milk_gt
+    assert gt.sum() == len(milk_model)
     seg = segment_scene(frame)
     save_overlay(artifacts_dir / 'milk_segmentation.png', frame, seg)
     assert seg.status == 'ok'
-    # Floor: the normal points at the camera (d > 0) and "up" in the image (-y); the camera is ~0.47 m above it.
+    # Floor: the normal points at the camera (d > 0) and "up" in the image (-y); camera ~0.47 m above it.
     assert seg.plane is not None and seg.plane[3] > 0
     assert abs(np.linalg.norm(seg.plane[:3]) - 1) < 1e-9
     assert seg.plane[1] < -0.7
@@ -100,7 +79,8 @@ def test_ycb_frames_segment_into_plausible_instances(shared_data, artifacts_dir,
     assert 1 <= (near & big).sum() <= 9  # frame 4: pitcher, mustard, tuna and board stay merged
     assert np.all(objects.size[:, 2] < 0.7)
     for low, high, width in YCB_EXPECTED[index]:
-        hit = near & (objects.size[:, 2] >= low) & (objects.size[:, 2] <= high) & (objects.size[:, 1] <= width)
+        size = objects.size
+        hit = near & (size[:, 2] >= low) & (size[:, 2] <= high) & (size[:, 1] <= width)
         assert hit.any(), f'frame {index}: no instance {low}-{high} m tall and <= {width} m wide'
 
 
@@ -121,8 +101,8 @@ def test_tum_frame_segments_desk_objects(shared_data, artifacts_dir):
     assert np.all(seg.objects.size[:, 0] < 1.6)
 
 
-def test_workspace_box_and_up_prior(milk):
-    frame, model = milk
+def test_workspace_box_and_up_prior(milk_frame):
+    frame = milk_frame
     # A box around the carton only (camera frame): the floor under it is still found with the up prior.
     up = (0.0, -0.82, -0.57)
     settings = SegmentationSettings(workspace_min=(-0.2, -0.35, 0.6), workspace_max=(0.05, 0.1, 1.0),
