@@ -217,6 +217,7 @@ def ros_context(ros_domain):
     rclpy.try_shutdown(context=context)
 
 
+@pytest.mark.ros
 def test_approximate_sync_over_dds(ros_context):
     qos = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
     node = Node('sync_listener', context=ros_context)
