@@ -228,11 +228,17 @@ def up_prior(frame: RGBDFrame, settings: SegmentationSettings) -> Optional[np.nd
 
 
 def prepare_cloud(frame: RGBDFrame, settings: SegmentationSettings) -> Tuple[np.ndarray, np.ndarray, bool]:
-    """Deproject the frame and apply the workspace; returns (cloud, valid mask, any raw depth)."""
+    """Deproject the frame and apply the workspace; returns (cloud, valid mask, any raw depth).
+
+    ``cloud`` is (H, W, 3) float32 with NaN outside the workspace; zero, negative or NaN depth
+    counts as missing (the third value is False when no pixel has depth at all).
+    """
     depth = check_depth_frame(frame)
     cloud = deproject(depth, frame.intrinsics)
-    finite = np.isfinite(depth)
+    with np.errstate(invalid='ignore'):
+        finite = np.isfinite(depth) & (depth > 0)
     if not finite.any():
+        cloud[:] = np.nan
         return cloud, finite, False
     valid = workspace_mask(
         cloud, settings.min_depth, settings.max_depth, settings.workspace_min, settings.workspace_max,
