@@ -1,0 +1,89 @@
+"""Evaluation helpers (Wilson interval, mask matching, rotation error, ADD-S) and a short end-to-end run."""
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+from robot_vision.errors import ConfigError
+from robot_vision.sim.evaluate import (EvaluationSettings, add_s, mask_iou_matrix, match_instances,
+                                       rotation_error_deg, run_evaluation, wilson_interval)
+
+
+@pytest.mark.parametrize('successes, trials, low, high', [
+    (0, 10, 0.0, 0.2775), (10, 10, 0.7225, 1.0), (90, 100, 0.8256, 0.9448), (180, 200, 0.8506, 0.9343)])
+def test_wilson_interval_matches_reference_values(successes, trials, low, high):
+    lo, hi = wilson_interval(successes, trials)
+    assert lo == pytest.approx(low, abs=1e-3) and hi == pytest.approx(high, abs=1e-3)
+    assert wilson_interval(0, 0) == (0.0, 1.0)
+
+
+def test_mask_matching_is_one_to_one_and_thresholded():
+    gt = np.zeros((2, 10, 10), bool)
+    gt[0, :5, :5] = True
+    gt[1, 5:, 5:] = True
+    pred = np.zeros((3, 10, 10), bool)
+    pred[0, 5:, 5:] = True          # exact copy of gt 1
+    pred[1, :5, :4] = True          # IoU 0.8 with gt 0
+    pred[2, :1, :1] = True          # tiny
+    iou = mask_iou_matrix(gt, pred)
+    assert iou.shape == (2, 3)
+    assert iou[1, 0] == 1.0 and iou[0, 1] == pytest.approx(0.8)
+    assert sorted(match_instances(iou, 0.5)) == [(0, 1, pytest.approx(0.8)), (1, 0, 1.0)]
+    assert match_instances(iou, 0.9) == [(1, 0, 1.0)]
+
+
+def _rot_z(angle):
+    c, s = math.cos(angle), math.sin(angle)
+    pose = np.eye(4)
+    pose[:2, :2] = [[c, -s], [s, c]]
+    return pose
+
+
+def test_rotation_error_respects_symmetry():
+    gt = np.eye(4)
+    assert rotation_error_deg('box', gt, _rot_z(math.pi)) == pytest.approx(0.0, abs=1e-6)
+    assert rotation_error_deg('box', gt, _rot_z(math.radians(30))) == pytest.approx(30.0)
+    assert rotation_error_deg('cylinder', gt, _rot_z(math.radians(30))) == pytest.approx(0.0, abs=1e-6)
+    assert math.isnan(rotation_error_deg('sphere', gt, _rot_z(1.0)))
+
+
+def test_add_s_is_zero_for_symmetric_flips_and_grows_with_offset():
+    rng = np.random.default_rng(0)
+    points = rng.uniform(-0.05, 0.05, (400, 3)) * [1.0, 0.5, 0.5]
+    points[:, 0] = np.sign(points[:, 0]) * 0.05   # two end faces: symmetric about z by 180 deg
+    assert add_s(points, np.eye(4), _rot_z(math.pi)) < 0.01
+    shifted = np.eye(4)
+    shifted[0, 3] = 0.02
+    assert add_s(points, np.eye(4), shifted) > 0.005
+
+
+def test_settings_validation():
+    with pytest.raises(ConfigError, match='clutter_levels'):
+        EvaluationSettings(clutter_levels=('dense',))
+    with pytest.raises(ConfigError, match='noise'):
+        EvaluationSettings(noise='lidar')
+    with pytest.raises(ConfigError, match='n_scenes'):
+        run_evaluation(0, out_dir=None)
+
+
+def test_short_evaluation_writes_reports(tmp_path):
+    pytest.importorskip('robot_vision.perception3d.segmentation')
+    grasping = True
+    try:
+        from robot_vision.grasping import plan_scene_grasps  # noqa: F401
+    except ImportError:
+        grasping = False
+    report = run_evaluation(2, seed=1, out_dir=str(tmp_path),
+                            settings=EvaluationSettings(grasping=grasping))
+    data = json.loads((tmp_path / 'report.json').read_text())
+    assert data['n_scenes'] == 2 and data['frames_rendered'] == 2
+    assert (tmp_path / 'report.md').read_text().startswith('# Simulation evaluation')
+    percep = report['perception']['all']
+    assert percep['gt_objects'] >= 5   # one isolated + one cluttered scene
+    assert 0.0 <= percep['recall_at_iou'] <= 1.0
+    assert report['render_fps'] > 0
+    if grasping:
+        assert report['grasping']['scenes'] == 2
+        assert set(report['grasping']['by_clutter']) == {'isolated', 'clutter'}
