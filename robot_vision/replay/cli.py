@@ -1,0 +1,167 @@
+"""The ``replay``, ``compare``, ``demo`` and ``play`` sub-commands of ``robot-vision``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Dict, List, Optional
+
+from robot_vision.datasets import BUNDLED_DATA
+from robot_vision.errors import ConfigError, InputError
+
+#: The bundled real-data bag (3 Kinect frames from PCL's test data; see robot_vision/data/NOTICE).
+DEMO_BAG = BUNDLED_DATA / 'demo_rgbd.mcap'
+
+
+def _parse_topics(items: Optional[List[str]]) -> Dict[str, str]:
+    topics: Dict[str, str] = {}
+    for item in items or []:
+        role, sep, topic = item.partition('=')
+        if not sep or not topic:
+            raise ConfigError(f'--topics: expected ROLE=TOPIC (roles color, depth, camera_info, tf, tf_static), '
+                              f'got {item!r}')
+        topics[role.strip()] = topic.strip()
+    return topics
+
+
+def _replay_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument('--config', help='YAML file with a robot_vision section (e.g. config/robot_vision.yaml)')
+    parser.add_argument('--topics', nargs='+', metavar='ROLE=TOPIC',
+                        help='override auto-detected input topics, e.g. color=/cam/color/image_raw '
+                             'depth=/cam/depth/image_raw camera_info=/cam/color/camera_info')
+    parser.add_argument('--slop', type=float, default=None,
+                        help='largest colour/depth stamp difference in seconds (default: the config\'s '
+                             'sync_slop_s, else 0.03)')
+    parser.add_argument('--depth-scale', type=float, default=None,
+                        help='metres per depth unit, overriding the encoding (16UC1: 0.001, 32FC1: 1)')
+    parser.add_argument('--max-frames', type=int, default=0, help='stop after N frames (0: all)')
+    parser.add_argument('--prefix', default='/robot_vision', help='namespace of the result topics in the output bag')
+    parser.add_argument('--gallery', type=int, default=8, help='annotated frames in the report (default 8)')
+    parser.add_argument('--no-bag', action='store_true', help='do not write the output bag')
+    parser.add_argument('--overwrite', action='store_true',
+                        help='replace a previous replay\'s files in --out (only those files)')
+    parser.add_argument('--quiet', action='store_true', help='no progress bar')
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the replay, compare, demo and play sub-commands to the ``robot-vision`` parser."""
+    p = subparsers.add_parser('replay', help='run the pipeline over a rosbag2 and write a result bag and report',
+                              description='Replay a rosbag2 (mcap or sqlite3) through the perception pipeline, '
+                                          'without a ROS graph. Writes OUT/bag (inputs + result topics), '
+                                          'OUT/results.json, OUT/summary.json and OUT/report.html.')
+    p.add_argument('bag', help='rosbag2 folder, .mcap or .db3 file')
+    p.add_argument('--out', help='output folder (default: artifacts/replay/<bag name>)')
+    _replay_args(p)
+    p.set_defaults(handler=cmd_replay)
+
+    p = subparsers.add_parser('compare', help='compare two replays of the same bag',
+                              description='Match detections and objects of two replay folders frame by frame '
+                                          'and report pose and latency differences.')
+    p.add_argument('run_a', help='first replay folder (from robot-vision replay --out)')
+    p.add_argument('run_b', help='second replay folder')
+    p.add_argument('--out', help='folder for compare.json and compare.html (default: RUN_B/compare)')
+    p.set_defaults(handler=cmd_compare)
+
+    p = subparsers.add_parser('demo', help='replay the bundled real RGB-D bag and print where the report is',
+                              description=f'Replay {DEMO_BAG.name} (real Kinect frames) into artifacts/demo/.')
+    p.add_argument('--out', default='artifacts/demo', help='output folder (default: artifacts/demo)')
+    p.add_argument('--config', help='YAML file with a robot_vision section')
+    p.add_argument('--quiet', action='store_true', help='no progress bar')
+    p.set_defaults(handler=cmd_demo)
+
+    p = subparsers.add_parser('play', help='publish a bag\'s topics with their recorded timing (needs rclpy)',
+                              description='Publish every topic of a rosbag2 at its recorded timing, with /clock '
+                                          'and a latched /tf_static, for testing the nodes on recorded data.')
+    p.add_argument('bag', help='rosbag2 folder, .mcap or .db3 file')
+    p.add_argument('--rate', type=float, default=1.0, help='playback speed factor (default 1.0)')
+    p.add_argument('--loop', action='store_true', help='start again at the end')
+    p.add_argument('--topics', nargs='+', metavar='TOPIC', help='publish only these topics')
+    p.add_argument('--no-clock', action='store_true', help='do not publish /clock')
+    p.add_argument('--start-delay', type=float, default=1.0,
+                   help='seconds to wait for subscribers before the first message (default 1.0)')
+    p.set_defaults(handler=cmd_play)
+
+
+def _run_replay(bag: Path, out: Path, config: Optional[str], args: argparse.Namespace, overwrite: bool) -> int:
+    from robot_vision.replay.runner import ReplaySettings, load_config, replay
+    pipeline_settings, node = load_config(config)
+    slop = getattr(args, 'slop', None)
+    if slop is None:
+        slop = float(node.get('sync_slop_s', ReplaySettings.slop))
+    settings = ReplaySettings(slop=slop, topics=_parse_topics(getattr(args, 'topics', None)),
+                              depth_scale=getattr(args, 'depth_scale', None),
+                              prefix=getattr(args, 'prefix', '/robot_vision'),
+                              max_frames=getattr(args, 'max_frames', 0), gallery_size=getattr(args, 'gallery', 8),
+                              write_bag=not getattr(args, 'no_bag', False), overwrite=overwrite)
+    hints = {role: node[key] for role, key in (('color', 'color_topic'), ('depth', 'depth_topic'),
+                                               ('camera_info', 'camera_info_topic')) if node.get(key)}
+    run = replay(bag, out, pipeline_settings, settings, topic_hints=hints,
+                 progress=None if args.quiet else sys.stderr)
+    s = run.summary['run']
+    print(f'processed {s["frames_processed"]} of {s["frames_expected"]} frames in {s["wall_s"]:.2f} s '
+          f'({s["throughput_fps"]} frames/s, real-time factor {s["real_time_factor"]})')
+    for d in run.diagnostics:
+        print(f'  [{d["kind"]}] {d["message"]}' + (f' (x{d["count"]})' if d['count'] > 1 else ''), file=sys.stderr)
+    if run.bag_path is not None:
+        print(f'result bag: {run.bag_path}')
+    print(f'report: {run.report_path.resolve()}')
+    if run.exit_code:
+        print('error: no frame could be processed (see the diagnostics above)', file=sys.stderr)
+    return run.exit_code
+
+
+def _guard(fn):
+    def wrapper(args: argparse.Namespace) -> int:
+        try:
+            return fn(args)
+        except ConfigError as exc:
+            print(f'error: {exc}', file=sys.stderr)
+            return 2
+        except InputError as exc:
+            print(f'error: {exc}', file=sys.stderr)
+            return 1
+    wrapper.__doc__ = fn.__doc__
+    return wrapper
+
+
+@_guard
+def cmd_replay(args: argparse.Namespace) -> int:
+    """Handle ``robot-vision replay``."""
+    bag = Path(args.bag)
+    out = Path(args.out) if args.out else Path('artifacts') / 'replay' / (bag.stem or bag.name)
+    return _run_replay(bag, out, args.config, args, args.overwrite)
+
+
+@_guard
+def cmd_demo(args: argparse.Namespace) -> int:
+    """Handle ``robot-vision demo``: replay the bundled bag into artifacts/demo (replacing the last demo)."""
+    if not DEMO_BAG.is_file():
+        raise InputError(f'the bundled demo bag {DEMO_BAG} is missing; rebuild it with tools/make_demo_bag.py')
+    return _run_replay(DEMO_BAG, Path(args.out), args.config, args, overwrite=True)
+
+
+@_guard
+def cmd_compare(args: argparse.Namespace) -> int:
+    """Handle ``robot-vision compare``."""
+    from robot_vision.replay.compare import compare_runs
+    out = Path(args.out) if args.out else Path(args.run_b) / 'compare'
+    result = compare_runs(args.run_a, args.run_b, out)
+    d, o = result['detections'], result['objects']
+    print(f'frames: {result["frames"]["common"]} common ({result["frames"]["only_a"]} only in A, '
+          f'{result["frames"]["only_b"]} only in B)')
+    print(f'detections: {d["matched"]} matched, {d["only_a"]} only in A, {d["only_b"]} only in B')
+    print(f'objects: {o["matched"]} matched, position delta mean {o["position_delta_mean_m"]} m, '
+          f'rotation delta mean {o["rotation_delta_mean_deg"]} deg')
+    for note in result['notes']:
+        print(f'note: {note}')
+    print(f'report: {(out / "compare.html").resolve()}')
+    return 0
+
+
+@_guard
+def cmd_play(args: argparse.Namespace) -> int:
+    """Handle ``robot-vision play`` (imports rclpy)."""
+    from robot_vision.ros.bag_player import play
+    return play(args.bag, rate=args.rate, loop=args.loop, topics=args.topics, clock=not args.no_clock,
+                start_delay=args.start_delay)
