@@ -11,7 +11,9 @@ def build_parser() -> argparse.ArgumentParser:
     """Build the argument parser with one sub-command per job."""
     parser = argparse.ArgumentParser(prog='robot-vision', description=__doc__)
     parser.add_argument('--version', action='version', version=f'robot_vision {__version__}')
-    parser.add_subparsers(dest='command', metavar='COMMAND')
+    subparsers = parser.add_subparsers(dest='command', metavar='COMMAND')
+    from robot_vision.replay.cli import register as register_replay
+    register_replay(subparsers)
     return parser
 
 
