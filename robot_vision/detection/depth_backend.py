@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from typing import List, Optional
+from typing import List
 
 import numpy as np
 
 from robot_vision.detection.base import Detector, register_detector
 from robot_vision.detection.settings import DetectorSettings
 from robot_vision.errors import ConfigError, InputError
-from robot_vision.types import Detections, RGBDFrame
+from robot_vision.types import Detections, Objects3D, RGBDFrame
 
 
 def boxes_from_masks(masks: np.ndarray) -> np.ndarray:
@@ -24,6 +24,24 @@ def boxes_from_masks(masks: np.ndarray) -> np.ndarray:
     boxes = np.stack([x1, y1, x2, y2], axis=1).astype(np.float32)
     boxes[~cols.any(axis=1)] = 0.0
     return boxes.reshape(n, 4)
+
+
+def detections_from_objects(objects: Objects3D) -> Detections:
+    """2D detections of 3D objects that carry image masks, row for row (detection i is object i).
+
+    Boxes are the tight xyxy boxes of ``objects.mask`` (N, H, W) in pixels; ``confidence`` and
+    ``class_id`` are copied; masks are kept. An object with an empty mask gets a zero box.
+    Raises InputError when the objects have no masks.
+    """
+    if not isinstance(objects, Objects3D):
+        raise InputError(f'detections_from_objects: expected Objects3D, got {type(objects).__name__}')
+    if objects.mask is None:
+        if len(objects) == 0:
+            return Detections.empty()
+        raise InputError(f'detections_from_objects: expected Objects3D with (N, H, W) masks, got '
+                         f'{len(objects)} objects without masks')
+    return Detections(xyxy=boxes_from_masks(objects.mask), confidence=objects.confidence,
+                      class_id=objects.class_id, mask=objects.mask)
 
 
 @register_detector('depth')
@@ -74,16 +92,12 @@ class DepthDetector(Detector):
                              'got a frame without depth')
         scene = segment_scene(frame, self.segmentation)
         self.last_scene = scene
-        objects = scene.objects
-        masks: Optional[np.ndarray] = objects.mask
-        if masks is None:
-            masks = np.zeros((len(objects),) + frame.depth.shape, bool)
-        boxes = boxes_from_masks(masks)
-        nonempty = masks.reshape(len(masks), -1).any(axis=1)
-        keep = (objects.confidence >= self.settings.confidence_threshold) & nonempty
-        index = np.flatnonzero(keep)[:self.settings.max_detections]
-        return Detections(xyxy=boxes[index], confidence=objects.confidence[index],
-                          class_id=np.full(len(index), -1, np.int32), mask=masks[index])
+        if scene.objects.mask is None:  # no instance at all
+            return Detections.empty(mask=np.zeros((0,) + frame.depth.shape, bool))
+        dets = detections_from_objects(scene.objects)
+        nonempty = dets.mask.reshape(len(dets), -1).any(axis=1)
+        keep = (dets.confidence >= self.settings.confidence_threshold) & nonempty
+        return dets[np.flatnonzero(keep)[:self.settings.max_detections]]
 
     def close(self) -> None:
         """Forget the last scene."""

@@ -4,11 +4,12 @@ import numpy as np
 import pytest
 
 from robot_vision.datasets import load_ycb_frame
-from robot_vision.detection import DetectorSettings, boxes_from_masks, create_detector
+from robot_vision.detection import (DetectorSettings, boxes_from_masks, create_detector,
+                                    detections_from_objects)
 from robot_vision.detection.testing_models import ColourBoxNet, export_onnx, ultralytics_metadata
 from robot_vision.errors import ConfigError, InputError
 from robot_vision.perception3d import SegmentationSettings, objects_from_detections
-from robot_vision.types import CameraIntrinsics, RGBDFrame
+from robot_vision.types import CameraIntrinsics, Objects3D, RGBDFrame
 
 
 def test_boxes_from_masks_by_hand():
@@ -36,9 +37,20 @@ def test_depth_backend_on_a_real_ycb_frame(shared_data):
         rows, cols = np.nonzero(mask)
         assert (box == [cols.min(), rows.min(), cols.max() + 1, rows.max() + 1]).all()
         assert any((mask == m).all() for m in objects.mask)
+    aligned = detections_from_objects(objects)          # row i is object i, nothing filtered
+    assert len(aligned) == len(objects) and (aligned.class_id == objects.class_id).all()
+    np.testing.assert_array_equal(aligned.mask, objects.mask)
     strict = create_detector('depth', DetectorSettings(backend='depth', confidence_threshold=0.99,
                                                        max_detections=2))
     assert len(strict.detect(frame)) <= 2
+
+
+def test_detections_from_objects_needs_masks():
+    assert len(detections_from_objects(Objects3D.empty())) == 0
+    one = Objects3D(pose=np.eye(4)[None], size=np.ones((1, 3)), centroid=np.zeros((1, 3)),
+                    confidence=[1.0], class_id=[2], detection_index=[-1])
+    with pytest.raises(InputError, match='without masks'):
+        detections_from_objects(one)
 
 
 def test_depth_backend_errors():
