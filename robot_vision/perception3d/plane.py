@@ -8,6 +8,11 @@ import numpy as np
 
 from robot_vision.errors import InputError
 
+#: Preemptive RANSAC: all hypotheses are scored on this many random points, and only the
+#: ``PREEMPTIVE_KEEP`` best are scored on every point.
+PREEMPTIVE_POINTS = 400
+PREEMPTIVE_KEEP = 8
+
 
 def orient_plane(plane: np.ndarray, viewpoint: Sequence[float] = (0.0, 0.0, 0.0)) -> np.ndarray:
     """Return ``plane`` [a, b, c, d] with a unit normal pointing towards ``viewpoint`` (camera origin)."""
@@ -45,9 +50,10 @@ def ransac_plane(points: np.ndarray, threshold, iterations: int = 200,
 
     ``threshold`` is the inlier distance in metres, a scalar or an (N,) array (e.g. growing
     with depth). All ``iterations`` hypotheses are scored at once as an (iterations, N)
-    matrix, so keep N to a few thousand (subsample first). When ``up`` (3,) is given, only
-    planes whose normal is within ``max_angle_deg`` of it are accepted (normal sign is
-    ignored for the test). The winner is refined by least squares on its inliers.
+    matrix on ``PREEMPTIVE_POINTS`` random points (preemptive RANSAC); the ``PREEMPTIVE_KEEP``
+    best are then scored on all N points, so keep N to a few thousand (subsample first).
+    When ``up`` (3,) is given, only planes whose normal is within ``max_angle_deg`` of it are
+    accepted (normal sign is ignored for the test). The winner is refined by least squares on its inliers.
 
     Returns (plane, inliers): plane is (4,) float64 [a, b, c, d] with a unit normal pointing
     towards the origin (the camera) and inliers an (N,) bool mask, or (None, all-False) when
@@ -75,6 +81,13 @@ def ransac_plane(points: np.ndarray, threshold, iterations: int = 200,
     if normals.shape[0] == 0:
         return none
     offsets = -np.einsum('ij,ij->i', normals, p0)
+    # Preemptive scoring: every hypothesis on a random subset, the best few on all points.
+    order = rng.permutation(n)
+    first = order[:min(n, PREEMPTIVE_POINTS)]
+    counts = np.count_nonzero(np.abs(normals @ points[first].T + offsets[:, None]) < threshold[first][None, :],
+                              axis=1)
+    top = np.argsort(-counts, kind='stable')[:PREEMPTIVE_KEEP]
+    normals, offsets = normals[top], offsets[top]
     dist = np.abs(normals @ points.T + offsets[:, None])
     counts = np.count_nonzero(dist < threshold[None, :], axis=1)
     best = int(np.argmax(counts))

@@ -243,7 +243,7 @@ def prepare_cloud(frame: RGBDFrame, settings: SegmentationSettings) -> Tuple[np.
     valid = workspace_mask(
         cloud, settings.min_depth, settings.max_depth, settings.workspace_min, settings.workspace_max,
         None if settings.workspace_transform is None else np.asarray(settings.workspace_transform))
-    cloud[~valid] = np.nan
+    np.copyto(cloud, np.float32(np.nan), where=~valid[..., None])
     return cloud, valid, True
 
 
@@ -251,9 +251,19 @@ def fit_support_plane(cloud: np.ndarray, valid: np.ndarray, settings: Segmentati
                       up: Optional[np.ndarray] = None) -> Tuple[Optional[np.ndarray], np.ndarray]:
     """Find the support plane of an organized cloud; returns (plane or None, (H, W) inlier mask).
 
-    RANSAC runs on a strided, voxel-thinned subsample; the final inlier mask is evaluated on
-    every valid pixel with the depth-dependent threshold of ``settings``.
+    ``cloud`` (H, W, 3) float32 metres in the camera frame with ``valid`` (H, W) bool; ``up``
+    an optional (3,) gravity prior. RANSAC runs on a strided (``plane_stride``), voxel-thinned
+    (``voxel_size``) subsample of at most ``max_plane_samples`` points; the final inlier mask
+    is evaluated on every valid pixel with the depth-dependent threshold of ``settings``.
+    The plane is (4,) float64 [a, b, c, d] with a unit normal pointing towards the camera.
     """
+    plane, plane_mask, _ = _fit_support_plane(cloud, valid, settings, up)
+    return plane, plane_mask
+
+
+def _fit_support_plane(cloud: np.ndarray, valid: np.ndarray, settings: SegmentationSettings,
+                       up: Optional[np.ndarray]):
+    """:func:`fit_support_plane`, also returning the (H, W) float32 signed height above the plane."""
     stride = settings.plane_stride
     sub = cloud[::stride, ::stride].reshape(-1, 3)
     sub = sub[valid[::stride, ::stride].reshape(-1)]
@@ -261,18 +271,18 @@ def fit_support_plane(cloud: np.ndarray, valid: np.ndarray, settings: Segmentati
         sub = voxel_downsample(sub, settings.voxel_size)
     plane_mask = np.zeros(valid.shape, bool)
     if sub.shape[0] < 3:
-        return None, plane_mask
+        return None, plane_mask, None
     rng = np.random.default_rng(settings.seed)
     if sub.shape[0] > settings.max_plane_samples:
         sub = sub[rng.choice(sub.shape[0], settings.max_plane_samples, replace=False)]
     plane, inliers = ransac_plane(sub, settings.inlier_threshold(sub[:, 2]), settings.ransac_iterations,
                                   up, settings.max_plane_tilt_deg, rng)
     if plane is None or inliers.sum() < max(3, settings.min_plane_fraction * sub.shape[0]):
-        return None, plane_mask
+        return None, plane_mask, None
     with np.errstate(invalid='ignore'):
-        dist = cloud @ plane[:3].astype(np.float32) + np.float32(plane[3])
-        plane_mask = np.abs(dist) < settings.inlier_threshold(cloud[..., 2])
-    return plane, plane_mask
+        height = cloud @ plane[:3].astype(np.float32) + np.float32(plane[3])
+        plane_mask = np.abs(height) < settings.inlier_threshold(cloud[..., 2])
+    return plane, plane_mask, height
 
 
 def far_side_edges(depth: np.ndarray, settings: SegmentationSettings) -> np.ndarray:
@@ -363,7 +373,7 @@ def segment_scene(frame: RGBDFrame,
         timings['total'] = (time.perf_counter() - t0) * 1e3
         return SceneSegmentation(cloud, None, np.zeros(valid.shape, bool), empty, status, timings)
     up = up_prior(frame, settings)
-    plane, plane_mask = fit_support_plane(cloud, valid, settings, up)
+    plane, plane_mask, height = _fit_support_plane(cloud, valid, settings, up)
     t2 = time.perf_counter()
     timings['plane'] = (t2 - t1) * 1e3
     if plane is None:
@@ -372,13 +382,13 @@ def segment_scene(frame: RGBDFrame,
 
     depth = cloud[..., 2]
     with np.errstate(invalid='ignore'):
-        height = cloud @ plane[:3].astype(np.float32) + np.float32(plane[3])
         above = (height > settings.min_height) & (height < settings.max_height) & ~plane_mask
         low = (height > 0) & (height <= settings.min_height) & ~plane_mask
     far = far_side_edges(depth, settings)
     support_mask = None
     if settings.split_supports:
-        support_mask = secondary_supports(cloud, (above | low) & ~far, plane, frame.intrinsics, settings)
+        support_mask = secondary_supports(cloud, height, (above | low) & ~far, plane, frame.intrinsics,
+                                          settings)
         above &= ~support_mask
         low &= ~support_mask
     seeds = above & ~far
@@ -455,38 +465,42 @@ def _outline_visibility(crop: np.ndarray, depth: np.ndarray, x0: int, y0: int, z
     return float(1.0 - np.count_nonzero(cut) / total) if total else 0.0
 
 
-def secondary_supports(cloud: np.ndarray, candidates: np.ndarray, plane: np.ndarray,
+def secondary_supports(cloud: np.ndarray, height: np.ndarray, candidates: np.ndarray, plane: np.ndarray,
                        intrinsics, settings: SegmentationSettings) -> np.ndarray:
     """(H, W) bool: large horizontal surfaces among ``candidates`` (pixels above the main plane).
 
-    Surface normals come from central differences (+-4 pixels) on the 2x-subsampled organized
-    cloud. Pixels whose normal is within ``support_normal_tolerance_deg`` of the plane normal
-    are binned by height above the plane (1 cm bins, summed over 3 neighbouring bins); a height
-    band whose metric area (pixel footprint z^2 / (fx fy) divided by the cosine between the
-    viewing ray and the normal) reaches ``min_support_area`` is a support level, even when the
-    objects on it cut it into pieces. The support mask is the horizontal pixels of those bands,
-    closed over 5x5 pixels within the band to absorb normal noise.
+    ``height`` (H, W) is the signed distance of each pixel's point to ``plane`` (metres).
+    Surface normals come from central differences (+-2 samples, i.e. +-4 pixels) on the
+    2x-subsampled organized cloud. Pixels whose normal is within
+    ``support_normal_tolerance_deg`` of the plane normal are binned by height (1 cm bins,
+    summed over 3 neighbouring bins); a height band whose metric area (pixel footprint
+    z^2 / (fx fy) divided by the cosine between the viewing ray and the normal) reaches
+    ``min_support_area`` is a support level, even when the objects on it cut it into pieces.
+    The support mask is the horizontal samples of those bands dilated by one sample (3x3) to
+    absorb normal noise, upsampled, and limited to the pixels within the band.
     """
     h, w = candidates.shape
     none = np.zeros((h, w), bool)
-    small = cloud[::2, ::2]
+    step = 2
+    small = cloud[::step, ::step]
     dx = np.full(small.shape, np.nan, np.float32)
     dy = np.full(small.shape, np.nan, np.float32)
     dx[:, 2:-2] = small[:, 4:] - small[:, :-4]
     dy[2:-2, :] = small[4:, :] - small[:-4, :]
     normal = np.cross(dx, dy)
     up = plane[:3].astype(np.float32)
-    with np.errstate(invalid='ignore', divide='ignore'):
-        cos_up = np.abs(normal @ up) / np.linalg.norm(normal, axis=2)
-        flat_small = cos_up > np.cos(np.deg2rad(settings.support_normal_tolerance_deg))
-    flat = np.repeat(np.repeat(flat_small, 2, axis=0), 2, axis=1)[:h, :w] & candidates
-    idx = np.flatnonzero(flat)
-    if idx.size < 50:
+    cos_tol = np.float32(np.cos(np.deg2rad(settings.support_normal_tolerance_deg)))
+    with np.errstate(invalid='ignore'):
+        along = np.abs(normal @ up)
+        flat_small = along * along > cos_tol * cos_tol * np.einsum('ijk,ijk->ij', normal, normal)
+    flat_small &= candidates[::step, ::step]
+    if np.count_nonzero(flat_small) < 10:
         return none
-    pts = cloud.reshape(-1, 3)[idx].astype(np.float64)
-    heights = pts @ plane[:3] + plane[3]
+    # Area per height bin, on the subsampled grid (each sample stands for step^2 pixels).
+    pts = small[flat_small].astype(np.float64)
+    heights = height[::step, ::step][flat_small]
     cos_view = np.abs(pts @ plane[:3]) / np.maximum(np.linalg.norm(pts, axis=1), 1e-9)
-    footprint = pts[:, 2] ** 2 / (intrinsics.fx * intrinsics.fy) / np.maximum(cos_view, 0.2)
+    footprint = step * step * pts[:, 2] ** 2 / (intrinsics.fx * intrinsics.fy) / np.maximum(cos_view, 0.2)
     bin_size = 0.01
     bins = np.clip((heights / bin_size).astype(np.int64), 0, None)
     hist = np.bincount(bins, weights=footprint)
@@ -499,9 +513,9 @@ def secondary_supports(cloud: np.ndarray, candidates: np.ndarray, plane: np.ndar
     band_bins = level | np.r_[level[1:], False] | np.r_[False, level[:-1]]
     band_bins = np.r_[band_bins, False]
     with np.errstate(invalid='ignore'):
-        all_heights = cloud @ plane[:3].astype(np.float32) + np.float32(plane[3])
-        all_bins = np.clip(np.nan_to_num(all_heights / bin_size, nan=-1.0), -1, band_bins.size - 1)
+        all_bins = np.clip(np.nan_to_num(height / bin_size, nan=-1.0), -1, band_bins.size - 1)
     in_band = candidates & band_bins[all_bins.astype(np.int64)]
-    flat_band = (flat & in_band).view(np.uint8)
-    closed = cv2.dilate(flat_band, np.ones((5, 5), np.uint8)) > 0
+    band_small = flat_small & in_band[::step, ::step]
+    grown = cv2.dilate(band_small.view(np.uint8), np.ones((3, 3), np.uint8))
+    closed = np.repeat(np.repeat(grown, step, axis=0), step, axis=1)[:h, :w] > 0
     return closed & in_band

@@ -1,0 +1,78 @@
+"""Depth perception core: plane + instances + poses per 640x480 frame (with stage breakdown), registration."""
+
+import numpy as np
+
+from benchmarks.harness import measure, row
+from robot_vision.datasets import (load_organized_pcd, load_pcd_points, load_ycb_frame, load_ycb_model,
+                                   shared_data_dir)
+from robot_vision.perception3d import (RegistrationSettings, objects_from_detections, register_model,
+                                       segment_scene)
+from robot_vision.types import Detections
+
+STAGES = ('prepare', 'plane', 'cluster', 'boxes')
+
+
+def _frames():
+    root = shared_data_dir()
+    if root is None:
+        return None
+    return {'milk (PCL Kinect)': load_organized_pcd(root / 'pcl_kinect' / 'milk_cartoon_all_small_clorox.pcd'),
+            'YCB frame 1': load_ycb_frame(1)}
+
+
+def run(quick: bool):
+    frames = _frames()
+    if frames is None:
+        return [row('perception3d skipped: ../shared/data not found', 0.0, '-')]
+    repeat = 10 if quick else 60
+    rows = []
+    for name, frame in frames.items():
+        stages = {k: [] for k in STAGES}
+
+        def segment(frame=frame, stages=stages):
+            seg = segment_scene(frame)
+            for key in STAGES:
+                stages[key].append(seg.timings_ms.get(key, 0.0))
+            return seg
+
+        seg = segment()
+        result = measure(f'segment_scene {name}: plane+instances+poses', segment, repeat, target_ms=25.0,
+                         instances=len(seg.objects))
+        rows.append(result)
+        for key in STAGES:
+            rows.append(row(f'  stage {key} ({name})', float(np.median(stages[key][-repeat:])), 'ms'))
+        # 2D->3D lifting of every instance's box (as if a detector had found them).
+        boxes = []
+        for mask in seg.objects.mask[:8]:
+            ys, xs = np.nonzero(mask)
+            boxes.append([xs.min() - 10, ys.min() - 10, xs.max() + 11, ys.max() + 11])
+        dets = Detections(xyxy=np.array(boxes, np.float32), confidence=np.ones(len(boxes), np.float32),
+                          class_id=np.zeros(len(boxes), np.int32))
+        rows.append(measure(f'objects_from_detections {name}: {len(boxes)} boxes, given plane',
+                            lambda f=frame, d=dets, p=seg.plane: objects_from_detections(f, d, plane=p),
+                            repeat))
+
+    root = shared_data_dir()
+    milk_frame = frames['milk (PCL Kinect)']
+    model = load_pcd_points(root / 'pcl_kinect' / 'milk.pcd')
+    seg = segment_scene(milk_frame)
+    carton = seg.objects.points[int(np.argmax([len(p) for p in seg.objects.points]))]
+    reg_repeat = 5 if quick else 30
+    results = []
+
+    def register(model=model, carton=carton):
+        results.append(register_model(model, carton, RegistrationSettings(seed=0)))
+
+    rows.append(measure('register_model milk.pcd -> carton instance (no init)', register, reg_repeat,
+                        warmup=2, target_ms=50.0))
+    t_err = np.median([np.linalg.norm(r.pose[:3, 3]) for r in results]) * 1e3
+    rows.append(row('  milk registration translation error (median)', t_err, 'mm', 'error <= 5 mm'))
+    ycb = segment_scene(frames['YCB frame 1'])
+    sizes = ycb.objects.size
+    mustard = np.flatnonzero((sizes[:, 2] > 0.16) & (sizes[:, 2] < 0.21) & (sizes[:, 1] < 0.08))
+    if mustard.size:
+        instance = ycb.objects.points[int(mustard[0])]
+        rows.append(measure('register_model 006_mustard_bottle.xyz -> YCB-1 instance (no init)',
+                            lambda m=load_ycb_model('006_mustard_bottle'), s=instance: register_model(m, s),
+                            reg_repeat, warmup=2, target_ms=50.0))
+    return rows
