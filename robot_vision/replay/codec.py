@@ -14,7 +14,6 @@ from typing import Any, Dict, List, Optional, Tuple
 import numpy as np
 
 from robot_vision.errors import InputError
-from robot_vision.geometry import matrix_from_quaternion
 
 
 class MessageCodec:
@@ -83,16 +82,17 @@ class MessageCodec:
         """CameraIntrinsics of a CameraInfo."""
         return self.conversions.camera_info_to_intrinsics(msg)
 
-    def transforms(self, msg: Any) -> List[Tuple[str, str, float, np.ndarray]]:
-        """(parent, child, stamp seconds, 4x4 child -> parent) for every transform in a TFMessage."""
+    def transforms(self, msg: Any) -> List[Tuple[str, str, float, List[float], List[float]]]:
+        """(parent, child, stamp s, translation xyz m, quaternion xyzw) of every transform in a TFMessage.
+
+        Leading '/' of frame ids (a ROS 1 habit) are stripped.
+        """
         out = []
         for t in msg.transforms:
             tr, q = t.transform.translation, t.transform.rotation
-            matrix = np.eye(4)
-            matrix[:3, :3] = matrix_from_quaternion([q.x, q.y, q.z, q.w])
-            matrix[:3, 3] = [tr.x, tr.y, tr.z]
             out.append((t.header.frame_id.lstrip('/'), t.child_frame_id.lstrip('/'),
-                        self.conversions.stamp_to_seconds(t.header.stamp), matrix))
+                        self.conversions.stamp_to_seconds(t.header.stamp), [tr.x, tr.y, tr.z],
+                        [q.x, q.y, q.z, q.w]))
         return out
 
     # ------------------------------------------------------------------ outputs

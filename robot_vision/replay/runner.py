@@ -1,9 +1,10 @@
 """Replay a rosbag2 through the core pipeline: pair frames, run, record result topics, summarise.
 
 ``replay(bag, out_dir)`` reads colour, depth, camera_info and TF from the bag (topics detected
-by message type and encoding, or given), pairs colour and depth by approximate time, runs
-:class:`~robot_vision.pipeline.Pipeline` on each pair in stamp order, and writes into
-``out_dir``::
+by message type and encoding, or given), pairs colour and depth by approximate time with the
+nodes' own policy (:class:`robot_vision.ros.compat.ApproximateTimePolicy`), looks the camera up
+in the fixed frame with the nodes' TF buffer, runs :class:`~robot_vision.pipeline.Pipeline` on
+each pair in bag order, and writes into ``out_dir``::
 
     out_dir/
       bag/             rosbag2 (mcap, zstd): every input message + every result topic
@@ -34,7 +35,6 @@ from robot_vision.errors import ConfigError, InputError
 from robot_vision.geometry import quaternion_from_matrix
 from robot_vision.replay.bag import BagSink, BagSource, RawMessage, TopicInfo, topic_table
 from robot_vision.replay.progress import Progress
-from robot_vision.replay.sync import ApproximateSync, Stamped, TransformBuffer
 from robot_vision.ros.topics import INPUT_TYPES, OUTPUT_TOPICS, resolve
 
 #: Files and folders a replay writes into its output folder (and removes with ``overwrite``).
@@ -53,6 +53,7 @@ class ReplaySettings:
     """How to replay a bag (units in brackets).
 
     ``slop`` [s]: the largest stamp difference of a colour/depth pair (default 0.03).
+    ``queue_size``: messages per input the approximate-time policy keeps (default 10).
     ``topics``: role -> topic overrides, roles 'color', 'depth', 'camera_info', 'tf', 'tf_static'.
     ``depth_scale`` [m per unit]: overrides the depth encoding's unit (None: 16UC1 mm, 32FC1 m).
     ``prefix``: namespace of the result topics in the output bag (default '/robot_vision').
@@ -62,6 +63,7 @@ class ReplaySettings:
     """
 
     slop: float = 0.03
+    queue_size: int = 10
     topics: Tuple[Tuple[str, str], ...] = ()
     depth_scale: Optional[float] = None
     prefix: str = '/robot_vision'
@@ -84,6 +86,8 @@ class ReplaySettings:
         if self.depth_scale is not None and not (math.isfinite(self.depth_scale) and self.depth_scale > 0):
             raise ConfigError(f'ReplaySettings.depth_scale: expected a positive number of metres per unit or '
                               f'None, got {self.depth_scale!r}')
+        if isinstance(self.queue_size, bool) or not isinstance(self.queue_size, int) or self.queue_size < 1:
+            raise ConfigError(f'ReplaySettings.queue_size: expected an integer >= 1, got {self.queue_size!r}')
         if int(self.max_frames) < 0:
             raise ConfigError(f'ReplaySettings.max_frames: expected >= 0 (0: all), got {self.max_frames}')
         if int(self.gallery_size) < 0:
@@ -294,19 +298,31 @@ def _prepare_out(out_dir: Path, overwrite: bool) -> None:
             path.unlink()
 
 
+class _Item:
+    """A decoded input message as the sync policy sees it: ``header`` plus the message, type and log time."""
+
+    __slots__ = ('header', 'msg', 'msgtype', 'log_ns', 'stamp')
+
+    def __init__(self, msg: Any, msgtype: str, log_ns: int, stamp: float):
+        self.header, self.msg, self.msgtype, self.log_ns, self.stamp = msg.header, msg, msgtype, log_ns, stamp
+
+
 def replay(bag: Path | str, out_dir: Path | str, pipeline_settings: Any = None,
            settings: ReplaySettings = ReplaySettings(), topic_hints: Mapping[str, str] = (),
            progress: Optional[TextIO] = sys.stderr) -> ReplayRun:
     """Replay ``bag`` through the pipeline and write the outputs into ``out_dir`` (see module doc).
 
-    ``pipeline_settings`` is a PipelineSettings (None: defaults). ``progress`` is the stream of
-    the progress bar (None: silent). Raises InputError when the bag cannot be opened or has no
-    usable topics; problems met while replaying become ``run.diagnostics`` and the outputs hold
-    everything processed until then. ``run.exit_code`` is 1 when no frame could be processed.
+    ``pipeline_settings`` is a PipelineSettings (None: defaults). ``topic_hints`` maps roles to
+    preferred topic names (used when present). ``progress`` is the stream of the progress bar
+    (None: silent). Raises InputError when the bag cannot be opened or has no usable topics;
+    problems met while replaying become ``run.diagnostics`` and the outputs hold everything
+    processed until then. ``run.exit_code`` is 1 when no frame could be processed.
     """
+    from robot_vision.errors import TransformError
     from robot_vision.pipeline import Pipeline, PipelineSettings
     from robot_vision.replay.codec import MessageCodec
     from robot_vision.replay.report import write_outputs
+    from robot_vision.ros.compat import ApproximateTimePolicy, TransformBuffer
     from robot_vision.types import RGBDFrame
 
     out_dir = Path(out_dir)
@@ -332,28 +348,35 @@ def replay(bag: Path | str, out_dir: Path | str, pipeline_settings: Any = None,
     sink = BagSink(out_dir / 'bag') if settings.write_bag else None
     if sink is not None:
         for info in source.topics.values():
-            latched = info.name.endswith('tf_static')
-            sink.add_topic(info.name, info.msgtype, info.msgdef, info.digest, info.qos, latched=latched)
+            sink.add_topic(info.name, info.msgtype, info.msgdef, info.digest, info.qos,
+                           latched=info.name.endswith('tf_static'))
         for topic in OUTPUT_TOPICS:
             sink.add_topic(resolve(settings.prefix, topic.name), topic.msg_type, latched=topic.latched)
         run.bag_path = out_dir / 'bag'
     pipeline = Pipeline(pipeline_settings)
-    sync = ApproximateSync(settings.slop)
-    tf = TransformBuffer()
-    state: Dict[str, Any] = {'intrinsics': None, 'last_stamp': -math.inf, 'label_info': None,
-                             'missing_tf': False, 'color_stamps': [], 'depth_stamps': []}
+    pairs: List[Tuple[_Item, _Item]] = []
+    policy = ApproximateTimePolicy(2, settings.queue_size, settings.slop, lambda c, d: pairs.append((c, d)))
+    tf = TransformBuffer(cache_time_s=60.0)
+    state: Dict[str, Any] = {'intrinsics': None, 'label_info': None, 'tf_problem': None,
+                             'last': {'color': -math.inf, 'depth': -math.inf}, 'color_stamps': []}
     timings: List[Dict[str, float]] = []
     gallery: List[Tuple[int, float, np.ndarray]] = []
     bar = Progress(expected, progress)
     started = time.perf_counter()
     bag_span = [math.inf, -math.inf]
 
-    def process(color_item: Stamped, depth_item: Stamped) -> None:
+    def camera_pose(frame_id: str, stamp: float) -> Optional[np.ndarray]:
+        try:
+            return tf.lookup(fixed_frame, frame_id, stamp)
+        except (TransformError, InputError) as exc:
+            if state['tf_problem'] is None:
+                state['tf_problem'] = str(exc)
+                diagnostics.add('tf', f'no camera pose in {fixed_frame!r}: {exc}; tracks are kept in the '
+                                      f'camera frame', stamp)
+            return None
+
+    def process(color_item: _Item, depth_item: _Item) -> None:
         stamp = color_item.stamp
-        if stamp <= state['last_stamp']:
-            diagnostics.add('stamps', f'colour stamp {stamp:.6f} is not after the previous frame\'s '
-                                      f'{state["last_stamp"]:.6f}: frame skipped (unsorted stamps)', stamp)
-            return
         if state['intrinsics'] is None:
             diagnostics.add('calibration', f'no camera_info on {roles["camera_info"]} before this frame: skipped',
                             stamp)
@@ -363,16 +386,12 @@ def replay(bag: Path | str, out_dir: Path | str, pipeline_settings: Any = None,
             color = codec.color(color_item.msgtype, color_item.msg)
             depth = codec.depth(depth_item.msg, settings.depth_scale)
             frame_id = color_item.msg.header.frame_id or 'camera_color_optical_frame'
-            camera_to_fixed = tf.lookup(fixed_frame, frame_id, stamp)
+            camera_to_fixed = camera_pose(frame_id, stamp)
             frame = RGBDFrame(state['intrinsics'], color=color, depth=depth, stamp=stamp, frame_id=frame_id,
                               camera_to_fixed=camera_to_fixed)
         except InputError as exc:
             diagnostics.add('input', f'frame skipped: {exc}', stamp)
             return
-        if camera_to_fixed is None and not state['missing_tf']:
-            state['missing_tf'] = True
-            diagnostics.add('tf', f'no transform {frame_id} -> {fixed_frame} in the bag\'s TF (frames: '
-                                  f'{tf.frames or "none"}): tracks are kept in the camera frame', stamp)
         t1 = time.perf_counter()
         try:
             result = pipeline.process(frame)
@@ -380,10 +399,8 @@ def replay(bag: Path | str, out_dir: Path | str, pipeline_settings: Any = None,
             diagnostics.add('pipeline', f'frame skipped: {exc}', stamp)
             return
         t2 = time.perf_counter()
-        state['last_stamp'] = stamp
         index = len(run.frames)
-        record = frame_record(index, result)
-        run.frames.append(record)
+        run.frames.append(frame_record(index, result))
         for warning in result.warnings:
             kind = 'units' if 'depth scale' in warning or 'implausibly' in warning else 'pipeline'
             diagnostics.add(kind, warning, stamp)
@@ -402,10 +419,12 @@ def replay(bag: Path | str, out_dir: Path | str, pipeline_settings: Any = None,
                         'decode': (t1 - t0) * 1e3, 'record': (t3 - t2) * 1e3, 'frame': (t3 - t0) * 1e3})
         bar.update()
 
-    interrupted = None
+    def done() -> bool:
+        return bool(settings.max_frames) and len(run.frames) >= settings.max_frames
+
     try:
         for raw in source.messages():
-            if settings.max_frames and len(run.frames) >= settings.max_frames:
+            if done():
                 break
             bag_span[0], bag_span[1] = min(bag_span[0], raw.log_ns), max(bag_span[1], raw.log_ns)
             if sink is not None:
@@ -413,28 +432,23 @@ def replay(bag: Path | str, out_dir: Path | str, pipeline_settings: Any = None,
             role = role_of.get(raw.topic)
             if role is None:
                 continue
-            pairs = _consume(raw, role, codec, state, tf, sync, diagnostics)
-            for color_item, depth_item in pairs:
-                if settings.max_frames and len(run.frames) >= settings.max_frames:
-                    break
-                process(color_item, depth_item)
-        else:
-            for color_item, depth_item in sync.flush():
-                if settings.max_frames and len(run.frames) >= settings.max_frames:
-                    break
-                process(color_item, depth_item)
+            _consume(raw, role, codec, state, tf, policy, diagnostics, _Item)
+            while pairs and not done():
+                process(*pairs.pop(0))
     except KeyboardInterrupt:
-        interrupted = 'interrupted by the user (Ctrl-C): the outputs hold the frames processed so far'
-        diagnostics.add('run', interrupted)
+        diagnostics.add('run', 'interrupted by the user (Ctrl-C): the outputs hold the frames processed so far')
     finally:
         bar.close()
         wall = time.perf_counter() - started
         if source.error and not source.salvaged:
             diagnostics.add('bag', f'{source.error}: the outputs hold the frames read before it')
-        elif source.salvaged and source.error and source.error not in [d['message'] for d in diagnostics.items]:
+        elif source.salvaged and source.error and all(d['message'] != source.error for d in diagnostics.items):
             diagnostics.add('bag', source.error)
-        for role, stamp, reason in sync.dropped:
-            diagnostics.add('dropped', f'{role} frame dropped: {reason}', stamp)
+        unpaired = policy.dropped + policy.pending
+        if unpaired and not done():
+            diagnostics.add('dropped', f'{unpaired} colour/depth message(s) were not paired (no partner within '
+                                       f'{settings.slop * 1e3:.0f} ms, stamp not after the last pair\'s, or queue '
+                                       f'overflow); {policy.matched} pairs formed')
         _sync_gaps(state['color_stamps'], diagnostics)
         if sink is not None:
             sink.close()
@@ -449,30 +463,37 @@ def replay(bag: Path | str, out_dir: Path | str, pipeline_settings: Any = None,
     return run
 
 
-def _consume(raw: RawMessage, role: str, codec: Any, state: Dict[str, Any], tf: TransformBuffer,
-             sync: ApproximateSync, diagnostics: _Diagnostics) -> List[Tuple[Stamped, Stamped]]:
-    """Decode one input message of ``role`` and feed it to the TF buffer, calibration or the sync."""
+def _consume(raw: RawMessage, role: str, codec: Any, state: Dict[str, Any], tf: Any, policy: Any,
+             diagnostics: _Diagnostics, item: type) -> None:
+    """Decode one input message of ``role`` and feed it to the TF buffer, the calibration or the sync policy."""
     try:
         msg = codec.decode(raw.msgtype, raw.data)
     except InputError as exc:
         diagnostics.add('input', f'{raw.topic}: {exc}', raw.log_ns * 1e-9)
-        return []
+        return
     if role in ('tf', 'tf_static'):
-        for parent, child, stamp, matrix in codec.transforms(msg):
-            tf.add(parent, child, stamp, matrix, static=role == 'tf_static')
-        return []
+        for parent, child, stamp, translation, quaternion in codec.transforms(msg):
+            try:
+                tf.set_transform(parent, child, stamp, translation, quaternion, static=role == 'tf_static')
+            except InputError as exc:
+                diagnostics.add('tf', f'{raw.topic}: transform ignored: {exc}', stamp)
+        return
     if role == 'camera_info':
         try:
             state['intrinsics'] = codec.intrinsics(msg)
         except InputError as exc:
             diagnostics.add('calibration', f'{raw.topic}: {exc}', raw.log_ns * 1e-9)
-        return []
+        return
     stamp, _ = codec.header(msg)
     if stamp == 0.0:
-        stamp = raw.log_ns * 1e-9
-        diagnostics.add('stamps', f'{role} messages have a zero header stamp: using the bag log time instead')
-    state[f'{role}_stamps'].append(stamp)
-    return sync.push(role, Stamped(stamp, raw.log_ns, raw.msgtype, msg))
+        diagnostics.add('stamps', f'{raw.topic}: header stamp is zero; such frames cannot be paired by time')
+    if stamp <= state['last'][role]:
+        diagnostics.add('stamps', f'{raw.topic}: stamp {stamp:.6f} is not after the previous message\'s '
+                                  f'{state["last"][role]:.6f} (unsorted stamps)', stamp)
+    state['last'][role] = max(stamp, state['last'][role])
+    if role == 'color':
+        state['color_stamps'].append(stamp)
+    policy.add(0 if role == 'color' else 1, item(msg, raw.msgtype, raw.log_ns, stamp))
 
 
 def _sync_gaps(stamps: List[float], diagnostics: _Diagnostics) -> None:

@@ -43,6 +43,8 @@ def instance_label_image(detections: Detections, shape: Tuple[int, int]) -> np.n
     labels = np.zeros((height, width), np.uint16)
     if len(detections) > 65534:
         raise InputError(f'instance labels: expected at most 65534 detections (uint16), got {len(detections)}')
+    if len(detections) == 0:
+        return labels
     masks = detections.mask
     if masks is not None and masks.shape[1:] != (height, width):
         raise InputError(f'Detections.mask: expected masks of {height}x{width} (HxW), got {masks.shape[1:]}')
