@@ -42,10 +42,13 @@ def wilson_interval(successes: int, trials: int, z: float = 1.96) -> Tuple[float
 
 def mask_iou_matrix(gt_masks: np.ndarray, pred_masks: np.ndarray) -> np.ndarray:
     """IoU of every ground-truth mask (G, H, W) bool with every predicted mask (P, H, W) bool: (G, P)."""
-    gt = np.asarray(gt_masks, bool).reshape(len(gt_masks), -1).astype(np.float32)
-    pred = np.asarray(pred_masks, bool).reshape(len(pred_masks), -1).astype(np.float32)
-    if gt.shape[1:] != pred.shape[1:] and len(gt) and len(pred):
-        raise InputError(f'mask_iou_matrix: mask sizes differ, {gt_masks.shape} vs {pred_masks.shape}')
+    gt_masks, pred_masks = np.asarray(gt_masks, bool), np.asarray(pred_masks, bool)
+    if gt_masks.ndim != 3 or pred_masks.ndim != 3 or gt_masks.shape[1:] != pred_masks.shape[1:]:
+        raise InputError(f'mask_iou_matrix: expected (G, H, W) and (P, H, W) masks of one image size, '
+                         f'got {gt_masks.shape} and {pred_masks.shape}')
+    pixels = int(np.prod(gt_masks.shape[1:]))
+    gt = gt_masks.reshape(len(gt_masks), pixels).astype(np.float32)
+    pred = pred_masks.reshape(len(pred_masks), pixels).astype(np.float32)
     inter = gt @ pred.T
     union = gt.sum(1)[:, None] + pred.sum(1)[None, :] - inter
     return np.where(union > 0, inter / np.maximum(union, 1), 0.0)

@@ -32,6 +32,7 @@ def test_mask_matching_is_one_to_one_and_thresholded():
     assert iou[1, 0] == 1.0 and iou[0, 1] == pytest.approx(0.8)
     assert sorted(match_instances(iou, 0.5)) == [(0, 1, pytest.approx(0.8)), (1, 0, 1.0)]
     assert match_instances(iou, 0.9) == [(1, 0, 1.0)]
+    assert mask_iou_matrix(gt, pred[:0]).shape == (2, 0) and match_instances(mask_iou_matrix(gt[:0], pred)) == []
 
 
 def _rot_z(angle):
