@@ -324,8 +324,10 @@ def _summarise(object_rows, grasp_rows, scene_rows, settings, timing, frames, wa
                               'render_fps': frames / timing['render_s'] if timing['render_s'] else None,
                               'timing_s': timing}
     percep: Dict[str, Any] = {}
-    for name, rows in [('all', object_rows)] + [
-            (c, [r for r in object_rows if r['clutter'] == c]) for c in settings.clutter_levels]:
+    subsets = [('all', object_rows)] + [(c, [r for r in object_rows if r['clutter'] == c])
+                                         for c in settings.clutter_levels]
+    subsets.append(('0.5-1.0 m', [r for r in object_rows if 0.5 <= r['distance_m'] <= 1.0]))
+    for name, rows in subsets:
         matched = [r for r in rows if r['matched']]
         trans = np.array([r['translation_error_m'] for r in matched])
         rot = np.array([r['rotation_error_deg'] for r in matched], float)
@@ -403,7 +405,7 @@ def render_markdown(report: Dict[str, Any]) -> str:
              '| subset | GT objects | recall @ IoU 0.5 | mean IoU | median transl. err | p90 transl. err '
              '| median rot. err | median ADD-S |', '|---|---|---|---|---|---|---|---|']
     percep = report['perception']
-    for name in ['all'] + list(report['settings']['clutter_levels']):
+    for name in ['all'] + list(report['settings']['clutter_levels']) + ['0.5-1.0 m']:
         p = percep[name]
         lines.append(f"| {name} | {p['gt_objects']} | {p['recall_at_iou']:.3f} | {p['mean_iou_matched']:.3f} | "
                      f"{1000 * p['median_translation_error_m']:.1f} mm | "

@@ -96,3 +96,12 @@ def test_mesh_objects_compile_and_settle(shared_data):
     heights = [scene.object_pose_world(i)[2, 3] for i in range(len(spec.objects))]
     assert min(heights) > spec.surface_height   # resting on the table, not fallen through
     assert np.allclose(scene.data.qvel, 0.0)
+
+
+def test_sim_core_does_not_import_ros():
+    import subprocess
+    import sys
+    code = ('import sys, robot_vision.sim, robot_vision.sim.evaluate, robot_vision.sim.grasp_execution; '
+            'bad = [m for m in sys.modules if m == "rclpy" or m.endswith("_msgs")]; '
+            'assert not bad, bad')
+    subprocess.run([sys.executable, '-c', code], check=True, timeout=120)
