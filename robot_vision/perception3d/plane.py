@@ -84,8 +84,8 @@ def ransac_plane(points: np.ndarray, threshold, iterations: int = 200,
     # Preemptive scoring: every hypothesis on a random subset, the best few on all points.
     order = rng.permutation(n)
     first = order[:min(n, PREEMPTIVE_POINTS)]
-    counts = np.count_nonzero(np.abs(normals @ points[first].T + offsets[:, None]) < threshold[first][None, :],
-                              axis=1)
+    first_dist = np.abs(normals @ points[first].T + offsets[:, None])
+    counts = np.count_nonzero(first_dist < threshold[first][None, :], axis=1)
     top = np.argsort(-counts, kind='stable')[:PREEMPTIVE_KEEP]
     normals, offsets = normals[top], offsets[top]
     dist = np.abs(normals @ points.T + offsets[:, None])

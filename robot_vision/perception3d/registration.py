@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Optional
 
@@ -28,6 +29,9 @@ class RegistrationSettings:
     must have a model point; ``max_rmse`` (0.004 m) bounds the RMS distance of the matches.
     A result failing any of these is returned with status 'poor_fit'.
     ``max_points`` (60000): larger inputs are randomly thinned first (seeded).
+    ``fallback_rotations`` (False): when no RANSAC candidate is accepted, also try the 24
+    axis-aligned orientations about the scene centroid (coarse ICP each, the best 3 refined);
+    this rescues some sparse-model cases at a cost of ~100-300 ms per failing object.
     """
 
     voxel_size: float = 0.01
@@ -46,6 +50,7 @@ class RegistrationSettings:
     min_coverage: float = 0.7
     max_rmse: float = 0.004
     max_points: int = 60000
+    fallback_rotations: bool = False
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -116,6 +121,55 @@ def _cloud(points: np.ndarray, voxel: float, normal_radius: float, towards: Opti
     return pcd
 
 
+def _cube_rotations() -> np.ndarray:
+    """The 24 rotations of the cube group, (24, 3, 3) float64."""
+    from itertools import permutations, product
+    out = []
+    for perm in permutations(range(3)):
+        for signs in product((1.0, -1.0), repeat=3):
+            m = np.zeros((3, 3))
+            m[range(3), perm] = signs
+            if np.linalg.det(m) > 0:
+                out.append(m)
+    return np.stack(out)
+
+
+_CUBE_ROTATIONS = _cube_rotations()
+
+_MODEL_CACHE: OrderedDict[tuple, tuple] = OrderedDict()
+_MODEL_CACHE_SIZE = 8
+
+
+def _feature_param(settings: RegistrationSettings):
+    import open3d as o3d
+    return o3d.geometry.KDTreeSearchParamHybrid(radius=settings.feature_radius_factor * settings.voxel_size,
+                                                max_nn=settings.feature_max_neighbours)
+
+
+def _prepared_model(model: np.ndarray, settings: RegistrationSettings):
+    """Downsampled model clouds (ICP grid, feature grid) and FPFH features, cached per model and settings.
+
+    A robot registers the same few models every frame, so their preprocessing is done once;
+    the cache holds the last ``_MODEL_CACHE_SIZE`` (model, settings) pairs, keyed by content.
+    """
+    import open3d as o3d
+    v, vi = settings.voxel_size, settings.icp_voxel_size
+    key = (model.shape, hash(model.tobytes()), v, vi, settings.normal_radius_factor,
+           settings.feature_radius_factor, settings.feature_max_neighbours)
+    hit = _MODEL_CACHE.get(key)
+    if hit is not None:
+        _MODEL_CACHE.move_to_end(key)
+        return hit
+    fine = _cloud(model, vi, settings.normal_radius_factor * max(vi, v / 2), None)
+    down = _cloud(model, v, settings.normal_radius_factor * v, None)
+    fpfh = (o3d.pipelines.registration.compute_fpfh_feature(down, _feature_param(settings))
+            if len(down.points) >= 10 else None)
+    _MODEL_CACHE[key] = (fine, down, fpfh)
+    if len(_MODEL_CACHE) > _MODEL_CACHE_SIZE:
+        _MODEL_CACHE.popitem(last=False)
+    return fine, down, fpfh
+
+
 def register_model(model_points: np.ndarray, scene_points: np.ndarray,
                    settings: RegistrationSettings = RegistrationSettings(),
                    init: Optional[np.ndarray] = None) -> RegistrationResult:
@@ -133,6 +187,9 @@ def register_model(model_points: np.ndarray, scene_points: np.ndarray,
     Symmetric objects: the returned pose is one of the equivalent poses (whichever the
     features and ICP settle on, deterministic for a given seed and input); it is not
     canonicalised. Compare poses modulo the object's symmetry group (e.g. a can's axis).
+
+    The model's downsampled clouds and features are cached (by content and settings), so
+    repeated registration of the same model only pays for the scene side.
 
     Returns a :class:`RegistrationResult`; poor or impossible fits are reported by
     ``status``/``accepted``, never raised. Scene normals are oriented towards the camera
@@ -155,20 +212,16 @@ def register_model(model_points: np.ndarray, scene_points: np.ndarray,
 
     v, vi = settings.voxel_size, settings.icp_voxel_size
     origin = np.zeros(3)
-    model_fine = _cloud(model, vi, settings.normal_radius_factor * max(vi, v / 2), None)
+    model_fine, model_down, model_fpfh = _prepared_model(model, settings)
     scene_fine = _cloud(scene, vi, settings.normal_radius_factor * max(vi, v / 2), origin)
     icp_distance = settings.icp_distance_factor * vi
     candidates = []
     if init is None:
-        model_down = _cloud(model, v, settings.normal_radius_factor * v, None)
         scene_down = _cloud(scene, v, settings.normal_radius_factor * v, origin)
         if len(model_down.points) < 10 or len(scene_down.points) < 10:
             status = 'too_few_model_points' if len(model_down.points) < 10 else 'too_few_scene_points'
             return RegistrationResult(identity, 0.0, np.inf, status, False)
-        feature = o3d.geometry.KDTreeSearchParamHybrid(radius=settings.feature_radius_factor * v,
-                                                          max_nn=settings.feature_max_neighbours)
-        model_fpfh = reg.compute_fpfh_feature(model_down, feature)
-        scene_fpfh = reg.compute_fpfh_feature(scene_down, feature)
+        scene_fpfh = reg.compute_fpfh_feature(scene_down, _feature_param(settings))
         distance = settings.ransac_distance_factor * v
         checkers = [reg.CorrespondenceCheckerBasedOnEdgeLength(0.9),
                     reg.CorrespondenceCheckerBasedOnDistance(distance)]
@@ -186,20 +239,58 @@ def register_model(model_points: np.ndarray, scene_points: np.ndarray,
     else:
         candidates.append(init)
 
+    best = _best_refined(candidates, model_fine, scene_fine, icp_distance, settings)
+    if init is None and not best[3] and settings.fallback_rotations:
+        # Features found nothing acceptable (sparse or noisy model vs a partial view): try the
+        # 24 axis-aligned orientations about the scene centroid, ICP each on the coarse grid,
+        # and refine the best few.
+        hypotheses = []
+        scene_centre = np.asarray(scene_down.points).mean(axis=0)
+        model_centre = np.asarray(model_down.points).mean(axis=0)
+        extent = np.ptp(np.asarray(model_down.points), axis=0)
+        # The visible surface is in front of the object's centre: push the guess back along the ray.
+        ray = scene_centre / max(float(np.linalg.norm(scene_centre)), 1e-9)
+        centre = scene_centre + 0.25 * float(np.min(extent)) * ray
+        for rotation in _CUBE_ROTATIONS:
+            start = np.eye(4)
+            start[:3, :3] = rotation
+            start[:3, 3] = centre - rotation @ model_centre
+            coarse = reg.registration_icp(model_down, scene_down, 3.0 * v, start,
+                                          reg.TransformationEstimationPointToPlane(),
+                                          reg.ICPConvergenceCriteria(max_iteration=settings.icp_iterations))
+            hypotheses.append((coarse.fitness, -coarse.inlier_rmse, coarse.transformation))
+        hypotheses.sort(key=lambda h: (h[0], h[1]), reverse=True)
+        fallback = _best_refined([h[2] for h in hypotheses[:3]], model_fine, scene_fine, icp_distance,
+                                 settings)
+        if _rank(fallback) > _rank(best):
+            best = fallback
+    pose, fitness, coverage, rmse, accepted = best[0], best[1], best[2], best[4], best[3]
+    return RegistrationResult(pose, fitness, rmse, 'ok' if accepted else 'poor_fit', accepted, coverage)
+
+
+def _rank(result) -> tuple:
+    """Order refined results: accepted first, then by fitness + coverage, then lower RMSE."""
+    _, fitness, coverage, accepted, rmse = result
+    return (accepted, fitness + coverage, -rmse)
+
+
+def _best_refined(starts, model_fine, scene_fine, icp_distance: float, settings: RegistrationSettings):
+    """Fine point-to-plane ICP from each start; the best as (pose, fitness, coverage, accepted, rmse)."""
+    import open3d as o3d
+    reg = o3d.pipelines.registration
     best = None
-    for start in candidates:
+    for start in starts:
         fine = reg.registration_icp(model_fine, scene_fine, icp_distance, start,
                                     reg.TransformationEstimationPointToPlane(),
                                     reg.ICPConvergenceCriteria(max_iteration=settings.icp_iterations))
-        key = (fine.fitness, -fine.inlier_rmse)
-        if best is None or key > best[0]:
-            best = (key, fine)
-    fine = best[1]
-    pose = np.asarray(fine.transformation, np.float64).copy()
-    fitness, coverage, rmse = _fit_quality(model_fine, scene_fine, pose, settings.inlier_distance)
-    accepted = (fitness >= settings.min_fitness and coverage >= settings.min_coverage
-                and rmse <= settings.max_rmse)
-    return RegistrationResult(pose, fitness, rmse, 'ok' if accepted else 'poor_fit', accepted, coverage)
+        pose = np.asarray(fine.transformation, np.float64).copy()
+        fitness, coverage, rmse = _fit_quality(model_fine, scene_fine, pose, settings.inlier_distance)
+        accepted = (fitness >= settings.min_fitness and coverage >= settings.min_coverage
+                    and rmse <= settings.max_rmse)
+        result = (pose, fitness, coverage, accepted, rmse)
+        if best is None or _rank(result) > _rank(best):
+            best = result
+    return best
 
 
 def _fit_quality(model_pcd, scene_pcd, pose: np.ndarray, distance: float):

@@ -19,23 +19,35 @@ def pose_errors(pose, truth=np.eye(4)):
             float(np.degrees(rotation_angle(truth[:3, :3], pose[:3, :3]))))
 
 
+def random_start(seed):
+    """A seeded random rigid transform (any rotation, up to 1 m away) applied to the model first."""
+    rng = np.random.default_rng(seed)
+    q = rng.normal(size=4)
+    return make_transform(matrix_from_quaternion(q / np.linalg.norm(q)), rng.uniform(-1, 1, 3))
+
+
 def test_register_milk_into_its_instance_without_initial_guess(milk_scene):
     model, seg = milk_scene
     carton = int(np.argmax([len(p) for p in seg.objects.points]))
+    # milk.pcd as stored (true pose: identity) ...
     result = register_model(model, seg.objects.points[carton], RegistrationSettings(seed=0))
     t_err, r_err = pose_errors(result.pose)
     assert result.accepted and result.status == 'ok'
     assert t_err <= 0.005 and r_err <= 2.0, (t_err, r_err)
-    assert result.fitness > 0.9 and result.rmse < 0.003
+    assert result.fitness > 0.9 and result.coverage > 0.9 and result.rmse < 0.003
+    # ... and moved away first, so that an identity fallback could not pass by luck.
+    for seed in (10, 11, 12):
+        start = random_start(seed)
+        result = register_model(transform_points(start, model), seg.objects.points[carton])
+        t_err, r_err = pose_errors(result.pose, np.linalg.inv(start))
+        assert result.accepted and t_err <= 0.005 and r_err <= 2.0, (seed, t_err, r_err)
 
 
 @pytest.mark.parametrize('seed', [0, 1, 2])
 def test_register_milk_from_arbitrary_start_into_all_objects(milk_scene, seed):
     """The model starts far away and rotated; the target holds every segmented object (no plane)."""
     model, seg = milk_scene
-    rng = np.random.default_rng(seed)
-    q = rng.normal(size=4)
-    start = make_transform(matrix_from_quaternion(q / np.linalg.norm(q)), rng.uniform(-1, 1, 3))
+    start = random_start(seed)
     moved = transform_points(start, model)
     scene = np.concatenate(seg.objects.points)
     result = register_model(moved, scene, RegistrationSettings(seed=seed))
@@ -75,3 +87,18 @@ def test_degenerate_inputs_give_a_status_or_a_clear_error():
         RegistrationSettings(voxel_size=0)
     with pytest.raises(ConfigError, match='min_fitness'):
         RegistrationSettings(min_fitness=2)
+
+
+def test_rotation_fallback_rescues_a_failed_feature_match(milk_scene):
+    """RANSAC crippled to one iteration fails; the 24-orientation fallback still finds the carton pose."""
+    model, seg = milk_scene
+    start = random_start(2)
+    moved = transform_points(start, model)
+    crippled = register_model(moved, seg.objects.points[0], RegistrationSettings(ransac_max_iterations=1,
+                                                                                  attempts=1))
+    assert not crippled.accepted and crippled.status == 'poor_fit'
+    settings = RegistrationSettings(ransac_max_iterations=1, attempts=1, fallback_rotations=True)
+    rescued = register_model(moved, seg.objects.points[0], settings)
+    assert rescued.accepted
+    t_err, r_err = pose_errors(rescued.pose, np.linalg.inv(start))
+    assert t_err <= 0.005 and r_err <= 2.0, (t_err, r_err)
