@@ -89,8 +89,11 @@ def _run_replay(bag: Path, out: Path, config: Optional[str], args: argparse.Name
     slop = getattr(args, 'slop', None)
     if slop is None:
         slop = float(node.get('sync_slop_s', ReplaySettings.slop))
-    settings = ReplaySettings(slop=slop, topics=_parse_topics(getattr(args, 'topics', None)),
-                              depth_scale=getattr(args, 'depth_scale', None),
+    depth_scale = getattr(args, 'depth_scale', None)
+    if depth_scale is None and float(node.get('depth_scale', 0.0) or 0.0) > 0:
+        depth_scale = float(node['depth_scale'])
+    settings = ReplaySettings(slop=slop, queue_size=int(node.get('sync_queue_size', ReplaySettings.queue_size)),
+                              topics=_parse_topics(getattr(args, 'topics', None)), depth_scale=depth_scale,
                               prefix=getattr(args, 'prefix', '/robot_vision'),
                               max_frames=getattr(args, 'max_frames', 0), gallery_size=getattr(args, 'gallery', 8),
                               write_bag=not getattr(args, 'no_bag', False), overwrite=overwrite)

@@ -43,9 +43,11 @@ OUTPUT_NAMES = ('bag', 'results.json', 'summary.json', 'report.html', 'gallery')
 #: Image encodings that mean "this is a depth image".
 DEPTH_ENCODINGS = ('16UC1', 'mono16', '32FC1')
 
-#: Node parameters of config/robot_vision.yaml that are not pipeline settings (topic names are hints).
-NODE_KEYS = ('mode', 'color_topic', 'depth_topic', 'camera_info_topic', 'input_reliability', 'sync_slop_s',
-             'queue_size', 'publish_overlay', 'publish_rate', 'diagnostics_period_s', 'log_period_s')
+#: Node parameters of config/robot_vision.yaml that are not pipeline settings (the perception node's
+#: NODE_PARAMETERS; a test keeps the two in step). Topic names serve as hints, and sync_slop_s,
+#: sync_queue_size and depth_scale are used as the replay's defaults.
+NODE_KEYS = ('mode', 'color_topic', 'depth_topic', 'camera_info_topic', 'depth_scale', 'input_reliability',
+             'input_depth', 'sync_slop_s', 'sync_queue_size', 'tf_timeout_s', 'input_timeout_s', 'autostart')
 
 
 @dataclass(frozen=True)
@@ -196,7 +198,7 @@ def select_topics(source: BagSource, codec: Any, overrides: Mapping[str, str] = 
                          f'(choose with --topics {role}=TOPIC)')
         chosen[role] = pick
     if 'camera_info' not in chosen:
-        infos = sorted(n for n, t in topics.items() if t.msgtype == 'sensor_msgs/msg/CameraInfo')
+        infos = sorted(n for n, t in topics.items() if t.msgtype == 'sensor_msgs/msg/CameraInfo' and t.count)
         hint = hints.get('camera_info', '')
         ranked = sorted(infos, key=lambda n: (n.strip('/') != hint.strip('/'),
                                               _namespace(n) != _namespace(chosen['color']),
