@@ -120,8 +120,9 @@ class YoloDetector(Detector):
         self._size, self._dynamic_hw = self._pick_input_size()
         self._stride = self.metadata.stride or settings.stride
         self._batch = self._input.shape[0] if isinstance(self._input.shape[0], int) else None
-        outputs = self._run(yolo.to_blob([np.full(self._size + (3,), settings.pad_value, np.uint8)],
-                                         self._input.dtype), 'a dry run at load time')
+        grey = np.full(self._size + (3,), settings.pad_value, np.uint8)
+        outputs = self._run(yolo.to_blob([grey] * (self._batch or 1), self._input.dtype),
+                            'a dry run at load time')
         pred, protos = self._split(outputs)
         names_count = None
         if settings.labels_file or self.metadata.names is not None:

@@ -293,3 +293,15 @@ def test_frame_without_colour_is_an_input_error(models):
     depth_only = RGBDFrame(CameraIntrinsics(64, 48, 50.0, 50.0, 32, 24), depth=np.ones((48, 64), np.float32))
     with pytest.raises(InputError, match='no colour image'):
         detector.detect(depth_only)
+
+
+def test_fixed_batch_model_is_fed_full_batches(tmp_path):
+    """A model exported with batch 2: three images go in two runs, the last one padded."""
+    net = ColourBoxNet('detect', nc=3, nm=4)
+    path = export_onnx(net, tmp_path / 'batch2.onnx', (2, 3, 320, 320),
+                       ultralytics_metadata(NAMES, (320, 320), 'segment', batch=2))
+    detector = create_detector('onnx', DetectorSettings(model_path=str(path)))
+    images = [scene(), scene(boxes=((1, GREEN),)), scene(boxes=((2, RED),))]
+    results = detector.detect_images(images)
+    assert [r.class_id.tolist() for r in results] == [[0, 1], [1], [2]]
+    np.testing.assert_allclose(results[2].xyxy, [RED], atol=1e-4)
