@@ -104,7 +104,9 @@ class EvaluationSettings:
     which parts to run. ``image_size`` (640, 480) pixels. ``grasp_source``: 'planner' (top-1 of
     ``robot_vision.grasping`` on the segmented clouds, the real closed loop) or 'oracle' (a
     top-down grasp across the narrower side of the most visible object computed from ground
-    truth: a check of the simulated hand and physics, not of the planner).
+    truth: a check of the simulated hand and physics, not of the planner). ``top_k`` (1): with
+    k > 1 the k best planner grasps are also executed, each from the same initial state, and the
+    rate at which any of them succeeds is reported too.
     """
 
     clutter_levels: Tuple[str, ...] = ('isolated', 'clutter')
@@ -115,6 +117,7 @@ class EvaluationSettings:
     grasping: bool = True
     image_size: Tuple[int, int] = (640, 480)
     grasp_source: str = 'planner'
+    top_k: int = 1
 
     def __post_init__(self) -> None:
         """Validate the fields."""
@@ -128,6 +131,8 @@ class EvaluationSettings:
         if self.grasp_source not in ('planner', 'oracle'):
             raise ConfigError(f"EvaluationSettings.grasp_source: expected 'planner' or 'oracle', "
                               f'got {self.grasp_source!r}')
+        if not (1 <= int(self.top_k) <= 50):
+            raise ConfigError(f'EvaluationSettings.top_k: expected 1 to 50, got {self.top_k}')
         if self.min_visible_pixels < 0:
             raise ConfigError(f'EvaluationSettings.min_visible_pixels: expected >= 0, '
                               f'got {self.min_visible_pixels}')
@@ -226,7 +231,8 @@ def run_evaluation(n_scenes: int, seed: int = 0, out_dir: Optional[str] = 'artif
                 grasp_rows.append(scene_row['grasp'])
             elif settings.grasping:
                 scene_row['grasp'] = _grasp_once(scene, frame, gt, seg, perception['matches'], gripper,
-                                                 grasp_settings, exec_settings, plan_scene_grasps, timing)
+                                                 grasp_settings, exec_settings, plan_scene_grasps, timing,
+                                                 settings.top_k)
                 scene_row['grasp'].update(scene=k, clutter=clutter)
                 grasp_rows.append(scene_row['grasp'])
             scene_rows.append(scene_row)
@@ -245,7 +251,7 @@ def run_evaluation(n_scenes: int, seed: int = 0, out_dir: Optional[str] = 'artif
 
 
 def _grasp_once(scene: SimScene, frame, gt: GroundTruth, seg, matches, gripper, grasp_settings,
-                exec_settings, plan_scene_grasps, timing) -> Dict[str, Any]:
+                exec_settings, plan_scene_grasps, timing, top_k: int = 1) -> Dict[str, Any]:
     t0 = time.perf_counter()
     row: Dict[str, Any] = {'executed': False}
     if not seg.ok or len(seg.objects) == 0:
@@ -258,15 +264,20 @@ def _grasp_once(scene: SimScene, frame, gt: GroundTruth, seg, matches, gripper, 
     if not result.ok:
         row.update(success=False, reason='no_grasp', detail=result.reason, kind=None)
         return row
-    best = int(np.argmax(result.grasps.score))
-    pred_index = int(result.grasps.object_index[best])
-    target = next((g for g, p, _ in matches if p == pred_index), None)
-    camera_to_world = frame.camera_to_fixed
-    grasp_camera = result.grasps.pose[best] @ invert_transform(np.asarray(gripper.tcp_offset))
-    grasp_world = camera_to_world @ grasp_camera
-    outcome = execute_grasp(scene, grasp_world, float(result.grasps.width[best]), gripper, exec_settings,
-                            target_index=target)
+    ranked = np.argsort(-result.grasps.score, kind='stable')
+    tcp_to_grasp = invert_transform(np.asarray(gripper.tcp_offset))
+    outcomes = []
+    for best in ranked[:top_k]:
+        pred_index = int(result.grasps.object_index[best])
+        target = next((g for g, p, _ in matches if p == pred_index), None)
+        grasp_world = frame.camera_to_fixed @ result.grasps.pose[best] @ tcp_to_grasp
+        outcomes.append((best, target, grasp_world,
+                         execute_grasp(scene, grasp_world, float(result.grasps.width[best]), gripper,
+                                       exec_settings, target_index=target)))
     timing['execute_s'] += time.perf_counter() - t1
+    best, target, grasp_world, outcome = outcomes[0]
+    row['top_k_executed'] = len(outcomes)
+    row['top_k_any_success'] = any(o.success for *_, o in outcomes)
     index = outcome.object_index
     row.update(executed=True, success=bool(outcome.success), reason=outcome.reason,
                lifted_height_m=outcome.lifted_height, target=target, object=index,
@@ -364,6 +375,9 @@ def _summarise(object_rows, grasp_rows, scene_rows, settings, timing, frames, wa
         grasp['by_clutter_per_scene'] = {
             c: _summary_rate(sum(r['success'] for r in grasp_rows if r['clutter'] == c),
                              sum(1 for r in grasp_rows if r['clutter'] == c)) for c in settings.clutter_levels}
+        if any(r.get('top_k_executed', 1) > 1 for r in executed):
+            grasp['top_k_any_rate'] = _summary_rate(sum(bool(r.get('top_k_any_success')) for r in executed),
+                                                    len(executed))
         grasp['by_kind'] = {k: _summary_rate(sum(r['success'] for r in executed if r['kind'] == k),
                                              sum(1 for r in executed if r['kind'] == k))
                             for k in sorted({str(r['kind']) for r in executed})}
@@ -424,6 +438,8 @@ def render_markdown(report: Dict[str, Any]) -> str:
         lines += ['', f'## Closed-loop grasping ({title}, executed in MuJoCo)', '',
                   f"Executed grasps: {_pct(grasp['executed_rate'])}", '',
                   f"Per scene (no grasp found counts as a failure): {_pct(grasp['per_scene_rate'])}", '',
+                  *([f"Any of the top-{report['settings']['top_k']} grasps (each executed from the same state): "
+                     f"{_pct(grasp['top_k_any_rate'])}", ''] if 'top_k_any_rate' in grasp else []),
                   '| clutter | executed grasps | per scene |', '|---|---|---|']
         for c, rate in grasp['by_clutter'].items():
             lines.append(f"| {c} | {_pct(rate)} | {_pct(grasp['by_clutter_per_scene'][c])} |")
@@ -446,11 +462,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument('--noise', default='kinect', choices=NOISE_MODELS)
     parser.add_argument('--clutter', default='isolated,clutter', help='comma-separated clutter levels to cycle')
     parser.add_argument('--no-grasping', action='store_true', help='perception only')
+    parser.add_argument('--top-k', type=int, default=1, help='also execute the k best planner grasps')
     parser.add_argument('--grasp-source', default='planner', choices=('planner', 'oracle'),
                         help='planner: robot_vision.grasping top-1; oracle: ground-truth top-down grasp')
     args = parser.parse_args(argv)
     settings = EvaluationSettings(clutter_levels=tuple(args.clutter.split(',')), noise=args.noise,
-                                  grasping=not args.no_grasping, grasp_source=args.grasp_source)
+                                  grasping=not args.no_grasping, grasp_source=args.grasp_source,
+                                  top_k=args.top_k)
     report = run_evaluation(args.scenes, args.seed, args.out, settings, progress=True)
     print(render_markdown(report))
     return 0
