@@ -69,7 +69,7 @@ def run(quick: bool):
     rows.append(row('  milk registration translation error (median)', t_err, 'mm', 'error <= 5 mm'))
     ycb = segment_scene(frames['YCB frame 1'])
     sizes = ycb.objects.size
-    mustard = np.flatnonzero((sizes[:, 2] > 0.16) & (sizes[:, 2] < 0.21) & (sizes[:, 1] < 0.08))
+    mustard = np.flatnonzero((sizes[:, 2] > 0.16) & (sizes[:, 2] < 0.21) & (sizes[:, 0] < 0.08))
     if mustard.size:
         instance = ycb.objects.points[int(mustard[0])]
         rows.append(measure('register_model 006_mustard_bottle.xyz -> YCB-1 instance (no init)',

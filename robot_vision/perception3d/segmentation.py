@@ -465,8 +465,24 @@ def _outline_visibility(crop: np.ndarray, depth: np.ndarray, x0: int, y0: int, z
     return float(1.0 - np.count_nonzero(cut) / total) if total else 0.0
 
 
+def half_res_normals(cloud: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+    """Unnormalised surface normals of the 2x-subsampled organized cloud.
+
+    Returns (points, normals), both (ceil(H/2), ceil(W/2), 3) float32: ``points`` is
+    ``cloud[::2, ::2]`` and ``normals`` the cross product of central differences over +-2
+    samples (+-4 pixels), NaN where a neighbour is missing. Not oriented, not unit length.
+    """
+    small = cloud[::2, ::2]
+    dx = np.full(small.shape, np.nan, np.float32)
+    dy = np.full(small.shape, np.nan, np.float32)
+    dx[:, 2:-2] = small[:, 4:] - small[:, :-4]
+    dy[2:-2, :] = small[4:, :] - small[:-4, :]
+    return small, np.cross(dx, dy)
+
+
 def secondary_supports(cloud: np.ndarray, height: np.ndarray, candidates: np.ndarray, plane: np.ndarray,
-                       intrinsics, settings: SegmentationSettings) -> np.ndarray:
+                       intrinsics, settings: SegmentationSettings,
+                       half: Optional[Tuple[np.ndarray, np.ndarray]] = None) -> np.ndarray:
     """(H, W) bool: large horizontal surfaces among ``candidates`` (pixels above the main plane).
 
     ``height`` (H, W) is the signed distance of each pixel's point to ``plane`` (metres).
@@ -482,12 +498,7 @@ def secondary_supports(cloud: np.ndarray, height: np.ndarray, candidates: np.nda
     h, w = candidates.shape
     none = np.zeros((h, w), bool)
     step = 2
-    small = cloud[::step, ::step]
-    dx = np.full(small.shape, np.nan, np.float32)
-    dy = np.full(small.shape, np.nan, np.float32)
-    dx[:, 2:-2] = small[:, 4:] - small[:, :-4]
-    dy[2:-2, :] = small[4:, :] - small[:-4, :]
-    normal = np.cross(dx, dy)
+    small, normal = half_res_normals(cloud) if half is None else half
     up = plane[:3].astype(np.float32)
     cos_tol = np.float32(np.cos(np.deg2rad(settings.support_normal_tolerance_deg)))
     with np.errstate(invalid='ignore'):

@@ -54,13 +54,15 @@ def test_milk_scene_plane_and_instances(milk_frame, milk_model, milk_gt, artifac
     assert set(seg.timings_ms) >= {'prepare', 'plane', 'cluster', 'boxes', 'total'}
 
 
-# (frame index, [(min height, max height, max footprint width), ...] objects verified in the overlays)
+# (frame index, [(min height, max height, max longer side), ...]: objects verified in the overlays)
 YCB_EXPECTED = {
-    1: [(0.16, 0.21, 0.08), (0.09, 0.12, 0.08), (0.14, 0.19, 0.25)],   # mustard, soup can, cracker box
-    2: [(0.22, 0.27, 0.07), (0.11, 0.15, 0.12)],                      # bleach bottle, coffee can
-    3: [(0.09, 0.13, 0.13), (0.05, 0.08, 0.17)],                      # spam + soup (touching), bowl
-    4: [(0.25, 0.31, 0.30)],                                          # pitcher on its board (merged)
-    5: [(0.19, 0.23, 0.08), (0.11, 0.15, 0.08)],                      # bleach bottle, cracker box
+    1: [(0.16, 0.21, 0.08), (0.09, 0.12, 0.08),     # mustard bottle, soup can
+        (0.14, 0.19, 0.25), (0.02, 0.05, 0.20)],    # cracker box (lying), banana
+    2: [(0.22, 0.27, 0.12), (0.04, 0.07, 0.20),     # bleach bottle, sugar box (lying)
+        (0.11, 0.15, 0.25)],                        # coffee can + soup can touching it (one instance)
+    3: [(0.09, 0.13, 0.20), (0.05, 0.08, 0.17)],    # spam + soup can (touching), bowl
+    4: [(0.25, 0.31, 0.50)],                        # pitcher, mustard, tuna can and their board (merged)
+    5: [(0.19, 0.23, 0.18), (0.20, 0.28, 0.40)],    # cracker box; bleach + drill + sugar + clamp (merged)
 }
 
 
@@ -80,7 +82,7 @@ def test_ycb_frames_segment_into_plausible_instances(shared_data, artifacts_dir,
     assert np.all(objects.size[:, 2] < 0.7)
     for low, high, width in YCB_EXPECTED[index]:
         size = objects.size
-        hit = near & (size[:, 2] >= low) & (size[:, 2] <= high) & (size[:, 1] <= width)
+        hit = near & (size[:, 2] >= low) & (size[:, 2] <= high) & (size[:, 0] <= width)
         assert hit.any(), f'frame {index}: no instance {low}-{high} m tall and <= {width} m wide'
 
 
