@@ -99,3 +99,13 @@ def test_oracle_grasps_are_held_in_physics(tmp_path):
     grasp = report['grasping']
     assert grasp['executed'] >= 3
     assert grasp['executed_rate']['successes'] == grasp['executed']
+
+
+def test_tracking_evaluation_on_a_moving_sequence():
+    pytest.importorskip('robot_vision.perception3d.segmentation')
+    pytest.importorskip('robot_vision.tracking')
+    from robot_vision.sim.evaluate import run_tracking_evaluation
+    result = run_tracking_evaluation(1, seed=0, frames=5, noise='none')
+    assert result['num_frames'] == 5 and result['num_gt'] >= 20
+    assert result['num_switches'] == 0 and result['mota'] > 0.5
+    assert result['motp'] < 0.02
