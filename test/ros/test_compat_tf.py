@@ -222,6 +222,11 @@ def tf_graph(ros_domain):
                                                and static_pub.get_subscription_count()):
         time.sleep(0.02)
     assert tf_pub.get_subscription_count() == 1 and listener.count_publishers('/tf_static') == 1
+    # a volatile reader can miss what is sent while matching completes: handshake until one odom edge got through
+    while time.monotonic() < deadline and not source.can_transform('odom', 'base_link', 5.0):
+        publish_odom(tf_pub, [5.0])
+        time.sleep(0.05)
+    assert source.can_transform('odom', 'base_link', 5.0)
     yield source, tf_pub
     executor.shutdown()
     spinner.join(timeout=5)
@@ -326,3 +331,67 @@ def test_lookup_from_a_callback_of_a_multithreaded_executor(ros_domain):
         rclpy.try_shutdown(context=context)
     assert 'error' not in result, result.get('error')
     np.testing.assert_allclose(result['T'], matrix(odom_base(10.0)), atol=1e-7)
+
+
+TALKER = '''
+import sys, time
+import rclpy
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+from tf2_msgs.msg import TFMessage
+sys.path.insert(0, sys.argv[1])
+from test_compat_tf import T_BASE_CAM, T_CAM_OPT, odom_base, transform_msg
+rclpy.init()
+node = rclpy.create_node('tf_talker_process')
+static_qos = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+static_pub = node.create_publisher(TFMessage, '/tf_static', static_qos)
+static_pub.publish(TFMessage(transforms=[transform_msg('base_link', 'camera_link', 0.0, T_BASE_CAM),
+                                         transform_msg('camera_link', 'camera_optical', 0.0, T_CAM_OPT)]))
+tf_pub = node.create_publisher(TFMessage, '/tf', 100)
+deadline = time.monotonic() + 60
+while not tf_pub.get_subscription_count() and time.monotonic() < deadline:
+    time.sleep(0.05)
+deadline = time.monotonic() + 60
+while rclpy.ok() and time.monotonic() < deadline:  # SIGTERM shuts the context down (rclpy's handler)
+    for k in range(10):  # re-sent like a 5 Hz TF stream, so a reader still matching misses nothing for good
+        t = 10.0 + 0.1 * k
+        tf_pub.publish(TFMessage(transforms=[transform_msg('odom', 'base_link', t, odom_base(t))]))
+    time.sleep(0.2)
+rclpy.try_shutdown()
+'''
+
+
+@pytest.mark.ros
+def test_transforms_from_another_process(ros_domain):
+    """A separate process latches the mount on /tf_static before we exist and streams /tf: real DDS."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    talker = subprocess.Popen([sys.executable, '-c', TALKER, str(Path(__file__).resolve().parent)])
+    context = rclpy.Context()
+    rclpy.init(context=context)
+    node = Node('tf_listener_process', context=context)
+    source = TransformSource(node)
+    executor = rclpy.executors.MultiThreadedExecutor(num_threads=2, context=context)
+    executor.add_node(node)
+    spinner = threading.Thread(target=executor.spin, daemon=True)
+    spinner.start()
+    try:
+        time.sleep(1.0)  # let the talker latch /tf_static before discovery completes
+        mount = source.lookup('base_link', 'camera_optical', 0.0, timeout_s=30.0)
+        assert node.count_publishers('/tf_static') == 1
+        got = source.lookup('odom', 'camera_optical', 10.45, timeout_s=30.0)
+    finally:
+        talker.terminate()
+        try:
+            talker.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            talker.kill()
+            talker.wait(timeout=10)
+        executor.shutdown()
+        spinner.join(timeout=5)
+        node.destroy_node()
+        rclpy.try_shutdown(context=context)
+    np.testing.assert_allclose(mount, matrix(T_BASE_CAM) @ matrix(T_CAM_OPT), atol=1e-9)
+    expected = matrix(odom_base(10.45)) @ matrix(T_BASE_CAM) @ matrix(T_CAM_OPT)
+    np.testing.assert_allclose(got, expected, atol=1e-7)
