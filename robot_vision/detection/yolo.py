@@ -155,46 +155,65 @@ def identify_layout(pred_shape: Sequence[Optional[int]], proto_shape: Optional[S
                      f'{protos}{extra}')
 
 
-def box_iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
-    """IoU of one (4,) xyxy box with (M, 4) xyxy boxes, (M,)."""
-    xx1 = np.maximum(box[0], boxes[:, 0])
-    yy1 = np.maximum(box[1], boxes[:, 1])
-    xx2 = np.minimum(box[2], boxes[:, 2])
-    yy2 = np.minimum(box[3], boxes[:, 3])
-    inter = np.clip(xx2 - xx1, 0, None) * np.clip(yy2 - yy1, 0, None)
-    area = (box[2] - box[0]) * (box[3] - box[1])
-    areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
-    return inter / np.maximum(area + areas - inter, 1e-12)
+def box_iou(boxes_a: np.ndarray, boxes_b: np.ndarray) -> np.ndarray:
+    """Pairwise IoU of (M, 4) and (K, 4) xyxy boxes, (M, K)."""
+    a = boxes_a[:, None, :]
+    b = boxes_b[None, :, :]
+    inter_w = np.clip(np.minimum(a[..., 2], b[..., 2]) - np.maximum(a[..., 0], b[..., 0]), 0, None)
+    inter_h = np.clip(np.minimum(a[..., 3], b[..., 3]) - np.maximum(a[..., 1], b[..., 1]), 0, None)
+    inter = inter_w * inter_h
+    area_a = (boxes_a[:, 2] - boxes_a[:, 0]) * (boxes_a[:, 3] - boxes_a[:, 1])
+    area_b = (boxes_b[:, 2] - boxes_b[:, 0]) * (boxes_b[:, 3] - boxes_b[:, 1])
+    return inter / np.maximum(area_a[:, None] + area_b[None, :] - inter, 1e-12)
 
 
 def nms(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float, class_id: Optional[np.ndarray] = None,
-        max_output: Optional[int] = None) -> np.ndarray:
+        max_output: Optional[int] = None, block: int = 256) -> np.ndarray:
     """Greedy non-maximum suppression; returns the kept row indices, best score first.
 
     ``boxes`` (M, 4) xyxy, ``scores`` (M,), ``class_id`` (M,) ints or None (class-agnostic).
-    Class-wise NMS uses the batched-offset trick: each class's boxes are shifted by
-    ``class * (max coordinate + 1)`` so boxes of different classes never overlap, and one
-    pass suppresses within every class at once. A box is dropped when its IoU with a kept,
-    higher-scored box exceeds ``iou_threshold``.
+    A box is dropped when its IoU with a kept, higher-scored box exceeds ``iou_threshold``;
+    the result is exactly that of the textbook one-box-at-a-time loop. Class-wise NMS uses the
+    batched-offset trick: each class's boxes are shifted by ``class * (max coordinate + 1)`` so
+    boxes of different classes never overlap and one pass handles every class.
+
+    Vectorised in blocks of ``block`` boxes (best first): a block is first pruned against the
+    boxes kept so far (one IoU matrix), then resolved internally by iterating
+    ``keep[i] = not any(keep[j] and IoU(j, i) > t for j < i)`` on its IoU matrix to the fixed
+    point, which is unique and equals the greedy result. It stops once ``max_output`` are kept.
     """
     count = len(scores)
-    if count == 0:
+    limit = count if max_output is None else int(max_output)
+    if count == 0 or limit <= 0:
         return np.zeros((0,), np.int64)
     work = np.asarray(boxes, np.float64)
     if class_id is not None:
         span = float(np.abs(work).max()) + 1.0
         work = work + (np.asarray(class_id, np.float64) * span)[:, None]
     order = np.argsort(-np.asarray(scores), kind='stable')
-    limit = count if max_output is None else int(max_output)
-    keep = []
-    while order.size and len(keep) < limit:
-        best = order[0]
-        keep.append(best)
-        rest = order[1:]
-        if rest.size == 0:
+    kept: list = []
+    kept_boxes = np.zeros((0, 4))
+    for start in range(0, count, block):
+        index = order[start:start + block]
+        cand = work[index]
+        if len(kept_boxes):
+            alive = box_iou(cand, kept_boxes).max(axis=1) <= iou_threshold
+            index, cand = index[alive], cand[alive]
+            if not len(index):
+                continue
+        suppresses = np.triu(box_iou(cand, cand) > iou_threshold, 1)   # [j, i]: j (better) suppresses i
+        keep = np.ones(len(index), bool)
+        if suppresses.any():
+            while True:
+                new = ~(suppresses & keep[:, None]).any(axis=0)
+                if np.array_equal(new, keep):
+                    break
+                keep = new
+        kept.append(index[keep])
+        kept_boxes = np.concatenate([kept_boxes, cand[keep]])
+        if len(kept_boxes) >= limit:
             break
-        order = rest[box_iou(work[best], work[rest]) <= iou_threshold]
-    return np.asarray(keep, np.int64)
+    return np.concatenate(kept)[:limit].astype(np.int64)
 
 
 def xywh_to_xyxy(boxes: np.ndarray) -> np.ndarray:

@@ -105,6 +105,23 @@ def test_nms_matches_the_textbook_algorithm(seed):
     assert len(yolo.nms(boxes, scores, 0.45, classes, max_output=5)) == 5
 
 
+@pytest.mark.parametrize('block', [1, 7, 64, 256])
+def test_blocked_nms_is_exact_for_any_block_size(block):
+    rng = np.random.default_rng(block)
+    xy = rng.uniform(0, 300, (700, 2))
+    boxes = np.concatenate([xy, xy + rng.uniform(5, 120, (700, 2))], 1)
+    scores = rng.uniform(0, 1, 700)
+    assert yolo.nms(boxes, scores, 0.3, block=block).tolist() == reference_nms(boxes, scores, 0.3)
+
+
+def test_nms_suppression_chain():
+    """Each box overlaps the next (IoU 0.6): greedy keeps every other one, a one-pass matrix NMS would not."""
+    boxes = np.array([[4 * i, 0, 4 * i + 16, 10] for i in range(9)], np.float64)   # IoU(i, i+1) = 12/20
+    scores = np.linspace(1.0, 0.2, 9)
+    assert yolo.nms(boxes, scores, 0.5).tolist() == [0, 2, 4, 6, 8]
+    assert reference_nms(boxes, scores, 0.5) == [0, 2, 4, 6, 8]
+
+
 def test_nms_by_hand():
     boxes = np.array([[0, 0, 10, 10], [1, 0, 11, 10], [20, 20, 30, 30], [0, 0, 10, 10]], np.float32)
     scores = np.array([0.9, 0.8, 0.7, 0.6])
