@@ -16,8 +16,8 @@ def _frames():
     root = shared_data_dir()
     if root is None:
         return None
-    return {'milk (PCL Kinect)': load_organized_pcd(root / 'pcl_kinect' / 'milk_cartoon_all_small_clorox.pcd'),
-            'YCB frame 1': load_ycb_frame(1)}
+    milk = load_organized_pcd(root / 'pcl_kinect' / 'milk_cartoon_all_small_clorox.pcd')
+    return {'milk (PCL Kinect)': milk, 'YCB frame 1': load_ycb_frame(1)}
 
 
 def run(quick: bool):

@@ -11,7 +11,7 @@ from robot_vision.errors import InputError
 from robot_vision.perception3d.plane import plane_basis
 
 #: Boxes are fitted to at most this many points (evenly strided), which bounds the cost.
-MAX_BOX_POINTS = 4000
+MAX_BOX_POINTS = 2500
 
 
 def oriented_box(points: np.ndarray, up: np.ndarray, plane: Optional[np.ndarray] = None,

@@ -52,7 +52,7 @@ class SegmentationSettings:
       in metres, in the camera frame or, when ``workspace_transform`` (a 4x4 camera->box-frame
       transform, given as nested tuples or an array) is set, in that frame.
     Support plane:
-      ``plane_stride`` (4): pixel stride of the organized-cloud subsample used for RANSAC.
+      ``plane_stride`` (6): pixel stride of the organized-cloud subsample used for RANSAC.
       ``voxel_size`` (0.02 m): voxel grid applied to that subsample so that near and far
       surfaces count equally (0 disables it).
       ``plane_distance`` (0.008 m) + ``plane_distance_quadratic`` (0.002 1/m) * z^2: inlier
@@ -84,7 +84,7 @@ class SegmentationSettings:
     workspace_min: Optional[Vec3] = None
     workspace_max: Optional[Vec3] = None
     workspace_transform: Optional[Tuple[Tuple[float, ...], ...]] = None
-    plane_stride: int = 4
+    plane_stride: int = 6
     voxel_size: float = 0.02
     plane_distance: float = 0.008
     plane_distance_quadratic: float = 0.002
@@ -235,14 +235,15 @@ def prepare_cloud(frame: RGBDFrame, settings: SegmentationSettings) -> Tuple[np.
     """
     depth = check_depth_frame(frame)
     cloud = deproject(depth, frame.intrinsics)
-    with np.errstate(invalid='ignore'):
-        finite = np.isfinite(depth) & (depth > 0)
-    if not finite.any():
-        cloud[:] = np.nan
-        return cloud, finite, False
     valid = workspace_mask(
-        cloud, settings.min_depth, settings.max_depth, settings.workspace_min, settings.workspace_max,
+        cloud, max(settings.min_depth, np.nextafter(np.float32(0), np.float32(1))), settings.max_depth,
+        settings.workspace_min, settings.workspace_max,
         None if settings.workspace_transform is None else np.asarray(settings.workspace_transform))
+    if not valid.any():
+        with np.errstate(invalid='ignore'):
+            any_depth = bool(np.any(depth > 0))
+        cloud[:] = np.nan
+        return cloud, valid, any_depth
     np.copyto(cloud, np.float32(np.nan), where=~valid[..., None])
     return cloud, valid, True
 
