@@ -96,10 +96,10 @@ class MessageCodec:
         return out
 
     # ------------------------------------------------------------------ outputs
-    def result_messages(self, result: Any, color: Optional[np.ndarray],
-                        camera_to_fixed: Optional[np.ndarray]) -> List[Tuple[str, Any]]:
+    def result_messages(self, result: Any, color: Optional[np.ndarray], camera_to_fixed: Optional[np.ndarray],
+                        overlay: Optional[np.ndarray] = None) -> List[Tuple[str, Any]]:
         """Every output message of a FrameResult (see robot_vision.ros.outputs.result_messages)."""
-        return self.outputs.result_messages(result, color, camera_to_fixed)
+        return self.outputs.result_messages(result, color, camera_to_fixed, overlay)
 
     def overlay(self, color: np.ndarray, result: Any, camera_to_fixed: Optional[np.ndarray]) -> np.ndarray:
         """The annotated overlay image of a result (see robot_vision.ros.outputs.overlay_image)."""

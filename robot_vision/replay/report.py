@@ -33,6 +33,10 @@ def _stats(values: Sequence[float]) -> Dict[str, Optional[float]]:
             'p95': round(float(np.percentile(v, 95)), 3), 'max': round(float(v.max()), 3)}
 
 
+def _short(text: str, limit: int = 160) -> str:
+    return text if len(text) <= limit else text[:limit - 3].rstrip() + '...'
+
+
 def _jsonable(value: Any) -> Any:
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return {f.name: _jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
@@ -80,9 +84,10 @@ def track_summary(frames: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
                     'moving': bool(e.get('moving', False)),
                     'final_state': int(e['states'][-1]),
                     'mean_position': [round(float(x), 4) for x in np.nanmean(pos, axis=0)],
-                    'jitter_std_m': round(float(np.sqrt(np.nanmean(np.nanvar(pos, axis=0)))), 5),
-                    'step_rms_m': round(float(np.sqrt(np.mean(steps ** 2))), 5) if steps.size else 0.0,
-                    'yaw_std_deg': round(yaw_std, 3), 'stamps': e['stamps']})
+                    'jitter_std_m': (round(float(np.sqrt(np.nanmean(np.nanvar(pos, axis=0)))), 5)
+                                     if len(pos) > 1 else None),
+                    'step_rms_m': round(float(np.sqrt(np.mean(steps ** 2))), 5) if steps.size else None,
+                    'yaw_std_deg': round(abs(yaw_std), 3) if len(pos) > 1 else None, 'stamps': e['stamps']})
     return out
 
 
@@ -128,7 +133,7 @@ def build_summary(run: Any, source_path: Path, roles: Dict[str, str], timings: L
             'frames_with_grasps': sum(1 for f in frames if f['grasps']['count']),
             'total': int(sum(f['grasps']['count'] for f in frames)),
             'score': _stats(scores), 'best_score': _stats([b for b in best if b is not None]),
-            'reasons': dict(Counter(f['grasps']['reason'] for f in frames)),
+            'reasons': dict(Counter(_short(f['grasps']['reason']) for f in frames)),
         },
         'latency_ms': {stage: _stats([t[stage] for t in timings if stage in t]) for stage in stages},
         'gallery': gallery_files,
@@ -169,6 +174,9 @@ def _plots(summary: Dict[str, Any], timings: List[Dict[str, float]]) -> List[Tup
     axes[0].tick_params(axis='x', rotation=30, labelsize=8)
     best = [b if b is not None else np.nan for b in per['best_grasp_score']]
     axes[1].plot(t, best, 'o-', color='#28b463', label='best grasp score')
+    if not best or all(np.isnan(best)):
+        axes[1].text(0.5, 0.5, 'no grasps in this run\n(see the reasons in the Grasps table)', ha='center',
+                     va='center', transform=axes[1].transAxes, fontsize=9)
     axes[1].set_xlabel('time (s)')
     axes[1].set_title('best grasp score per frame', fontsize=10)
     axes[1].grid(alpha=0.3)
@@ -184,7 +192,10 @@ def _plots(summary: Dict[str, Any], timings: List[Dict[str, float]]) -> List[Tup
     axes[0].set_xlabel('time (s)')
     axes[0].set_title('track timelines', fontsize=10)
     axes[0].grid(alpha=0.3)
-    axes[1].barh(range(len(tracks)), [tr['jitter_std_m'] * 1000 for tr in tracks], color='#af601a')
+    axes[1].barh(range(len(tracks)), [(tr['jitter_std_m'] or 0.0) * 1000 for tr in tracks], color='#af601a')
+    if tracks and all(tr['jitter_std_m'] is None for tr in tracks):
+        axes[1].text(0.5, 0.5, 'every track was seen once:\nno jitter to measure', ha='center', va='center',
+                     transform=axes[1].transAxes, fontsize=9)
     axes[1].set_yticks(range(len(tracks)), [f"#{tr['id']}" for tr in tracks])
     axes[1].set_xlabel('position jitter std (mm)')
     axes[1].set_title('pose jitter per track', fontsize=10)
@@ -218,6 +229,10 @@ th{background:#f4f6f7} .kind{color:#fff;border-radius:3px;padding:1px 6px;font-s
 .gallery img{width:380px;border:1px solid #ccc} figcaption{font-size:12px;color:#555}
 .ok{color:#1e8449} .bad{color:#c0392b} img.plot{max-width:100%}
 """
+
+
+def _mm(value: Optional[float]) -> str:
+    return 'n/a' if value is None else f'{value * 1000:.1f}'
 
 
 def _table(rows: List[Tuple[str, Any]]) -> str:
@@ -264,8 +279,9 @@ def render_html(summary: Dict[str, Any], plots: List[Tuple[str, str]],
             parts.append(f'<tr><td>#{tr["id"]}</td><td>{tr["class_id"]}</td><td>{tr["frames"]}</td>'
                          f'<td>{tr["hits"]}</td><td>{tr["first_seen"] - stamp0:.3f}</td>'
                          f'<td>{tr["last_seen"] - stamp0:.3f}</td><td>{tr["mean_position"]}</td>'
-                         f'<td>{tr["jitter_std_m"] * 1000:.1f}</td><td>{tr["step_rms_m"] * 1000:.1f}</td>'
-                         f'<td>{tr["yaw_std_deg"]:.1f}</td><td>{tr["moving"]}</td></tr>')
+                         f'<td>{_mm(tr["jitter_std_m"])}</td><td>{_mm(tr["step_rms_m"])}</td>'
+                         f'<td>{"n/a" if tr["yaw_std_deg"] is None else round(tr["yaw_std_deg"], 1)}</td>'
+                         f'<td>{tr["moving"]}</td></tr>')
         parts.append('</table>')
     else:
         parts.append('<p>no tracks</p>')

@@ -406,8 +406,9 @@ def replay(bag: Path | str, out_dir: Path | str, pipeline_settings: Any = None,
         for warning in result.warnings:
             kind = 'units' if 'depth scale' in warning or 'implausibly' in warning else 'pipeline'
             diagnostics.add(kind, warning, stamp)
+        overlay = codec.overlay(color, result, camera_to_fixed) if sink is not None or index in gallery_at else None
         if sink is not None:
-            for name, msg in codec.result_messages(result, color, camera_to_fixed):
+            for name, msg in codec.result_messages(result, color, camera_to_fixed, overlay):
                 if name == 'label_info':
                     key = tuple(sorted(result.class_names.items()))
                     if key == state['label_info']:
@@ -415,7 +416,7 @@ def replay(bag: Path | str, out_dir: Path | str, pipeline_settings: Any = None,
                     state['label_info'] = key
                 sink.write(resolve(settings.prefix, name), color_item.log_ns, codec.encode(msg))
         if index in gallery_at:
-            gallery.append((index, stamp, codec.overlay(color, result, camera_to_fixed)))
+            gallery.append((index, stamp, overlay))
         t3 = time.perf_counter()
         timings.append({**{k: float(v) for k, v in result.timings_ms.items()},
                         'decode': (t1 - t0) * 1e3, 'record': (t3 - t2) * 1e3, 'frame': (t3 - t0) * 1e3})

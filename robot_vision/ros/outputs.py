@@ -16,6 +16,7 @@ import numpy as np
 from robot_vision.camera import project
 from robot_vision.errors import InputError
 from robot_vision.geometry import invert_transform, transform_points
+from robot_vision.grasping.gripper import GripperModel
 from robot_vision.perception3d.visualize import box_corners
 from robot_vision.ros import conversions as conv
 from robot_vision.ros.topics import OUTPUT_TOPIC_TYPES
@@ -67,25 +68,36 @@ def _draw_polyline(image: np.ndarray, uv: np.ndarray, pairs: Sequence[Tuple[int,
 
 
 def _label(image: np.ndarray, text: str, xy: Tuple[int, int], colour: Tuple[int, int, int]) -> None:
-    x, y = int(xy[0]), int(xy[1])
-    cv2.putText(image, text, (x, y), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 0), 3, cv2.LINE_AA)
-    cv2.putText(image, text, (x, y), cv2.FONT_HERSHEY_SIMPLEX, 0.5, colour, 1, cv2.LINE_AA)
+    """Draw ``text`` on a filled box of ``colour`` with its lower-left corner at ``xy``."""
+    (w, h), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, 0.45, 1)
+    x = int(np.clip(xy[0], 0, max(image.shape[1] - w - 2, 0)))
+    y = int(np.clip(xy[1], h + 2, image.shape[0] - base - 1))
+    cv2.rectangle(image, (x - 1, y - h - 2), (x + w + 1, y + base), colour, -1)
+    ink = (0, 0, 0) if sum(colour) > 380 else (255, 255, 255)
+    cv2.putText(image, text, (x, y), cv2.FONT_HERSHEY_SIMPLEX, 0.45, ink, 1, cv2.LINE_AA)
 
 
-def grasp_outline_segments(grasps_pose: np.ndarray, width: np.ndarray, finger_depth: float = 0.045,
-                           palm_depth: float = 0.02) -> List[np.ndarray]:
-    """Gripper outlines as (K, 2, 3) segments per grasp in the grasps' frame (see robot_vision.grasping).
+def grasp_outline_segments(grasps_pose: np.ndarray, width: np.ndarray,
+                           gripper: GripperModel = GripperModel()) -> List[np.ndarray]:
+    """Gripper outlines, (K, 2, 3) line segments per grasp in the grasps' frame (metres).
 
-    The outline follows the grasp-frame convention of :mod:`robot_vision.grasping.gripper`:
-    fingers at x = +-width/2 running from z = -finger_depth to the tips at z = 0, joined by a
-    palm bar at z = -finger_depth, and a stem of ``palm_depth`` behind it along -z.
+    Drawn in the grasp frame of :mod:`robot_vision.grasping.gripper` with ``gripper``'s
+    dimensions at its pre-grasp opening for ``width``: the two fingers (inner and outer edge,
+    from the tips at z = 0 back to z = -finger_depth), the palm bar across them, and a stem of
+    ``palm_depth`` behind the palm along -z (the approach direction is +z).
     """
     outlines = []
-    for pose, w in zip(np.asarray(grasps_pose).reshape(-1, 4, 4), np.asarray(width).reshape(-1)):
-        h = float(w) / 2
-        local = np.array([[[-h, 0, 0], [-h, 0, -finger_depth]], [[h, 0, 0], [h, 0, -finger_depth]],
-                          [[-h, 0, -finger_depth], [h, 0, -finger_depth]],
-                          [[0, 0, -finger_depth], [0, 0, -finger_depth - palm_depth]]])
+    openings = gripper.pregrasp_opening(np.asarray(width, np.float64).reshape(-1))
+    depth, thick, palm = gripper.finger_depth, gripper.finger_thickness, gripper.palm_depth
+    for pose, opening in zip(np.asarray(grasps_pose).reshape(-1, 4, 4), openings):
+        h = float(opening) / 2
+        segments = []
+        for sign in (-1.0, 1.0):
+            inner, outer = sign * h, sign * (h + thick)
+            segments += [[[inner, 0, 0], [inner, 0, -depth]], [[outer, 0, 0], [outer, 0, -depth]],
+                         [[inner, 0, 0], [outer, 0, 0]]]
+        segments += [[[-h - thick, 0, -depth], [h + thick, 0, -depth]], [[0, 0, -depth], [0, 0, -depth - palm]]]
+        local = np.asarray(segments, np.float64)
         outlines.append(transform_points(pose, local.reshape(-1, 3)).reshape(-1, 2, 3))
     return outlines
 
@@ -137,8 +149,9 @@ def overlay_image(color: np.ndarray, result: Any, camera_to_fixed: Optional[np.n
                 continue
             track_id = int(tracks.track_id[i])
             u, v = np.round(uv[i]).astype(int)
-            cv2.circle(out, (int(u), int(v)), 4, _rgb255(track_id), -1)
-            _label(out, f'#{track_id}', (u + 6, v - 6), (255, 255, 255))
+            cv2.circle(out, (int(u), int(v)), 5, (255, 255, 255), -1)
+            cv2.circle(out, (int(u), int(v)), 3, _rgb255(track_id), -1)
+            _label(out, f'track #{track_id}', (u + 6, v - 6), _rgb255(track_id))
     return out
 
 
@@ -178,12 +191,13 @@ def _object_cloud(result: Any) -> Tuple[np.ndarray, np.ndarray]:
     return np.concatenate(points), np.concatenate(colours)
 
 
-def result_messages(result: Any, color: Optional[np.ndarray],
-                    camera_to_fixed: Optional[np.ndarray] = None) -> List[Tuple[str, Any]]:
+def result_messages(result: Any, color: Optional[np.ndarray], camera_to_fixed: Optional[np.ndarray] = None,
+                    overlay: Optional[np.ndarray] = None) -> List[Tuple[str, Any]]:
     """Build every output message of one FrameResult as (relative topic name, message) pairs.
 
     ``color`` is the frame's (H, W, 3) uint8 RGB image (None: no ``detections_overlay``);
-    ``camera_to_fixed`` (4x4) lets the overlay label tracks. Camera-frame topics carry
+    ``camera_to_fixed`` (4x4) lets the overlay label tracks; ``overlay`` is an already drawn
+    :func:`overlay_image` to reuse. Camera-frame topics carry
     ``result.frame_id``, fixed-frame topics ``result.fixed_frame``; all carry ``result.stamp``.
     ``best_grasp`` is only included when there is a grasp. The order follows OUTPUT_TOPICS.
     """
@@ -195,8 +209,9 @@ def result_messages(result: Any, color: Optional[np.ndarray],
     labels = instance_label_image(dets, intr.shape)
     out.append(('instance_labels', conv.numpy_to_image(labels, 'mono16', frame, stamp)))
     if color is not None:
-        out.append(('detections_overlay',
-                    conv.numpy_to_image(overlay_image(color, result, camera_to_fixed), 'rgb8', frame, stamp)))
+        if overlay is None:
+            overlay = overlay_image(color, result, camera_to_fixed)
+        out.append(('detections_overlay', conv.numpy_to_image(overlay, 'rgb8', frame, stamp)))
     info = conv.label_info_msg(names, frame)
     info.header.stamp = stamp
     out.append(('label_info', info))
