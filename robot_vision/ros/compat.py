@@ -333,6 +333,7 @@ class TransformSource:
         self.backend = _pick_backend(backend, 'tf2_ros', _tf2_ros is not None, 'TF')
         self._node = node
         self.subscriptions: list = []
+        self.rejected = 0  # builtin: transforms refused (malformed, or older than the cache window)
         if self.backend == 'tf2_ros':
             from rclpy.duration import Duration
             self._tf2_buffer = _tf2_ros.Buffer(cache_time=Duration(nanoseconds=int(self.cache_time_s * 1e9)),
@@ -350,7 +351,6 @@ class TransformSource:
                 node.create_subscription(TFMessage, '/tf_static', functools.partial(self._on_tf, static=True),
                                          TF_STATIC_QOS, callback_group=group),
             ]
-        self.rejected = 0  # builtin: transforms refused (malformed, or older than the cache window)
 
     def _on_tf(self, msg: Any, static: bool) -> None:
         for transform in msg.transforms:
@@ -377,6 +377,8 @@ class TransformSource:
     def _lookup_once(self, target_frame: str, source_frame: str, stamp_s: float) -> np.ndarray:
         if self.backend == 'builtin':
             return self.buffer.lookup(target_frame, source_frame, stamp_s)
+        if target_frame == source_frame and target_frame and not target_frame.startswith('/'):
+            return np.eye(4)  # as the builtin buffer does, even for a frame not on TF
         from rclpy.time import Time
         when = Time(nanoseconds=int(round(stamp_s * 1e9)))
         try:
@@ -603,9 +605,9 @@ class ApproximateSync:
         self._filters = [_message_filters.Subscriber(node, msg_type, topic, qos_profile=qos, **kwargs)
                          for msg_type, topic, qos in inputs]
         self._sync = _message_filters.ApproximateTimeSynchronizer(self._filters, queue_size, float(slop_s))
-        self._sync.registerCallback(self._on_native_match)
         self._received = 0
         self._native_matched = 0
+        self._sync.registerCallback(self._on_native_match)
         for f in self._filters:
             f.registerCallback(self._on_native_receive)
         self.subscriptions = [f.sub for f in self._filters]
