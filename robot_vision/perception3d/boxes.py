@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 
 from robot_vision.errors import InputError
-from robot_vision.perception3d.plane import plane_basis
+from robot_vision.perception3d.plane import cross3, plane_basis
 
 #: Boxes are fitted to at most this many points (evenly strided), which bounds the cost.
 MAX_BOX_POINTS = 2500
@@ -34,13 +34,13 @@ def oriented_box(points: np.ndarray, up: np.ndarray, plane: Optional[np.ndarray]
         raise InputError(f'points: expected a non-empty (M, 3) array, got {points.shape}')
     if points.shape[0] > MAX_BOX_POINTS:
         points = points[:: int(np.ceil(points.shape[0] / MAX_BOX_POINTS))]
-    pts = points.astype(np.float64)
     up = np.asarray(up, np.float64)
     up = up / np.linalg.norm(up)
     e1, e2 = plane_basis(up)
-    uv = np.stack([pts @ e1, pts @ e2], axis=1)
-    heights = pts @ up
-    (cu, cv), (w, h), _ = cv2.minAreaRect(uv.astype(np.float32))
+    projected = points.astype(np.float32, copy=False) @ np.stack([e1, e2, up], axis=1).astype(np.float32)
+    uv = np.ascontiguousarray(projected[:, :2])
+    heights = projected[:, 2]
+    (cu, cv), (w, h), _ = cv2.minAreaRect(uv)
     corners = cv2.boxPoints(((cu, cv), (w, h), _)).astype(np.float64)
     edge_a, edge_b = corners[1] - corners[0], corners[2] - corners[1]
     len_a, len_b = np.linalg.norm(edge_a), np.linalg.norm(edge_b)
@@ -52,7 +52,7 @@ def oriented_box(points: np.ndarray, up: np.ndarray, plane: Optional[np.ndarray]
     x_axis = direction[0] * e1 + direction[1] * e2
     if x_axis[0] < 0:
         x_axis = -x_axis
-    y_axis = np.cross(up, x_axis)
+    y_axis = cross3(up, x_axis)
     bottom, top = float(heights.min()), float(heights.max())
     if plane is not None:
         plane_height = -float(plane[3])  # height (along up) of the plane itself

@@ -102,11 +102,16 @@ def ransac_plane(points: np.ndarray, threshold, iterations: int = 200,
     return plane, inliers
 
 
+def cross3(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Cross product of two 3-vectors (float64), without np.cross's per-call overhead."""
+    return np.array([a[1] * b[2] - a[2] * b[1], a[2] * b[0] - a[0] * b[2], a[0] * b[1] - a[1] * b[0]])
+
+
 def plane_basis(normal: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
     """Two unit vectors (3,) that with the unit ``normal`` form a right-handed orthonormal basis."""
     normal = np.asarray(normal, np.float64)
     helper = np.array([1.0, 0.0, 0.0]) if abs(normal[0]) < 0.9 else np.array([0.0, 1.0, 0.0])
-    e1 = np.cross(helper, normal)
-    e1 /= np.linalg.norm(e1)
-    e2 = np.cross(normal, e1)
+    e1 = cross3(helper, normal)
+    e1 /= np.sqrt(e1 @ e1)
+    e2 = cross3(normal, e1)
     return e1, e2

@@ -158,8 +158,13 @@ class SegmentationSettings:
             object.__setattr__(self, 'workspace_transform', tuple(map(tuple, transform.tolist())))
 
     def inlier_threshold(self, z: np.ndarray) -> np.ndarray:
-        """Plane inlier distance (metres) at depth ``z`` (metres)."""
-        return self.plane_distance + self.plane_distance_quadratic * np.square(z)
+        """Plane inlier distance (metres) at depth ``z`` (metres), in the dtype of ``z``."""
+        z = np.asarray(z)
+        dtype = z.dtype if z.dtype.kind == 'f' else np.dtype(np.float64)
+        out = np.square(z, dtype=dtype)
+        out *= dtype.type(self.plane_distance_quadratic)
+        out += dtype.type(self.plane_distance)
+        return out
 
 
 @dataclass
@@ -234,17 +239,23 @@ def prepare_cloud(frame: RGBDFrame, settings: SegmentationSettings) -> Tuple[np.
     counts as missing (the third value is False when no pixel has depth at all).
     """
     depth = check_depth_frame(frame)
-    cloud = deproject(depth, frame.intrinsics)
-    valid = workspace_mask(
-        cloud, max(settings.min_depth, np.nextafter(np.float32(0), np.float32(1))), settings.max_depth,
-        settings.workspace_min, settings.workspace_max,
-        None if settings.workspace_transform is None else np.asarray(settings.workspace_transform))
+    low = max(settings.min_depth, float(np.nextafter(np.float32(0), np.float32(1))))
+    with np.errstate(invalid='ignore'):
+        valid = (depth >= np.float32(low)) & (depth <= np.float32(settings.max_depth))
+    if settings.workspace_min is None and settings.workspace_max is None:
+        # Depth range only: mask the depth first, and NaN propagates into x and y for free.
+        cloud = deproject(np.where(valid, depth, np.float32(np.nan)), frame.intrinsics)
+    else:
+        cloud = deproject(depth, frame.intrinsics)
+        valid = workspace_mask(
+            cloud, low, settings.max_depth, settings.workspace_min, settings.workspace_max,
+            None if settings.workspace_transform is None else np.asarray(settings.workspace_transform))
+        np.copyto(cloud, np.float32(np.nan), where=~valid[..., None])
     if not valid.any():
         with np.errstate(invalid='ignore'):
             any_depth = bool(np.any(depth > 0))
         cloud[:] = np.nan
         return cloud, valid, any_depth
-    np.copyto(cloud, np.float32(np.nan), where=~valid[..., None])
     return cloud, valid, True
 
 
