@@ -143,3 +143,20 @@ def test_demo_command_replays_the_bundled_bag(tmp_path, capsys):
     assert not [d for d in summary['diagnostics'] if d['kind'] in ('tf', 'input', 'dropped', 'units')]
     # a second demo replaces the first one's files
     assert cli_main(['demo', '--out', str(tmp_path / 'demo'), '--quiet']) == 0
+
+
+def test_compare_two_configs_on_the_same_bag(mcap_run, tmp_path, capsys):
+    """A shorter depth range drops the far objects: compare reports them as only in A."""
+    bag, first = mcap_run
+    config = tmp_path / 'near.yaml'
+    config.write_text('robot_vision:\n  ros__parameters:\n    segmentation:\n      max_depth: 1.1\n')
+    assert cli_main(['replay', str(bag), '--config', str(config), '--out', str(tmp_path / 'near'),
+                     '--no-bag', '--gallery', '0', '--quiet']) == 0
+    assert cli_main(['compare', str(first.out_dir), str(tmp_path / 'near'), '--out', str(tmp_path / 'cmp')]) == 0
+    out = capsys.readouterr().out
+    assert 'report:' in out and (tmp_path / 'cmp' / 'compare.html').is_file()
+    result = json.loads((tmp_path / 'cmp' / 'compare.json').read_text())
+    assert result['frames']['common'] == 3
+    assert result['detections']['only_a'] > 0 and result['detections']['matched'] > 0
+    assert result['objects']['position_delta_mean_m'] < 0.05
+    assert set(result['latency_ms']) >= {'total'}
