@@ -47,7 +47,7 @@ def _dominant_component(depth: np.ndarray, region: np.ndarray, box, centre_weigh
     scores[0] = -1.0
     best = int(np.argmax(scores))
     labels = np.where(labels == best, 1, 0).astype(np.int32)
-    labels = _grow_labels(labels, region, depth, settings, max(settings.grow_iterations, 1))
+    labels, _ = _grow_labels(labels, region, depth, settings, max(settings.grow_iterations, 1))
     return labels == 1
 
 

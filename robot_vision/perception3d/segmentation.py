@@ -321,14 +321,15 @@ def _grow_labels(labels: np.ndarray, candidates: np.ndarray, depth: np.ndarray,
     """Give unlabelled candidate pixels the label of a 4-neighbour at a similar depth, repeatedly.
 
     Works on the sparse set of candidate pixels within ``iterations`` pixels of a label, so the
-    cost scales with the object outlines, not with the image.
+    cost scales with the object outlines, not with the image. Returns (labels, the labels that
+    the newly labelled pixels received), the second for updating per-label areas.
     """
     h, w = labels.shape
     near = cv2.dilate((labels > 0).view(np.uint8) if labels.dtype == np.uint8 else
                       (labels > 0).astype(np.uint8), np.ones((3, 3), np.uint8), iterations=iterations)
     todo = np.flatnonzero((near > 0) & candidates & (labels == 0))
     if todo.size == 0:
-        return labels
+        return labels, np.zeros(0, np.int64)
     flat_labels = labels.reshape(-1)
     flat_depth = depth.reshape(-1)
     rows, cols = np.divmod(todo, w)
@@ -352,7 +353,7 @@ def _grow_labels(labels: np.ndarray, candidates: np.ndarray, depth: np.ndarray,
         if not changed.any():
             break
         flat_labels[todo[changed]] = new[changed]
-    return labels
+    return labels, flat_labels[todo][flat_labels[todo] > 0].astype(np.int64)
 
 
 def segment_scene(frame: RGBDFrame,
@@ -394,23 +395,25 @@ def segment_scene(frame: RGBDFrame,
 
     depth = cloud[..., 2]
     with np.errstate(invalid='ignore'):
-        above = (height > settings.min_height) & (height < settings.max_height) & ~plane_mask
-        low = (height > 0) & (height <= settings.min_height) & ~plane_mask
+        candidates = (height > 0) & (height < settings.max_height)
+        candidates &= ~plane_mask
+        above = candidates & (height > settings.min_height)
     far = far_side_edges(depth, settings)
     support_mask = None
     if settings.split_supports:
-        support_mask = secondary_supports(cloud, height, (above | low) & ~far, plane, frame.intrinsics,
+        support_mask = secondary_supports(cloud, height, candidates & ~far, plane, frame.intrinsics,
                                           settings)
-        above &= ~support_mask
-        low &= ~support_mask
+        not_support = ~support_mask
+        above &= not_support
+        candidates &= not_support
     seeds = above & ~far
     count, labels, stats, _ = cv2.connectedComponentsWithStats(seeds.view(np.uint8), connectivity=4,
                                                                  ltype=cv2.CV_32S)
     areas = stats[:, cv2.CC_STAT_AREA]
     grow = settings.grow_iterations
     if grow and count > 1:
-        labels = _grow_labels(labels, above | low, depth, settings, grow)
-        areas = np.bincount(labels.reshape(-1), minlength=count)
+        labels, grown = _grow_labels(labels, candidates, depth, settings, grow)
+        areas = areas + np.bincount(grown, minlength=count)
     keep = np.flatnonzero((areas >= settings.min_object_points) & (areas <= settings.max_object_points))
     keep = keep[keep > 0]
     keep = keep[np.argsort(-areas[keep], kind='stable')]
@@ -534,10 +537,13 @@ def secondary_supports(cloud: np.ndarray, height: np.ndarray, candidates: np.nda
         return none
     # A level bin takes its neighbours along, so the whole (noisy) surface falls in the band.
     band_bins = level | np.r_[level[1:], False] | np.r_[False, level[:-1]]
-    band_bins = np.r_[band_bins, False]
+    # Contiguous runs of band bins -> height intervals [lo, hi).
+    edges = np.flatnonzero(np.diff(np.r_[0, band_bins.astype(np.int8), 0]))
+    in_band = np.zeros((h, w), bool)
     with np.errstate(invalid='ignore'):
-        all_bins = np.clip(np.nan_to_num(height / bin_size, nan=-1.0), -1, band_bins.size - 1)
-    in_band = candidates & band_bins[all_bins.astype(np.int64)]
+        for lo, hi in zip(edges[::2], edges[1::2], strict=True):
+            in_band |= (height >= np.float32(lo * bin_size)) & (height < np.float32(hi * bin_size))
+    in_band &= candidates
     band_small = flat_small & in_band[::step, ::step]
     grown = cv2.dilate(band_small.view(np.uint8), np.ones((3, 3), np.uint8))
     closed = np.repeat(np.repeat(grown, step, axis=0), step, axis=1)[:h, :w] > 0
