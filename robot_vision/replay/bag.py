@@ -181,11 +181,13 @@ class BagSource:
                                   if self.error else f'{type(exc).__name__}: {exc}')
 
     def messages(self, topics: Optional[Sequence[str]] = None) -> Iterator[RawMessage]:
-        """Yield raw messages (all topics, or only ``topics``) in log-time order; errors end the stream."""
+        """Yield raw messages (all topics, or only ``topics``) in log-time order; errors end the stream.
+
+        A salvaged bag is streamed in file order, which is the recording order for bags written live.
+        """
         wanted = None if topics is None else set(topics)
-        if self.salvaged:
-            items = sorted(self._stream(self._salvage_path), key=lambda m: m.log_ns)
-            for msg in items:
+        if self.salvaged:  # file order (the order it was recorded in), without holding the bag in memory
+            for msg in self._stream(self._salvage_path):
                 if wanted is None or msg.topic in wanted:
                     yield msg
             return

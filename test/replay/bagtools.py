@@ -54,7 +54,8 @@ def _tf(frame_id: str) -> TFMessage:
 
 def write_bag(path: Path, frames, storage: str = 'mcap', tf: bool = True,
               color_msg: Optional[Callable] = None, depth_msg: Optional[Callable] = None,
-              stamps: Optional[List[float]] = None, info: bool = True) -> Path:
+              stamps: Optional[List[float]] = None, info: bool = True,
+              color_type: str = 'sensor_msgs/msg/Image') -> Path:
     """Write frames as colour rgb8 + depth 16UC1 mm + camera_info (+ /tf_static); returns the bag folder.
 
     ``color_msg(frame, stamp)`` / ``depth_msg(frame, stamp)`` may replace the default messages,
@@ -63,7 +64,7 @@ def write_bag(path: Path, frames, storage: str = 'mcap', tf: bool = True,
     with BagSink(path, storage=storage) as sink:
         sink.add_topic('/tf_static', 'tf2_msgs/msg/TFMessage', latched=True)
         sink.add_topic(INFO, 'sensor_msgs/msg/CameraInfo')
-        sink.add_topic(COLOR, 'sensor_msgs/msg/Image')
+        sink.add_topic(COLOR, color_type)
         sink.add_topic(DEPTH, 'sensor_msgs/msg/Image')
         if tf:
             sink.write('/tf_static', int(999e9), serialize_message(_tf(frames[0].frame_id)))

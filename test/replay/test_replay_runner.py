@@ -53,6 +53,22 @@ def test_replay_sqlite3_gives_the_core_results(frames, direct_records, tmp_path)
     assert json.loads((run.out_dir / 'results.json').read_text())['frames'] == direct_records
 
 
+def test_compressed_colour_topic(frames, direct_records, tmp_path):
+    import cv2
+    from sensor_msgs.msg import CompressedImage
+
+    from robot_vision.ros.conversions import make_header
+
+    def png(frame, stamp):
+        ok, data = cv2.imencode('.png', frame.color[:, :, ::-1])
+        return CompressedImage(header=make_header(frame.frame_id, stamp), format='png', data=data.tobytes())
+
+    bag = write_bag(tmp_path / 'input', frames, color_msg=png, color_type='sensor_msgs/msg/CompressedImage')
+    run = replay(bag, tmp_path / 'out', settings=ReplaySettings(gallery_size=0, write_bag=False), progress=None)
+    assert run.summary['run']['topics']['color'] == COLOR
+    assert json.loads((run.out_dir / 'results.json').read_text())['frames'] == direct_records
+
+
 def test_two_replays_write_byte_identical_results(mcap_run, tmp_path):
     bag, first = mcap_run
     second = replay(bag, tmp_path / 'again', settings=ReplaySettings(gallery_size=0, write_bag=False),
