@@ -20,7 +20,8 @@ class RegistrationSettings:
     most ``feature_max_neighbours`` (60) neighbours.
     ``ransac_distance_factor`` (1.5): RANSAC inlier distance in voxels;
     ``ransac_max_iterations`` (20000) and ``ransac_confidence`` (0.999) bound RANSAC;
-    ``attempts`` (2): RANSAC runs with seeds ``seed``, ``seed + 1``, ...; the best after ICP wins.
+    ``attempts`` (3): at most this many RANSAC runs, with seeds ``seed``, ``seed + 1``, ...;
+    the first accepted result ends the search, else the best after ICP wins.
     ``icp_voxel_size`` (0.005 m): finer grid for ICP refinement (point-to-plane), with
     correspondences up to ``icp_distance_factor`` (2) ICP voxels and ``icp_iterations`` (30).
     Acceptance, on the ICP grid with matches up to ``inlier_distance`` (0.005 m):
@@ -41,7 +42,7 @@ class RegistrationSettings:
     ransac_distance_factor: float = 1.5
     ransac_max_iterations: int = 20000
     ransac_confidence: float = 0.999
-    attempts: int = 2
+    attempts: int = 3
     icp_voxel_size: float = 0.005
     icp_distance_factor: float = 2.0
     icp_iterations: int = 30
@@ -179,10 +180,11 @@ def register_model(model_points: np.ndarray, scene_points: np.ndarray,
     the scene (camera) frame, ideally the object's instance cloud (e.g. from
     :func:`segment_scene`) or the scene without its support plane; non-finite rows are
     dropped. Without ``init``: both clouds are voxel-downsampled, FPFH features are matched
-    and RANSAC (3-point, edge-length and distance checks) finds a coarse pose; this runs
-    ``settings.attempts`` times with consecutive seeds. Each candidate is refined by
-    point-to-plane ICP on the finer ICP grid and the one with the best fitness (then lowest
-    RMSE) wins. With ``init`` (4, 4) only ICP runs, starting from it.
+    and RANSAC (3-point, edge-length and distance checks) finds a coarse pose, which is
+    refined by point-to-plane ICP (coarse grid, then the finer ICP grid). Up to
+    ``settings.attempts`` RANSAC runs with consecutive seeds are made until one result is
+    accepted; otherwise the best (fitness + coverage, then RMSE) is returned. With ``init``
+    (4, 4) only ICP runs, starting from it.
 
     Symmetric objects: the returned pose is one of the equivalent poses (whichever the
     features and ICP settle on, deterministic for a given seed and input); it is not
@@ -215,7 +217,6 @@ def register_model(model_points: np.ndarray, scene_points: np.ndarray,
     model_fine, model_down, model_fpfh = _prepared_model(model, settings)
     scene_fine = _cloud(scene, vi, settings.normal_radius_factor * max(vi, v / 2), origin)
     icp_distance = settings.icp_distance_factor * vi
-    candidates = []
     if init is None:
         scene_down = _cloud(scene, v, settings.normal_radius_factor * v, origin)
         if len(model_down.points) < 10 or len(scene_down.points) < 10:
@@ -226,6 +227,7 @@ def register_model(model_points: np.ndarray, scene_points: np.ndarray,
         checkers = [reg.CorrespondenceCheckerBasedOnEdgeLength(0.9),
                     reg.CorrespondenceCheckerBasedOnDistance(distance)]
         criteria = reg.RANSACConvergenceCriteria(settings.ransac_max_iterations, settings.ransac_confidence)
+        best = None
         for attempt in range(settings.attempts):
             o3d.utility.random.seed(settings.seed + attempt)
             coarse = reg.registration_ransac_based_on_feature_matching(
@@ -235,11 +237,14 @@ def register_model(model_points: np.ndarray, scene_points: np.ndarray,
             mid = reg.registration_icp(model_down, scene_down, 2.0 * v, coarse.transformation,
                                        reg.TransformationEstimationPointToPlane(),
                                        reg.ICPConvergenceCriteria(max_iteration=settings.icp_iterations))
-            candidates.append(mid.transformation)
+            refined = _best_refined([mid.transformation], model_fine, scene_fine, icp_distance, settings)
+            if best is None or _rank(refined) > _rank(best):
+                best = refined
+            if best[3]:
+                break  # accepted: further attempts only cost time
     else:
-        candidates.append(init)
+        best = _best_refined([init], model_fine, scene_fine, icp_distance, settings)
 
-    best = _best_refined(candidates, model_fine, scene_fine, icp_distance, settings)
     if init is None and not best[3] and settings.fallback_rotations:
         # Features found nothing acceptable (sparse or noisy model vs a partial view): try the
         # 24 axis-aligned orientations about the scene centroid, ICP each on the coarse grid,
