@@ -275,8 +275,9 @@ class _Diagnostics:
         self.items: List[Dict[str, Any]] = []
         self._index: Dict[Tuple[str, str], Dict[str, Any]] = {}
 
-    def add(self, kind: str, message: str, stamp: Optional[float] = None) -> None:
-        key = (kind, message)
+    def add(self, kind: str, message: str, stamp: Optional[float] = None, key: Optional[str] = None) -> None:
+        """Record a diagnostic; entries with the same (kind, key or message) are counted, the first kept."""
+        key = (kind, message if key is None else key)
         if key in self._index:
             self._index[key]['count'] += 1
             return
@@ -404,8 +405,8 @@ def replay(bag: Path | str, out_dir: Path | str, pipeline_settings: Any = None,
         index = len(run.frames)
         run.frames.append(frame_record(index, result))
         for warning in result.warnings:
-            kind = 'units' if 'depth scale' in warning or 'implausibly' in warning else 'pipeline'
-            diagnostics.add(kind, warning, stamp)
+            units = 'depth scale' in warning or 'implausibly' in warning
+            diagnostics.add('units' if units else 'pipeline', warning, stamp, key='depth unit' if units else None)
         overlay = codec.overlay(color, result, camera_to_fixed) if sink is not None or index in gallery_at else None
         if sink is not None:
             for name, msg in codec.result_messages(result, color, camera_to_fixed, overlay):

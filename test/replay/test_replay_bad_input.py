@@ -133,3 +133,18 @@ def test_existing_output_folder_is_not_overwritten_without_the_flag(frames, tmp_
     replay(bag, tmp_path / 'out', settings=ReplaySettings(gallery_size=0, overwrite=True), progress=None)
     assert (tmp_path / 'out' / 'mine.txt').read_text() == 'kept'
     shutil.rmtree(tmp_path / 'out')
+
+
+def test_depth_unit_and_sync_gap_diagnostics(frames, tmp_path):
+    """Depth read with the wrong unit and a hole in the recording are named in the report."""
+    import dataclasses
+    gappy = [dataclasses.replace(f, stamp=s) for f, s in zip(frames + frames[:1], [1000.0, 1000.25, 1000.5, 1002.0])]
+    bag = write_bag(tmp_path / 'input', gappy)
+    run = replay(bag, tmp_path / 'out', settings=ReplaySettings(depth_scale=1.0, gallery_size=0, write_bag=False),
+                 progress=None)
+    units = [d for d in run.diagnostics if d['kind'] == 'units']
+    assert units and 'implausibly far' in units[0]['message'] and units[0]['count'] == 4
+    gaps = [d for d in run.diagnostics if d['kind'] == 'sync']
+    assert len(gaps) == 1 and 'gap of 1.500 s' in gaps[0]['message']
+    page = (tmp_path / 'out' / 'report.html').read_text()
+    assert 'implausibly far' in page and 'gap of 1.500 s' in page
