@@ -36,7 +36,8 @@ def _vec3(name: str, value, allow_none: bool = True) -> Optional[Vec3]:
 def _positive(settings, *names: str, zero_ok: bool = False) -> None:
     for name in names:
         value = getattr(settings, name)
-        ok = isinstance(value, (int, float)) and np.isfinite(value) and (value >= 0 if zero_ok else value > 0)
+        ok = (isinstance(value, (int, float)) and not isinstance(value, bool) and np.isfinite(value)
+              and (value >= 0 if zero_ok else value > 0))
         if not ok:
             raise ConfigError(f'{type(settings).__name__}.{name}: expected a '
                               f'{"non-negative" if zero_ok else "positive"} number, got {value!r}')
@@ -70,10 +71,10 @@ class SegmentationSettings:
       ``contact_tolerance`` (0.02 m): an object whose lowest point is this close to the plane
       rests on it, and its box is extended down to the plane.
       ``split_supports`` (True): horizontal surfaces above the main plane (normal within
-      ``support_normal_tolerance_deg``, 20 deg, of the plane normal) whose connected area is at
-      least ``min_support_area`` (0.025 m^2) are secondary supports (a tray, a desk seen from a
-      camera that found the floor first): they are reported in ``support_mask`` and removed,
-      so that the objects standing on them become separate instances.
+      ``support_normal_tolerance_deg``, 20 deg, of the plane normal) whose area summed over a
+      height band (3 cm) reaches ``min_support_area`` (0.025 m^2) are secondary supports (a
+      tray, a board, a desk seen from a camera that found the floor first): they are reported
+      in ``support_mask`` and removed, so that the objects standing on them separate.
       ``max_plane_samples`` (3000): RANSAC scores at most this many subsample points.
       ``grow_iterations`` (4): pixels of image-space region growing that give instances back
       their low border pixels (just above the plane inlier band) at equal depth.
@@ -129,6 +130,10 @@ class SegmentationSettings:
             raise ConfigError(f'SegmentationSettings.max_object_points: expected >= min_object_points '
                               f'({self.min_object_points}), got {self.max_object_points}')
         _positive(self, 'min_support_area')
+        for name in ('use_frame_up', 'split_supports'):
+            if not isinstance(getattr(self, name), bool):
+                raise ConfigError(f'SegmentationSettings.{name}: expected True or False, '
+                                  f'got {getattr(self, name)!r}')
         if not 0 < self.support_normal_tolerance_deg < 90:
             raise ConfigError(f'SegmentationSettings.support_normal_tolerance_deg: expected a number in '
                               f'(0, 90), got {self.support_normal_tolerance_deg!r}')
