@@ -349,10 +349,20 @@ def replay(bag: Path | str, out_dir: Path | str, pipeline_settings: Any = None,
 
     run = ReplayRun(out_dir=out_dir)
     sink = BagSink(out_dir / 'bag') if settings.write_bag else None
+    copied = set()
     if sink is not None:
+        results = {resolve(settings.prefix, topic.name) for topic in OUTPUT_TOPICS}
         for info in source.topics.values():
-            sink.add_topic(info.name, info.msgtype, info.msgdef, info.digest, info.qos,
-                           latched=info.name.endswith('tf_static'))
+            if info.name in results:
+                diagnostics.add('topics', f'{info.name}: the input bag already holds this result topic (a replay of '
+                                          f'a replay?); its old messages are not copied to the output bag')
+                continue
+            try:
+                sink.add_topic(info.name, info.msgtype, info.msgdef, info.digest, info.qos,
+                               latched=info.name.endswith('tf_static'))
+                copied.add(info.name)
+            except InputError as exc:
+                diagnostics.add('topics', f'{info.name} is not copied to the output bag: {exc}')
         for topic in OUTPUT_TOPICS:
             sink.add_topic(resolve(settings.prefix, topic.name), topic.msg_type, latched=topic.latched)
         run.bag_path = out_dir / 'bag'
@@ -431,7 +441,7 @@ def replay(bag: Path | str, out_dir: Path | str, pipeline_settings: Any = None,
             if done():
                 break
             bag_span[0], bag_span[1] = min(bag_span[0], raw.log_ns), max(bag_span[1], raw.log_ns)
-            if sink is not None:
+            if raw.topic in copied:
                 sink.write(raw.topic, raw.log_ns, raw.data)
             role = role_of.get(raw.topic)
             if role is None:

@@ -124,6 +124,16 @@ def test_output_bag_reads_with_an_independent_mcap_decoder(mcap_run):
     assert seen == counts
 
 
+def test_replaying_an_output_bag_gives_the_same_results(mcap_run, direct_records, tmp_path):
+    _, run = mcap_run
+    again = replay(run.bag_path, tmp_path / 'again', settings=ReplaySettings(gallery_size=0), progress=None)
+    assert again.frames == direct_records
+    assert any('already holds this result topic' in d['message'] for d in again.diagnostics)
+    source = BagSource(again.bag_path)
+    assert source.topics[resolve('/robot_vision', 'objects')].count == 3  # old results not duplicated
+    source.close()
+
+
 def test_tracks_use_the_camera_pose_from_tf(mcap_run, frames):
     _, run = mcap_run
     last = run.frames[-1]
