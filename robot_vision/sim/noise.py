@@ -106,11 +106,20 @@ def apply_depth_noise(depth: np.ndarray, intrinsics: CameraIntrinsics, noise: De
 
 
 def _smooth_noise(rng: np.random.Generator, shape, sigma_px: float) -> np.ndarray:
-    """Unit-variance Gaussian noise low-pass filtered with a Gaussian of ``sigma_px`` pixels."""
+    """Unit-variance Gaussian noise low-pass filtered with a Gaussian of ``sigma_px`` pixels.
+
+    Drawn at a coarser grid (step sigma/2 pixels) and upsampled bilinearly, which keeps the
+    correlation length and costs a fraction of filtering the full-size image.
+    """
+    import cv2
     from scipy.ndimage import gaussian_filter
-    field = gaussian_filter(rng.standard_normal(shape), sigma_px, mode='reflect')
+    step = max(1, int(sigma_px // 2))
+    coarse_shape = (shape[0] // step + 2, shape[1] // step + 2)
+    coarse = gaussian_filter(rng.standard_normal(coarse_shape), sigma_px / step, mode='wrap')
+    field = cv2.resize(coarse.astype(np.float32), (coarse_shape[1] * step, coarse_shape[0] * step),
+                       interpolation=cv2.INTER_LINEAR)[:shape[0], :shape[1]].astype(np.float64)
     std = field.std()
-    return field / std if std > 0 else field
+    return (field - field.mean()) / std if std > 0 else field
 
 
 def _depth_edges(depth: np.ndarray, valid: np.ndarray, relative_jump: float) -> np.ndarray:
@@ -141,7 +150,11 @@ def _stereo_shadow(depth: np.ndarray, valid: np.ndarray, focal_baseline: float,
     disparity = np.where(valid, focal_baseline / np.maximum(depth, 1e-3), 0.0)
     shadow = np.zeros(depth.shape, bool)
     width = depth.shape[1]
-    for shift in range(1, min(max_shift, width - 1) + 1):
+    if not valid.any():
+        return shadow
+    # a pixel can only be hidden by a surface up to (max - min disparity) pixels to its right
+    reach = int(np.ceil(disparity[valid].max() - disparity[valid].min()))
+    for shift in range(1, min(max_shift, reach, width - 1) + 1):
         ahead = disparity[:, shift:]
         shadow[:, :-shift] |= (ahead - disparity[:, :-shift]) > shift
     return shadow & valid
