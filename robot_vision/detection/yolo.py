@@ -293,7 +293,8 @@ def assemble_masks(protos: np.ndarray, coefficients: np.ndarray, xyxy: np.ndarra
     ``coefficients`` (n, nm); ``xyxy`` (n, 4) boxes in *original* pixels; ``gain``/``pad`` the
     letterbox mapping; ``shape`` the original (H, W). Each mask is the prototype combination,
     bilinearly sampled at the original pixel centres (through the letterbox mapping), kept
-    where sigmoid > ``threshold`` and cropped to its box (pixel centres inside the box).
+    where sigmoid > ``threshold`` and cropped to its box (pixel centres inside the box). Only
+    the prototype cells under each box are combined, so the cost grows with the box areas.
     Returns (n, H, W) bool.
     """
     n = len(coefficients)
@@ -301,6 +302,36 @@ def assemble_masks(protos: np.ndarray, coefficients: np.ndarray, xyxy: np.ndarra
     masks = np.zeros((n, height, width), dtype=bool)
     if n == 0:
         return masks
+    nm, hp, wp = protos.shape
+    protos = np.asarray(protos, np.float32)
+    coefficients = np.asarray(coefficients, np.float32)
+    cut = float(np.log(threshold / (1.0 - threshold)))  # sigmoid(x) > t  <=>  x > logit(t)
+    sx, sy = input_shape[1] / wp, input_shape[0] / hp
+    # original pixel u -> proto pixel: ((u + 0.5) * gain + pad) / s - 0.5
+    ax, ay = gain / sx, gain / sy
+    bx, by = (0.5 * gain + pad[0]) / sx - 0.5, (0.5 * gain + pad[1]) / sy - 0.5
+    lo = np.ceil(np.asarray(xyxy[:, 0:2], np.float64) - 0.5).astype(np.int64)
+    hi = np.floor(np.asarray(xyxy[:, 2:4], np.float64) - 0.5).astype(np.int64) + 1
+    lo = np.maximum(lo, 0)
+    hi = np.minimum(hi, [width, height])
+    for i in range(n):
+        x0, y0 = lo[i]
+        x1, y1 = hi[i]
+        if x1 <= x0 or y1 <= y0:
+            continue
+        # only the prototype cells that the box's pixels sample (bilinear: floor and floor + 1)
+        px0 = int(np.clip(np.floor(ax * x0 + bx), 0, wp - 1))
+        px1 = int(np.clip(np.floor(ax * (x1 - 1) + bx) + 1, 0, wp - 1)) + 1
+        py0 = int(np.clip(np.floor(ay * y0 + by), 0, hp - 1))
+        py1 = int(np.clip(np.floor(ay * (y1 - 1) + by) + 1, 0, hp - 1)) + 1
+        window = protos[:, py0:py1, px0:px1]
+        logits = (coefficients[i] @ window.reshape(nm, -1)).reshape(py1 - py0, px1 - px0)
+        warp = np.array([[ax, 0.0, bx + ax * x0 - px0], [0.0, ay, by + ay * y0 - py0]], np.float64)
+        sampled = cv2.warpAffine(logits, warp, (int(x1 - x0), int(y1 - y0)),
+                                 flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                                 borderMode=cv2.BORDER_REPLICATE)
+        masks[i, y0:y1, x0:x1] = sampled > cut
+    return masks
     nm, hp, wp = protos.shape
     logits = (np.asarray(coefficients, np.float32) @ np.asarray(protos, np.float32).reshape(nm, -1))
     logits = logits.reshape(n, hp, wp)

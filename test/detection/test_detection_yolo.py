@@ -206,3 +206,28 @@ def test_assemble_masks_from_hand_made_prototypes():
 def test_check_rgb_image(image, message):
     with pytest.raises(InputError, match=message):
         yolo.check_rgb_image(image)
+
+
+def test_windowed_mask_assembly_matches_a_full_frame_reference():
+    """Per-box windows of the prototypes give the same masks as sampling the whole logit map."""
+    import cv2
+
+    rng = np.random.default_rng(3)
+    protos = rng.normal(0, 4, (8, 96, 128)).astype(np.float32)      # input 384x512, protos at 1/4
+    coefficients = rng.normal(0, 1, (12, 8)).astype(np.float32)
+    shape, gain, pad = (300, 420), 512 / 420, (0, 9)                  # 300x420 -> 365x512, 9 px top
+    xy = rng.uniform(-20, 400, (12, 2))
+    boxes = np.concatenate([xy, xy + rng.uniform(1, 200, (12, 2))], 1).astype(np.float32)
+    boxes = yolo.scale_boxes(boxes * gain + [0, 9, 0, 9], gain, pad, shape)
+    masks = yolo.assemble_masks(protos, coefficients, boxes, (384, 512), gain, pad, shape, 0.4)
+    a, b = gain / 4, (0.5 * gain + np.array(pad)) / 4 - 0.5
+    warp = np.array([[a, 0, b[0]], [0, a, b[1]]])
+    for i in range(12):
+        logits = np.tensordot(coefficients[i], protos, 1)
+        full = cv2.warpAffine(logits, warp, (shape[1], shape[0]),
+                              flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                              borderMode=cv2.BORDER_REPLICATE) > np.log(0.4 / 0.6)
+        u, v = np.arange(shape[1]) + 0.5, np.arange(shape[0]) + 0.5
+        rows, cols = (v >= boxes[i, 1]) & (v < boxes[i, 3]), (u >= boxes[i, 0]) & (u < boxes[i, 2])
+        inside = rows[:, None] & cols[None]
+        np.testing.assert_array_equal(masks[i], full & inside)
