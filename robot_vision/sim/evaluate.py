@@ -291,7 +291,8 @@ def _grasp_once(scene: SimScene, frame, gt: GroundTruth, seg, matches, gripper, 
 def oracle_grasp(gt: GroundTruth, index: int, gripper: Any) -> Optional[Tuple[np.ndarray, float]]:
     """A top-down grasp (world frame) across the narrower horizontal side of GT object ``index``, or None.
 
-    The fingertips reach ``min(0.6 * finger_depth, 0.5 * height)`` below the object's top.
+    The fingertips reach ``min(0.8 * finger_depth, 0.5 * height + 1 cm, height - 5 mm)`` below
+    the object's top (just past the middle, so round objects are held below their equator).
     Returns (grasp pose (4, 4) in the grasp-frame convention, object width in m).
     """
     pose, size = gt.pose_world[index], gt.size[index]
@@ -307,7 +308,8 @@ def oracle_grasp(gt: GroundTruth, index: int, gripper: Any) -> Optional[Tuple[np
     grasp = np.eye(4)
     grasp[:3, :3] = np.stack([x, np.cross(z, x), z], axis=1)
     top = pose[2, 3] + size[2] / 2
-    grasp[:3, 3] = [pose[0, 3], pose[1, 3], top - min(0.6 * gripper.finger_depth, 0.5 * size[2])]
+    depth = min(0.8 * gripper.finger_depth, 0.5 * size[2] + 0.01, size[2] - 0.005)
+    grasp[:3, 3] = [pose[0, 3], pose[1, 3], top - depth]
     return grasp, float(size[axis])
 
 
