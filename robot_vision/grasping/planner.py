@@ -51,19 +51,24 @@ class GraspSettings:
     occupancy grid cell. ``normal_neighbours`` (10): k of the k-NN normal estimate.
     ``min_object_points`` (30): fewer finite object points give an empty result.
     ``max_object_points`` (800): the downsampled object cloud is randomly thinned to this many.
+    ``pair_points`` (400): points of the all-pairs antipodal search that seeds the candidates.
     ``min_object_thickness`` (0.005 m): an object whose extent along its thinnest principal axis
     is below this is treated as planar (no grasp). ``contact_band`` (0.005 m): object points this
-    close to an extreme along x are contact points. ``min_contact_points`` (2) per finger.
+    close to an extreme along x are contact points; the two patches must not overlap, so the
+    grasp width is at least 2 * contact_band. ``min_contact_points`` (3): contact points per
+    finger whose normal must lie in the friction cone.
     ``finger_gap`` (0.002 m): least free space between each finger and the object at the
     pre-grasp opening. ``clearance_margin`` (0.01 m): distance around the fingers in which scene
-    points lower the clearance score. ``depth_range`` ((0.25, 0.75)): the sampled surface point
-    lies at this fraction of the finger depth behind the fingertips.
+    points lower the clearance score. ``min_insertion`` (0.01 m): the contact pair must lie at least this far
+    behind the fingertips once the hand is pushed in as far as the palm clearance allows.
     """
 
     num_candidates: int = 500
     approach_samples: int = 6
     max_approach_deviation_deg: float = 90.0
-    mu: float = 0.5
+    mu: float = 1.0
+    cone_margin_deg: float = 0.0
+    min_width: float = 0.015
     top_k: int = 10
     nms_distance: float = 0.02
     nms_angle_deg: float = 30.0
@@ -76,20 +81,22 @@ class GraspSettings:
     object_voxel: float = 0.004
     collision_voxel: float = 0.005
     normal_neighbours: int = 10
+    raw_neighbours: int = 20
     min_object_points: int = 30
     max_object_points: int = 800
+    pair_points: int = 400
     min_object_thickness: float = 0.005
     contact_band: float = 0.005
     min_contact_points: int = 2
     finger_gap: float = 0.002
     clearance_margin: float = 0.01
-    depth_range: Tuple[float, float] = (0.25, 0.75)
+    min_insertion: float = 0.01
 
     def __post_init__(self) -> None:
         """Validate every field; raise ConfigError naming the field, expected and actual value."""
         for name, low in (('num_candidates', 1), ('approach_samples', 1), ('top_k', 1),
-                          ('normal_neighbours', 3), ('min_object_points', 3), ('max_object_points', 10),
-                          ('min_contact_points', 1)):
+                          ('normal_neighbours', 3), ('raw_neighbours', 3), ('min_object_points', 3),
+                          ('max_object_points', 10), ('pair_points', 10), ('min_contact_points', 1)):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
                 raise ConfigError(f'GraspSettings.{name}: expected an integer >= {low}, got {value!r}')
@@ -97,7 +104,9 @@ class GraspSettings:
             raise ConfigError(f'GraspSettings.seed: expected a non-negative integer, got {self.seed!r}')
         positive = ('mu', 'nms_distance', 'object_voxel', 'collision_voxel', 'contact_band')
         non_negative = ('approach_weight', 'antipodal_weight', 'contact_weight', 'clearance_weight',
-                        'min_object_thickness', 'finger_gap', 'clearance_margin', 'nms_angle_deg')
+                        'min_object_thickness', 'finger_gap', 'clearance_margin', 'nms_angle_deg',
+                        'min_insertion',
+                        'cone_margin_deg', 'min_width')
         for name in positive + non_negative:
             value = getattr(self, name)
             ok = isinstance(value, (int, float, np.floating, np.integer)) and not isinstance(value, bool)
@@ -113,11 +122,6 @@ class GraspSettings:
         if not (self.collision_voxel <= 0.05 and self.object_voxel <= 0.05):
             raise ConfigError(f'GraspSettings.collision_voxel/object_voxel: expected <= 0.05 m, '
                               f'got {self.collision_voxel} / {self.object_voxel}')
-        depth = tuple(self.depth_range)
-        if len(depth) != 2 or not 0 <= depth[0] <= depth[1] <= 1:
-            raise ConfigError(f'GraspSettings.depth_range: expected (low, high) with '
-                              f'0 <= low <= high <= 1, got {self.depth_range!r}')
-        object.__setattr__(self, 'depth_range', (float(depth[0]), float(depth[1])))
         if self.approach_direction is not None:
             vec = np.asarray(self.approach_direction, np.float64)
             if vec.shape != (3,) or not np.all(np.isfinite(vec)) or np.linalg.norm(vec) < 1e-9:
@@ -151,7 +155,8 @@ class GraspResult:
 
 def plan_grasps(object_points: np.ndarray, scene_points: np.ndarray,
                 gripper: GripperModel = GripperModel(), settings: GraspSettings = GraspSettings(),
-                support_normal: Optional[np.ndarray] = None) -> GraspResult:
+                support_normal: Optional[np.ndarray] = None,
+                viewpoint: Optional[np.ndarray] = (0.0, 0.0, 0.0)) -> GraspResult:
     """Plan parallel-jaw grasps for one object.
 
     ``object_points``: (N, 3) float points of the object (metres, scene/camera frame; NaN rows
@@ -166,13 +171,15 @@ def plan_grasps(object_points: np.ndarray, scene_points: np.ndarray,
     obj = _as_points(object_points, 'object_points')
     scene = _as_points(scene_points, 'scene_points')
     normal = _as_direction(support_normal, 'support_normal')
-    return _planner(gripper, settings).plan(obj, scene, normal)
+    view = _as_viewpoint(viewpoint)
+    return _planner(gripper, settings).plan(obj, scene, normal, view)
 
 
 def plan_scene_grasps(objects: Objects3D, scene_points: np.ndarray,
                       gripper: GripperModel = GripperModel(), settings: GraspSettings = GraspSettings(),
                       support_normal: Optional[np.ndarray] = None,
-                      object_indices: Optional[Sequence[int]] = None) -> GraspResult:
+                      object_indices: Optional[Sequence[int]] = None,
+                      viewpoint: Optional[np.ndarray] = (0.0, 0.0, 0.0)) -> GraspResult:
     """Plan grasps for every object of ``objects`` (or the rows in ``object_indices``).
 
     Uses each object's ``points`` cloud; other arguments as in :func:`plan_grasps`. Grasps are
@@ -184,6 +191,7 @@ def plan_scene_grasps(objects: Objects3D, scene_points: np.ndarray,
         raise InputError(f'objects: expected Objects3D, got {type(objects).__name__}')
     scene = _as_points(scene_points, 'scene_points')
     normal = _as_direction(support_normal, 'support_normal')
+    view = _as_viewpoint(viewpoint)
     if object_indices is None:
         rows = list(range(len(objects)))
     else:
@@ -198,7 +206,7 @@ def plan_scene_grasps(objects: Objects3D, scene_points: np.ndarray,
     rejected: Dict[str, int] = {}
     evaluated = 0
     for row in rows:
-        result = planner.plan(_as_points(objects.points[row], f'objects.points[{row}]'), scene, normal)
+        result = planner.plan(_as_points(objects.points[row], f'objects.points[{row}]'), scene, normal, view)
         grasps = result.grasps
         parts.append(Grasps(grasps.pose, grasps.width, grasps.score,
                             np.full(len(grasps), row, np.int32)))
@@ -237,15 +245,23 @@ def _as_points(points: np.ndarray, name: str) -> np.ndarray:
 
 
 def _as_direction(vector: Optional[np.ndarray], name: str) -> Optional[np.ndarray]:
+    """Return None, a unit normal (3,) or a normalised plane (4,) [n, d] with |n| = 1."""
     if vector is None:
         return None
     vec = np.asarray(vector, np.float64).reshape(-1)
-    if vec.shape == (4,):  # a plane [a, b, c, d]
-        vec = vec[:3]
-    if vec.shape != (3,) or not np.all(np.isfinite(vec)) or np.linalg.norm(vec) < 1e-9:
-        raise InputError(f'{name}: expected a finite non-zero 3-vector (or plane [a, b, c, d]), '
+    if vec.shape not in ((3,), (4,)) or not np.all(np.isfinite(vec)) or np.linalg.norm(vec[:3]) < 1e-9:
+        raise InputError(f'{name}: expected a finite non-zero 3-vector or a plane [a, b, c, d], '
                          f'got {vector!r}')
-    return vec / np.linalg.norm(vec)
+    return vec / np.linalg.norm(vec[:3])
+
+
+def _as_viewpoint(viewpoint: Optional[np.ndarray]) -> Optional[np.ndarray]:
+    if viewpoint is None:
+        return None
+    view = np.asarray(viewpoint, np.float64).reshape(-1)
+    if view.shape != (3,) or not np.all(np.isfinite(view)):
+        raise InputError(f'viewpoint: expected None or a finite 3-vector, got {viewpoint!r}')
+    return view
 
 
 def _empty(reason: str, evaluated: int = 0, timings: Optional[Dict[str, float]] = None,
@@ -268,20 +284,24 @@ def _voxel_downsample(points: np.ndarray, voxel: float) -> np.ndarray:
     return points[rows]
 
 
-def _normals(points: np.ndarray, k: int) -> np.ndarray:
-    """Unit normals by PCA of the k nearest neighbours, oriented away from the centroid.
+def _normals(points: np.ndarray, support: np.ndarray, k: int, viewpoint: Optional[np.ndarray],
+             tree: Optional[cKDTree] = None) -> np.ndarray:
+    """Unit normals at ``points`` by PCA of their k nearest ``support`` points, towards ``viewpoint``.
+
+    A single depth view only sees surfaces that face the sensor, so orienting towards it is
+    right for every observed point; without a viewpoint they point away from the centroid.
 
     The smallest eigenvector of each 3x3 covariance comes in closed form (trigonometric
     eigenvalue, then the cross product of two rows of C - lambda I), which is several times
     faster than a batched ``eigh`` on a thousand matrices.
     """
-    k = min(k, len(points))
-    _, idx = cKDTree(points).query(points, k=k)
-    nb = points[idx]  # (N, k, 3)
+    k = min(k, len(support))
+    _, idx = (tree if tree is not None else cKDTree(support)).query(points, k=k)
+    nb = support[idx]  # (N, k, 3)
     nb = nb - nb.mean(axis=1, keepdims=True)
     cov = np.einsum('nki,nkj->nij', nb, nb) / k
     normals = _smallest_eigenvector(cov)
-    outward = points - points.mean(0)
+    outward = points - support.mean(0) if viewpoint is None else viewpoint - points
     flip = np.einsum('ij,ij->i', normals, outward) < 0
     normals[flip] *= -1
     return normals
@@ -402,7 +422,9 @@ class _Planner:
         # Palm plus clearance slab in front of it plus the approach corridor behind it.
         self.palm_lo = np.array([-g.palm_width / 2, -g.palm_thickness / 2,
                                  -fd - g.palm_depth - g.approach_clearance])
-        self.palm_hi = np.array([g.palm_width / 2, g.palm_thickness / 2, -fd + g.palm_clearance])
+        # The palm box itself (the clearance in front of it is enforced on the object when the
+        # grasp depth is chosen; one voxel of it is also in the grid check below).
+        self.palm_hi = np.array([g.palm_width / 2, g.palm_thickness / 2, -fd])
         self.palm = _box_lattice(self.palm_lo, self.palm_hi, 2 * v, surface=True)
         # Closing region, x in units of the half opening (scaled per candidate).
         nx = max(2, int(math.ceil(g.max_opening / v)) + 1)
@@ -416,10 +438,11 @@ class _Planner:
         m = settings.clearance_margin
         self.shell = np.concatenate([coarse + [m, 0, 0], coarse + [0, m, 0], coarse - [0, m, 0],
                                      coarse + [0, 0, m]])
-        self.cos_cone = math.cos(math.atan(settings.mu))
+        self.cos_cone = math.cos(max(math.atan(settings.mu) - math.radians(settings.cone_margin_deg), 0.0))
 
     # ------------------------------------------------------------------------------------------
-    def plan(self, obj: np.ndarray, scene: np.ndarray, support_normal: Optional[np.ndarray]) -> GraspResult:
+    def plan(self, obj: np.ndarray, scene: np.ndarray, support_normal: Optional[np.ndarray],
+             viewpoint: Optional[np.ndarray]) -> GraspResult:
         """Plan grasps for one object cloud against one scene cloud (see :func:`plan_grasps`)."""
         g, s = self.g, self.s
         timings: Dict[str, float] = {}
@@ -440,7 +463,7 @@ class _Planner:
             return _empty(f'too few object points: {len(obj)} finite points, need at least '
                           f'{s.min_object_points} (min_object_points)')
         obj64 = obj.astype(np.float64)
-        pts = _voxel_downsample(obj64, s.object_voxel)
+        dense = pts = _voxel_downsample(obj64, s.object_voxel)
         if len(pts) > s.max_object_points:
             thin = np.random.default_rng(s.seed).choice(len(pts), s.max_object_points, replace=False)
             pts = pts[np.sort(thin)]
@@ -453,7 +476,8 @@ class _Planner:
         if thickness < s.min_object_thickness:
             return _empty(f'object cloud is planar: {thickness:.4f} m thick along its thinnest axis, '
                           f'less than min_object_thickness {s.min_object_thickness} m')
-        normals = _normals(pts, s.normal_neighbours)
+        tree = cKDTree(dense)
+        normals = _normals(pts, dense, s.normal_neighbours, viewpoint, tree)
         lap('normals')
 
         # ---- candidates
@@ -461,15 +485,19 @@ class _Planner:
             preferred = np.asarray(s.approach_direction, np.float64)
             preferred = preferred / np.linalg.norm(preferred)
         elif support_normal is not None:
-            preferred = -support_normal
+            preferred = -support_normal[:3]
         else:
             preferred = centroid / max(np.linalg.norm(centroid), 1e-9)
         rng = np.random.default_rng(s.seed)
         n_rot = s.approach_samples
         n_anchor = int(math.ceil(s.num_candidates / n_rot))
-        anchors = rng.choice(len(pts), n_anchor, replace=len(pts) < n_anchor)
-        x = np.repeat(normals[anchors], n_rot, axis=0)[:s.num_candidates]
-        p = np.repeat(pts[anchors], n_rot, axis=0)[:s.num_candidates]
+        axis, centre, half, pairs, too_wide = self._antipodal_axes(pts, normals, n_anchor, rng, preferred)
+        if pairs == 0 and too_wide > 0:
+            return _empty(f'object wider than the gripper: {too_wide} antipodal point pairs, all wider '
+                          f'than max_opening {g.max_opening} m minus 2 finger_gap', 0, timings, rejected)
+        x = np.repeat(axis, n_rot, axis=0)[:s.num_candidates]
+        p = np.repeat(centre, n_rot, axis=0)[:s.num_candidates]
+        half = np.repeat(half, n_rot)[:s.num_candidates]
         k_total = len(x)
         z0 = preferred - np.einsum('ki,i->k', x, preferred)[:, None] * x
         weak = np.linalg.norm(z0, axis=1) < 0.2
@@ -486,58 +514,81 @@ class _Planner:
         z = np.cos(phi)[:, None] * z0 + np.sin(phi)[:, None] * y0
         y = np.cross(z, x)
         rot = np.stack([x, y, z], axis=-1)  # columns = grasp axes in the scene frame
-        depth = rng.uniform(*s.depth_range, k_total) * g.finger_depth
-        origin = p + z * depth[:, None]
         lap('candidates')
 
-        # ---- finger footprint on the object: width, centring, antipodality, palm vs object
+        # ---- finger footprint on the object: depth, width, centring, antipodality
         # Layout (N, K): object points along axis 0, candidates along axis 1, float32. einsum
         # rather than matmul: BLAS threading costs milliseconds on these small products.
         homog = np.concatenate([pts, np.ones((len(pts), 1))], axis=1).astype(np.float32)
         proj = np.empty((3, 4, k_total), np.float32)
         proj[:, :3, :] = rot.transpose(2, 1, 0)
-        proj[:, 3, :] = -np.einsum('kj,kjc->ck', origin, rot)
-        proj[2, 3, :] += g.finger_depth / 2  # lz is measured from the middle of the fingers
-        lx, ly, lz = (np.einsum('nc,ck->nk', homog, proj[i]) for i in range(3))
+        proj[:, 3, :] = -np.einsum('kj,kjc->ck', p, rot)
+        lx, ly, lz = (np.einsum('nc,ck->nk', homog, proj[i]) for i in range(3))  # pair centre at 0
         abs_ly = np.abs(ly)
+        # Depth: push the hand in until the object point nearest to the palm (inside the palm's
+        # x-y outline) touches the palm clearance plane; the pair must then sit at least
+        # min_insertion behind the fingertips, else the fingers cannot reach it.
+        under_palm = abs_ly <= np.float32(g.palm_thickness / 2)
+        under_palm &= np.abs(lx) <= np.float32(g.palm_width / 2)
+        top = (lz + (~under_palm) * np.float32(1e6)).min(axis=0).astype(np.float64)
+        back = -g.finger_depth + max(g.palm_clearance, s.collision_voxel) + 1e-3 - top  # retreat along -z (m)
+        if support_normal is not None and len(support_normal) == 4:
+            # Stop the fingertips a voxel above the support plane when approaching it.
+            n_up = support_normal[:3]
+            height = np.einsum('kc,c->k', p, n_up) + support_normal[3]
+            zn = np.einsum('kc,c->k', z, n_up)
+            outer = np.minimum(half + g.opening_margin / 2 + 0.01, g.max_opening / 2) + g.finger_thickness
+            lateral = (np.abs(np.einsum('kc,c->k', x, n_up)) * outer
+                       + np.abs(np.einsum('kc,c->k', y, n_up)) * g.finger_width / 2)
+            need = (s.collision_voxel + 1e-3 + lateral - height) / np.maximum(-zn, 1e-9)
+            back = np.where(zn < -1e-3, np.maximum(back, need), back)
+        reach = back <= -s.min_insertion
+        rejected['beyond_fingertips'] = int(np.sum(~reach))
+        back = np.where(reach, back, 0.0)
+        origin = p - z * back[:, None]
+        lz += (back + g.finger_depth / 2).astype(np.float32)[None, :]  # from the finger middle
         foot = abs_ly <= np.float32(g.finger_width / 2)
         foot &= np.abs(lz) <= np.float32(g.finger_depth / 2)
+        foot &= reach[None, :]
         count = np.count_nonzero(foot, axis=0)
         big = (~foot) * np.float32(1e6)
         xmin = (lx + big).min(axis=0).astype(np.float64)
         xmax = (lx - big).max(axis=0).astype(np.float64)
         width = np.where(count > 0, xmax - xmin, np.inf)
-        keep = count >= 2 * s.min_contact_points
-        rejected['no_points_between_fingers'] = int(np.sum(~keep))
-        fits = keep & (width >= g.min_opening) & (width <= g.max_opening - 2 * s.finger_gap)
+        keep = reach & (count >= 2 * s.min_contact_points)
+        rejected['no_points_between_fingers'] = int(np.sum(reach & ~keep))
+        # The two contact patches must not overlap (width >= 2 contact_band): a noisy single face
+        # looks a few millimetres thick and would otherwise pass as a thin object.
+        min_width = max(g.min_opening, 2 * s.contact_band, s.min_width)
+        fits = keep & (width >= min_width) & (width <= g.max_opening - 2 * s.finger_gap)
         rejected['width'] = int(np.sum(keep & ~fits))
         keep = fits
         band = np.float32(s.contact_band)
         side_a = foot & (lx <= np.where(keep, xmin, -np.inf).astype(np.float32) + band)
         side_b = foot & (lx >= np.where(keep, xmax, np.inf).astype(np.float32) - band)
+        # A contact point is in the friction cone when its outward normal lies within atan(mu)
+        # of -x (at the -x contact) or +x (at the +x contact). Signed, so a single visible face
+        # whose hidden back side was never observed cannot pass as a thin object.
         x_t = np.ascontiguousarray(x.T, np.float32)
-        align = np.abs(np.einsum('nc,ck->nk', normals.astype(np.float32), x_t))
+        align = np.einsum('nc,ck->nk', normals.astype(np.float32), x_t)  # (N, K) cos(normal, x)
         n_a, n_b = np.count_nonzero(side_a, axis=0), np.count_nonzero(side_b, axis=0)
-        cos_a = np.einsum('nk,nk->k', align, side_a.astype(np.float32)) / np.maximum(n_a, 1)
-        cos_b = np.einsum('nk,nk->k', align, side_b.astype(np.float32)) / np.maximum(n_b, 1)
-        quality = np.minimum(cos_a, cos_b).astype(np.float64)
-        antipodal = keep & (np.minimum(n_a, n_b) >= s.min_contact_points) & (quality >= self.cos_cone)
+        cone = np.float32(self.cos_cone)
+        good_a = np.count_nonzero(side_a & (align <= -cone), axis=0)
+        good_b = np.count_nonzero(side_b & (align >= cone), axis=0)
+        quality = np.minimum(good_a / np.maximum(n_a, 1), good_b / np.maximum(n_b, 1))
+        # ... and the mean normal of each patch must be inside the cone too (robust to a few
+        # noisy normals that fall into the cone by chance).
+        mean_a = np.einsum('nk,nc->kc', side_a.astype(np.float32), normals.astype(np.float32))
+        mean_b = np.einsum('nk,nc->kc', side_b.astype(np.float32), normals.astype(np.float32))
+        cos_a = -np.einsum('kc,kc->k', mean_a, x) / np.maximum(np.linalg.norm(mean_a, axis=1), 1e-9)
+        cos_b = np.einsum('kc,kc->k', mean_b, x) / np.maximum(np.linalg.norm(mean_b, axis=1), 1e-9)
+        antipodal = keep & (np.minimum(good_a, good_b) >= s.min_contact_points)
+        antipodal &= np.minimum(cos_a, cos_b) >= self.cos_cone
         rejected['friction_cone'] = int(np.sum(keep & ~antipodal))
         keep = antipodal
         shift = np.where(keep, (xmin + xmax) / 2, 0.0)
         origin = origin + x * shift[:, None]
         opening = g.pregrasp_opening(np.where(keep, width, 0.0))
-        # Early out: object points in the palm's y-z slab (palm, its clearance and the approach
-        # corridor). The palm's x extent is ignored here, which can only reject more; the grid
-        # and exact checks below test the full boxes. The fingers cannot hit the object: the
-        # footprint's extreme points define the width and the fingers open wider than that.
-        z_lo = self.palm_lo[2] + g.finger_depth / 2
-        z_hi = -g.finger_depth + g.palm_clearance + g.finger_depth / 2
-        palm = np.abs(lz - np.float32((z_lo + z_hi) / 2)) <= np.float32((z_hi - z_lo) / 2)
-        palm &= abs_ly <= np.float32(g.palm_thickness / 2)
-        palm_hit = np.any(palm, axis=0)
-        rejected['object_collision'] = int(np.sum(keep & palm_hit))
-        keep &= ~palm_hit
         lap('footprint')
 
         idx = np.flatnonzero(keep)
@@ -584,7 +635,7 @@ class _Planner:
             return _empty(self._reason(rejected, width, k_total), k_total, timings, rejected)
 
         # ---- score
-        q_anti = np.clip((quality[idx] - self.cos_cone) / max(1 - self.cos_cone, 1e-9), 0, 1)
+        q_anti = np.clip(quality[idx], 0, 1)
         expected = g.finger_width * g.finger_depth / (s.object_voxel ** 2)
         q_contact = np.clip(np.minimum(n_a[idx], n_b[idx]) / max(0.25 * expected, 1.0), 0, 1)
         q_clear = 1.0 - crowd
@@ -602,18 +653,31 @@ class _Planner:
         # ---- exact point-in-box verification against the raw scene points, best first
         accepted: List[int] = []
         begin = 0
-        failed = 0
+        failed = raw_failed = 0
+        raw_tree: Optional[cKDTree] = None
+        obj_raw = obj
+        raw_width = np.zeros(len(idx))
         while len(accepted) < s.top_k and begin < len(idx):
             stop = min(len(idx), begin + 2 * (s.top_k - len(accepted)))
             for j in range(begin, stop):
-                if self._exact_free(near, r[j], o[j], op[j]) and self._exact_free(obj, r[j], o[j], op[j]):
+                free = self._exact_free(near, r[j], o[j], op[j]) and self._exact_free(obj, r[j], o[j], op[j])
+                if not free:
+                    failed += 1
+                    continue
+                if raw_tree is None:
+                    obj_raw = obj.astype(np.float64)
+                    raw_tree = cKDTree(obj_raw)
+                raw = self._raw_contacts(obj, obj_raw, raw_tree, viewpoint, r[j], o[j], op[j])
+                if raw is None:
+                    raw_failed += 1
+                else:
+                    raw_width[j] = raw
                     accepted.append(j)
                     if len(accepted) == s.top_k:
                         break
-                else:
-                    failed += 1
             begin = stop
         rejected['exact_collision'] = failed
+        rejected['raw_contacts'] = raw_failed
         lap('verify')
         if not accepted:
             return _empty(self._reason(rejected, width, k_total), k_total, timings, rejected)
@@ -623,12 +687,61 @@ class _Planner:
         poses[:, :3, 3] = o[sel]
         poses[:, 3, 3] = 1.0
         poses = np.einsum('kij,jl->kil', poses, g.tcp_offset)
-        grasps = Grasps(poses, width[idx[sel]], score[sel].astype(np.float32),
+        grasps = Grasps(poses, raw_width[sel], score[sel].astype(np.float32),
                         np.zeros(len(sel), np.int32))
         timings['total'] = (time.perf_counter() - start_time) * 1e3
         return GraspResult(grasps, 'ok', k_total, timings, rejected)
 
     # ------------------------------------------------------------------------------------------
+    def _antipodal_axes(self, pts: np.ndarray, normals: np.ndarray, count: int, rng: np.random.Generator,
+                        preferred: Optional[np.ndarray] = None
+                        ) -> Tuple[np.ndarray, np.ndarray, np.ndarray, int, int]:
+        """Sample ``count`` closing axes, centres and half widths from antipodal point pairs.
+
+        Also returns how many valid pairs fit the opening and how many were too wide.
+
+        On a seeded subset of ``pair_points`` points every pair (i, j) is tested: the distance
+        must fit the opening, and with u = (p_j - p_i) / |p_j - p_i| the outward normal at i must
+        lie in the friction cone of -u and the one at j in that of +u. Pairs are drawn (with
+        replacement when there are fewer than ``count``) with probability growing with their
+        quality. Without any valid pair, random points with the axis along their normal are
+        used (such candidates rarely pass the later checks, and the result then says why).
+        """
+        g, s = self.g, self.s
+        m = min(len(pts), s.pair_points)
+        sub = np.sort(rng.choice(len(pts), m, replace=False)) if m < len(pts) else np.arange(len(pts))
+        p32, n32 = pts[sub].astype(np.float32), normals[sub].astype(np.float32)
+        # All pairwise products as (M, 3) x (3, M) einsums (no (M, M, 3) temporaries, no BLAS).
+        pn = np.einsum('ic,cj->ij', n32, np.ascontiguousarray(p32.T))  # n_i . p_j
+        pp = np.einsum('ic,cj->ij', p32, np.ascontiguousarray(p32.T))  # p_i . p_j
+        sq = np.einsum('ic,ic->i', p32, p32)
+        own = np.einsum('ic,ic->i', n32, p32)  # n_i . p_i
+        dist = np.sqrt(np.maximum(sq[:, None] + sq[None, :] - 2 * pp, 0))
+        inv = 1.0 / np.maximum(dist, np.float32(1e-9))
+        cos_i = (own[:, None] - pn) * inv  # -n_i . (p_j - p_i) / |p_j - p_i|
+        cos_j = (own[None, :] - pn.T) * inv  # n_j . (p_j - p_i) / |p_j - p_i|
+        quality = np.minimum(cos_i, cos_j)
+        valid = quality >= np.float32(self.cos_cone)
+        valid &= dist >= np.float32(max(g.min_opening, 2 * s.contact_band, s.min_width))
+        valid &= np.triu(np.ones((m, m), bool), 1)
+        wide = np.count_nonzero(valid)
+        valid &= dist <= np.float32(g.max_opening - 2 * s.finger_gap)
+        ii, jj = np.nonzero(valid)
+        if len(ii) == 0:
+            anchors = rng.choice(len(pts), count, replace=len(pts) < count)
+            return -normals[anchors], pts[anchors], np.zeros(count), 0, wide
+        weight = quality[ii, jj].astype(np.float64) - self.cos_cone + 0.02
+        if preferred is not None:
+            # Favour pairs near the side the hand comes from (e.g. the top for top-down grasps):
+            # deeper pairs are mostly out of the fingers' reach.
+            height = -np.einsum('kc,c->k', (pts[sub[ii]] + pts[sub[jj]]) / 2, preferred)
+            weight *= 0.05 + np.exp(-3.0 * (height.max() - height) / g.finger_depth)
+        pick = rng.choice(len(ii), count, replace=len(ii) < count, p=weight / weight.sum())
+        a, b = sub[ii[pick]], sub[jj[pick]]
+        axis = pts[b] - pts[a]
+        length = np.linalg.norm(axis, axis=1)
+        return axis / length[:, None], (pts[a] + pts[b]) / 2, length / 2, len(ii), wide - len(ii)
+
     def _fingers(self, opening: np.ndarray) -> np.ndarray:
         """Lattice of both fingers at ``opening`` (S,) -> (S, 2F, 3) in the grasp frame."""
         right = self.finger[None, :, :] + np.stack([opening / 2, 0 * opening, 0 * opening], -1)[:, None, :]
@@ -639,6 +752,36 @@ class _Planner:
         right = self.shell[None, :, :] + np.stack([opening / 2, 0 * opening, 0 * opening], -1)[:, None, :]
         left = right * np.array([-1.0, 1.0, 1.0])
         return np.concatenate([left, right], axis=1)
+
+    def _raw_contacts(self, obj: np.ndarray, support: np.ndarray, tree: cKDTree,
+                      viewpoint: Optional[np.ndarray], rot: np.ndarray, origin: np.ndarray,
+                      opening: float) -> Optional[float]:
+        """Re-check width and antipodality on the raw object points; return the width or None.
+
+        The candidate checks ran on a thinned cloud; here every finite object point between the
+        fingers counts, the contact patches are the raw points within ``contact_band`` of the
+        two extremes, and their normals come from their ``raw_neighbours`` nearest raw points.
+        """
+        g, s = self.g, self.s
+        local = np.einsum('ni,ij->nj', obj - origin.astype(np.float32), rot.astype(np.float32))
+        x = local[:, 0]
+        between = (np.abs(x) < opening / 2) & (np.abs(local[:, 1]) <= g.finger_width / 2)
+        between &= (local[:, 2] >= -g.finger_depth) & (local[:, 2] <= 0)
+        if np.count_nonzero(between) < 2 * s.min_contact_points:
+            return None
+        xs = x[between]
+        lo, hi = float(xs.min()), float(xs.max())
+        if not (max(g.min_opening, s.min_width) <= hi - lo <= g.max_opening - 2 * s.finger_gap):
+            return None
+        pts = obj[between].astype(np.float64)
+        for side in (xs <= lo + s.contact_band, xs >= hi - s.contact_band):
+            # Unsigned here: at a silhouette the estimated normal is nearly perpendicular to the
+            # view ray and its orientation is arbitrary; an extreme contact faces outwards anyway.
+            normals = _normals(pts[side], support, s.raw_neighbours, viewpoint, tree)
+            cos = np.abs(np.einsum('nc,c->n', normals, rot[:, 0]))
+            if np.count_nonzero(cos >= self.cos_cone) < s.min_contact_points:
+                return None
+        return hi - lo
 
     def _exact_free(self, points: np.ndarray, rot: np.ndarray, origin: np.ndarray, opening: float) -> bool:
         """True when no point lies inside either finger or the palm box (exact, no voxels)."""
