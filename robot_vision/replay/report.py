@@ -236,7 +236,9 @@ def _mm(value: Optional[float]) -> str:
 
 
 def _table(rows: List[Tuple[str, Any]]) -> str:
-    return '<table>' + ''.join(f'<tr><th>{html.escape(str(k))}</th><td>{html.escape(str(v))}</td></tr>'
+    def text(value: Any) -> str:
+        return html.escape('n/a' if value is None else str(value).replace('None', 'n/a'))
+    return '<table>' + ''.join(f'<tr><th>{html.escape(str(k))}</th><td>{text(v)}</td></tr>'
                                for k, v in rows) + '</table>'
 
 
