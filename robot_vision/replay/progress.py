@@ -59,7 +59,7 @@ class Progress:
                 self._last_draw = now
             return
         decile = int(10 * self.count / self.total) if self.total else self.count // 50
-        if decile != self._last_decile:
+        if decile != self._last_decile and self.count != self.total:  # close() writes the last line
             self.stream.write(self.text() + '\n')
             self.stream.flush()
             self._last_decile = decile
