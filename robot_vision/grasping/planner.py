@@ -620,7 +620,11 @@ class _Planner:
         own = _Grid(lo, hi, s.collision_voxel)
         own.mark(obj)
         lap('grid')
-        hit = grid.lookup(body_w).any(axis=1)
+        # The object's own points are checked against the body exactly (depth rule, footprint and
+        # the raw-point verification), so the grid only looks for other occupancy; cells the
+        # object shares with its neighbours or support are caught by the exact check below.
+        flat, inside = grid.flat(body_w)
+        hit = (grid.occupied[flat] & ~own.occupied[flat] & inside).any(axis=1)
         flat, inside = grid.flat(closing_w)
         intruder = (grid.occupied[flat] & ~own.occupied[flat] & inside).any(axis=1)
         flat, inside = grid.flat(shell_w)
