@@ -11,7 +11,8 @@ from robot_vision.errors import InputError
 from robot_vision.perception3d.boxes import oriented_box
 from robot_vision.perception3d.plane import orient_plane
 from robot_vision.perception3d.segmentation import (SegmentationSettings, _grow_labels, far_side_edges,
-                                                    fit_support_plane, prepare_cloud, up_prior)
+                                                    fit_support_plane, mean_point, prepare_cloud,
+                                                    up_prior)
 from robot_vision.types import Detections, Objects3D, RGBDFrame
 
 #: A detection needs at least this many object points after outlier rejection to be kept.
@@ -130,7 +131,7 @@ def objects_from_detections(frame: RGBDFrame, detections: Detections,
         pose, size = oriented_box(pts, up, plane, settings.contact_tolerance)
         mask = np.zeros(h * w, bool)
         mask[idx] = True
-        rows.append(dict(pose=pose, size=size, centroid=pts.mean(axis=0, dtype=np.float64),
+        rows.append(dict(pose=pose, size=size, centroid=mean_point(pts),
                          confidence=detections.confidence[i], class_id=detections.class_id[i],
                          detection_index=i, mask=mask.reshape(h, w), points=pts, indices=idx))
     if not rows:
