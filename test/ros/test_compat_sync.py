@@ -1,5 +1,6 @@
 """Approximate-time synchronisation: the builtin policy on synthetic stamps, and ApproximateSync over real DDS."""
 
+import os
 import random
 import threading
 import time
@@ -225,11 +226,12 @@ def test_approximate_sync_over_dds(ros_context):
     with pytest.raises(ConfigError, match='header'):
         ApproximateSync(node, [(String, 'a', qos)], 10, 0.01, print)
     got = []
-    sync = ApproximateSync(node, [(PointStamped, 'in_a', qos), (PointStamped, 'in_b', qos)], 10, 0.01,
+    topic_a, topic_b = f'rv{os.getpid()}_in_a', f'rv{os.getpid()}_in_b'  # unique even if a domain id collides
+    sync = ApproximateSync(node, [(PointStamped, topic_a, qos), (PointStamped, topic_b, qos)], 10, 0.01,
                            lambda a, b: got.append((stamp(a), stamp(b))))
     assert sync.backend in ('builtin', 'message_filters') and len(sync.subscriptions) == 2
-    pub_a = talker.create_publisher(PointStamped, 'in_a', qos)
-    pub_b = talker.create_publisher(PointStamped, 'in_b', qos)
+    pub_a = talker.create_publisher(PointStamped, topic_a, qos)
+    pub_b = talker.create_publisher(PointStamped, topic_b, qos)
     executor = rclpy.executors.SingleThreadedExecutor(context=ros_context)
     executor.add_node(node)
     executor.add_node(talker)
@@ -238,7 +240,7 @@ def test_approximate_sync_over_dds(ros_context):
         while time.monotonic() < deadline and not (pub_a.get_subscription_count() and pub_b.get_subscription_count()
                                                    and all(s.get_publisher_count() for s in sync.subscriptions)):
             executor.spin_once(timeout_sec=0.05)
-        assert [s.get_publisher_count() for s in sync.subscriptions] == [1, 1]
+        assert all(s.get_publisher_count() >= 1 for s in sync.subscriptions)
         probe = 1.0  # handshake: a volatile reader may miss samples sent while it is still matching
         while not got and time.monotonic() < deadline:
             pub_a.publish(msg(probe))
