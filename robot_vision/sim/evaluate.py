@@ -175,7 +175,7 @@ def _summary_rate(successes: int, trials: int) -> Dict[str, Any]:
 
 def run_evaluation(n_scenes: int, seed: int = 0, out_dir: Optional[str] = 'artifacts/sim_eval',
                    settings: EvaluationSettings = EvaluationSettings(), gripper: Any = None,
-                   grasp_settings: Any = None, exec_settings: GraspExecutionSettings = GraspExecutionSettings(),
+                   grasp_settings: Any = None, exec_settings: Optional[GraspExecutionSettings] = None,
                    segmentation_settings: Any = None, progress: bool = False) -> Dict[str, Any]:
     """Generate ``n_scenes`` scenes, run perception and the top-1 planned grasp in each, and report.
 
@@ -185,6 +185,8 @@ def run_evaluation(n_scenes: int, seed: int = 0, out_dir: Optional[str] = 'artif
     Grasping: ``robot_vision.grasping.plan_scene_grasps`` on the segmented objects (camera
     frame); the best-scoring grasp is moved to the world and executed with
     :func:`~robot_vision.sim.execute_grasp`, targeted at the GT object its segment matches.
+    ``exec_settings`` None means ``GraspExecutionSettings(pregrasp_distance=gripper.approach_clearance)``:
+    the straight approach covers exactly the corridor the planner checked for collisions.
     Returns the report dict (also written as ``report.json`` and ``report.md`` in ``out_dir``
     unless it is None).
     """
@@ -196,6 +198,8 @@ def run_evaluation(n_scenes: int, seed: int = 0, out_dir: Optional[str] = 'artif
         from robot_vision.grasping import GraspSettings, GripperModel, plan_scene_grasps
         gripper = gripper or GripperModel()
         grasp_settings = grasp_settings or GraspSettings()
+        if exec_settings is None:
+            exec_settings = GraspExecutionSettings(pregrasp_distance=float(gripper.approach_clearance))
     width, height = settings.image_size
     started = time.perf_counter()
     timing = {'render_s': 0.0, 'segment_s': 0.0, 'plan_s': 0.0, 'execute_s': 0.0, 'build_s': 0.0}
@@ -241,7 +245,8 @@ def run_evaluation(n_scenes: int, seed: int = 0, out_dir: Optional[str] = 'artif
         if progress and (k + 1) % 10 == 0:
             print(f'{k + 1}/{n_scenes} scenes, {time.perf_counter() - started:.0f} s', file=sys.stderr, flush=True)
     wall = time.perf_counter() - started
-    report = _summarise(object_rows, grasp_rows, scene_rows, settings, timing, frames, wall, n_scenes, seed)
+    report = _summarise(object_rows, grasp_rows, scene_rows, settings, timing, frames, wall, n_scenes, seed,
+                        exec_settings)
     if out_dir is not None:
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
@@ -331,8 +336,10 @@ def _oracle_grasp_once(scene: SimScene, gt: GroundTruth, gripper, exec_settings,
             'approach_blocked': outcome.approach_blocked}
 
 
-def _summarise(object_rows, grasp_rows, scene_rows, settings, timing, frames, wall, n_scenes, seed):
+def _summarise(object_rows, grasp_rows, scene_rows, settings, timing, frames, wall, n_scenes, seed,
+               exec_settings=None):
     report: Dict[str, Any] = {'n_scenes': int(n_scenes), 'seed': int(seed), 'settings': asdict(settings),
+                              'exec_settings': None if exec_settings is None else asdict(exec_settings),
                               'wall_time_s': wall, 'frames_rendered': frames,
                               'render_fps': frames / timing['render_s'] if timing['render_s'] else None,
                               'timing_s': timing}
