@@ -44,8 +44,8 @@ class GripperModel:
     ``opening_margin``: extra opening on top of the object width at the pre-grasp (m); the
     pre-grasp opening is ``min(width + opening_margin, max_opening)``. ``tcp_offset``: 4x4
     transform from the planner grasp frame to the robot's TCP frame (the TCP pose expressed in
-    the grasp frame); output poses are ``grasp_pose @ tcp_offset``. Instances compare by
-    identity (``eq=False``) because ``tcp_offset`` is an array.
+    the grasp frame); output poses are ``grasp_pose @ tcp_offset``. Instances compare and hash
+    by value.
     """
 
     max_opening: float = 0.08
@@ -100,6 +100,18 @@ class GripperModel:
                               'rotation with det +1 and last row 0 0 0 1)')
         tcp.setflags(write=False)
         object.__setattr__(self, 'tcp_offset', tcp)
+
+    def _key(self) -> tuple:
+        return tuple(getattr(self, f.name) for f in dataclasses.fields(self) if f.name != 'tcp_offset') + (
+            self.tcp_offset.tobytes(),)
+
+    def __eq__(self, other: object) -> bool:
+        """Compare by value (``tcp_offset`` element-wise)."""
+        return isinstance(other, GripperModel) and self._key() == other._key()
+
+    def __hash__(self) -> int:
+        """Hash by value, so equal models share the planner's cached lattices."""
+        return hash(self._key())
 
     def pregrasp_opening(self, width: np.ndarray) -> np.ndarray:
         """Return the opening (m) the fingers have before closing on an object of ``width`` (m)."""

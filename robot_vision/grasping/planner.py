@@ -425,12 +425,13 @@ class _Planner:
         # The palm box itself (the clearance in front of it is enforced on the object when the
         # grasp depth is chosen; one voxel of it is also in the grid check below).
         self.palm_hi = np.array([g.palm_width / 2, g.palm_thickness / 2, -fd])
-        self.palm = _box_lattice(self.palm_lo, self.palm_hi, 2 * v, surface=True)
+        self.palm = _box_lattice(self.palm_lo, self.palm_hi, 4 * v, surface=True)  # coarse: a filter only
         # Closing region, x in units of the half opening (scaled per candidate).
-        nx = max(2, int(math.ceil(g.max_opening / v)) + 1)
-        ny = max(2, int(math.ceil(g.finger_width / v)) + 1)
+        # (a coarse 2-voxel spacing: it looks for neighbours or the support between the fingers)
+        nx = max(2, int(math.ceil(g.max_opening / (2 * v))) + 1)
+        ny = max(2, int(math.ceil(g.finger_width / (2 * v))) + 1)
         ys = np.linspace(-g.finger_width / 2, g.finger_width / 2, ny)
-        zs = np.linspace(-fd, 0.0, max(2, int(math.ceil(fd / v)) + 1))
+        zs = np.linspace(-fd, 0.0, max(2, int(math.ceil(fd / (2 * v))) + 1))
         xs = np.linspace(-1.0, 1.0, nx)
         self.closing = np.stack(np.meshgrid(xs, ys, zs, indexing='ij'), axis=-1).reshape(-1, 3)
         # Clearance shell: coarse finger lattice shifted outward / sideways / beyond the tip.
@@ -578,8 +579,10 @@ class _Planner:
         quality = np.minimum(good_a / np.maximum(n_a, 1), good_b / np.maximum(n_b, 1))
         # ... and the mean normal of each patch must be inside the cone too (robust to a few
         # noisy normals that fall into the cone by chance).
-        mean_a = np.einsum('nk,nc->kc', side_a.astype(np.float32), normals.astype(np.float32))
-        mean_b = np.einsum('nk,nc->kc', side_b.astype(np.float32), normals.astype(np.float32))
+        n_cols = np.ascontiguousarray(normals.T, np.float32)
+        fa, fb = side_a.astype(np.float32), side_b.astype(np.float32)
+        mean_a = np.stack([np.einsum('nk,n->k', fa, n_cols[c]) for c in range(3)], axis=1)
+        mean_b = np.stack([np.einsum('nk,n->k', fb, n_cols[c]) for c in range(3)], axis=1)
         cos_a = -np.einsum('kc,kc->k', mean_a, x) / np.maximum(np.linalg.norm(mean_a, axis=1), 1e-9)
         cos_b = np.einsum('kc,kc->k', mean_b, x) / np.maximum(np.linalg.norm(mean_b, axis=1), 1e-9)
         antipodal = keep & (np.minimum(good_a, good_b) >= s.min_contact_points)
@@ -595,104 +598,116 @@ class _Planner:
         if len(idx) == 0:
             return _empty(self._reason(rejected, width, k_total), k_total, timings, rejected)
 
-        # ---- scene collision on a voxel grid
-        r, o, op = rot[idx], origin[idx], opening[idx]
-        fingers_local = self._fingers(op)  # (S, F, 3)
-        closing_local = self.closing[None, :, :] * np.array([1.0, 1.0, 1.0])
-        closing_local = np.broadcast_to(closing_local, (len(idx),) + self.closing.shape).copy()
-        closing_local[..., 0] *= (op[:, None] / 2 - s.finger_gap)
-        shell_local = self._shell(op)
-        palm_local = np.broadcast_to(self.palm, (len(idx),) + self.palm.shape)
-        body = np.concatenate([fingers_local, palm_local], axis=1)
-        body_w = np.einsum('kbc,kjc->kbj', body, r) + o[:, None, :]
-        closing_w = np.einsum('kbc,kjc->kbj', closing_local, r) + o[:, None, :]
-        shell_w = np.einsum('kbc,kjc->kbj', shell_local, r) + o[:, None, :]
-        lap('lattice')
-        lo = body_w.reshape(-1, 3).min(0) - s.collision_voxel
-        hi = body_w.reshape(-1, 3).max(0) + s.collision_voxel
-        lo = np.minimum(lo, shell_w.reshape(-1, 3).min(0) - s.collision_voxel)
-        hi = np.maximum(hi, shell_w.reshape(-1, 3).max(0) + s.collision_voxel)
-        grid = _Grid(lo, hi, s.collision_voxel)
+        # ---- pre-score (everything but clearance), best first
+        r_all, o_all, op_all = rot[idx], origin[idx], opening[idx]
+        q_anti = np.clip(quality[idx], 0, 1)
+        expected = g.finger_width * g.finger_depth / (s.object_voxel ** 2)
+        q_contact = np.clip(np.minimum(n_a[idx], n_b[idx]) / max(0.25 * expected, 1.0), 0, 1)
+        q_approach = (1.0 + np.einsum('ki,i->k', r_all[:, :, 2], preferred)) / 2
+        weights = np.array([s.antipodal_weight, s.contact_weight, s.clearance_weight, s.approach_weight])
+        partial = (weights[0] * q_anti + weights[1] * q_contact + weights[3] * q_approach) / weights.sum()
+        order = np.lexsort((idx, -partial))  # stable: ties broken by candidate index
+
+        # ---- occupancy grid over the boxes of every surviving candidate (corners only)
+        m = s.clearance_margin + s.collision_voxel
+        corners_lo = np.stack([-op_all / 2 - g.finger_thickness - m, np.full_like(op_all, -g.finger_width / 2 - m),
+                               np.full_like(op_all, self.palm_lo[2])], -1)
+        corners_hi = np.stack([op_all / 2 + g.finger_thickness + m, np.full_like(op_all, g.finger_width / 2 + m),
+                               np.full_like(op_all, m)], -1)
+        corners_lo = np.minimum(corners_lo, self.palm_lo - s.collision_voxel)
+        corners_hi = np.maximum(corners_hi, self.palm_hi + s.collision_voxel)
+        signs = np.array([[i, j, k] for i in (0, 1) for j in (0, 1) for k in (0, 1)], float)
+        local = corners_lo[:, None, :] + signs[None] * (corners_hi - corners_lo)[:, None, :]
+        world = np.einsum('kbc,kjc->kbj', local, r_all) + o_all[:, None, :]
+        box_lo, box_hi = world.reshape(-1, 3).min(0), world.reshape(-1, 3).max(0)
+        grid = _Grid(box_lo, box_hi, s.collision_voxel)
         near = grid.crop(scene)
         lap('crop')
         grid.mark_inside(near)
         grid.mark(obj)
-        own = _Grid(lo, hi, s.collision_voxel)
+        own = _Grid(box_lo, box_hi, s.collision_voxel)  # same box, so the same cell indices
         own.mark(obj)
         lap('grid')
-        # The object's own points are checked against the body exactly (depth rule, footprint and
-        # the raw-point verification), so the grid only looks for other occupancy; cells the
-        # object shares with its neighbours or support are caught by the exact check below.
-        flat, inside = grid.flat(body_w)
-        hit = (grid.occupied[flat] & ~own.occupied[flat] & inside).any(axis=1)
-        flat, inside = grid.flat(closing_w)
-        intruder = (grid.occupied[flat] & ~own.occupied[flat] & inside).any(axis=1)
-        flat, inside = grid.flat(shell_w)
-        crowd = (grid.occupied[flat] & inside).mean(axis=1)
-        collide = hit | intruder
-        rejected['scene_collision'] = int(np.sum(hit))
-        rejected['neighbour_in_closing_region'] = int(np.sum(intruder & ~hit))
-        lap('collision')
-        free = ~collide
-        idx, r, o, op, crowd = idx[free], r[free], o[free], op[free], crowd[free]
-        if len(idx) == 0:
-            return _empty(self._reason(rejected, width, k_total), k_total, timings, rejected)
 
-        # ---- score
-        q_anti = np.clip(quality[idx], 0, 1)
-        expected = g.finger_width * g.finger_depth / (s.object_voxel ** 2)
-        q_contact = np.clip(np.minimum(n_a[idx], n_b[idx]) / max(0.25 * expected, 1.0), 0, 1)
-        q_clear = 1.0 - crowd
-        q_approach = (1.0 + np.einsum('ki,i->k', r[:, :, 2], preferred)) / 2
-        weights = np.array([s.antipodal_weight, s.contact_weight, s.clearance_weight, s.approach_weight])
-        score = (weights[0] * q_anti + weights[1] * q_contact + weights[2] * q_clear
-                 + weights[3] * q_approach) / weights.sum()
-        order = np.lexsort((idx, -score))  # stable: ties broken by candidate index
-        idx, r, o, op, score = idx[order], r[order], o[order], op[order], score[order]
-        keep_nms = _nms(o, r, s.nms_distance, math.radians(s.nms_angle_deg))
-        rejected['nms'] = int(len(idx) - len(keep_nms))
-        idx, r, o, op, score = idx[keep_nms], r[keep_nms], o[keep_nms], op[keep_nms], score[keep_nms]
-        lap('score_nms')
-
-        # ---- exact point-in-box verification against the raw scene points, best first
-        accepted: List[int] = []
-        begin = 0
-        failed = raw_failed = 0
+        # ---- chunks in pre-score order: grid collision, clearance, NMS against the accepted
+        # grasps, then an exact point-in-box check against the raw scene points and a re-check
+        # of width and contacts on the raw object points. Stops once top_k are accepted.
+        chunk = 2 * s.top_k  # grows x2 per round: most objects are done after the first
+        acc_rot: List[np.ndarray] = []
+        acc_org: List[np.ndarray] = []
+        acc_width: List[float] = []
+        acc_score: List[float] = []
+        acc_key: List[int] = []
+        cos_nms = math.cos(math.radians(s.nms_angle_deg))
+        counts = dict(scene_collision=0, neighbour_in_closing_region=0, nms=0, exact_collision=0,
+                      raw_contacts=0)
         raw_tree: Optional[cKDTree] = None
         obj_raw = obj
-        raw_width = np.zeros(len(idx))
-        while len(accepted) < s.top_k and begin < len(idx):
-            stop = min(len(idx), begin + 2 * (s.top_k - len(accepted)))
-            for j in range(begin, stop):
-                free = self._exact_free(near, r[j], o[j], op[j]) and self._exact_free(obj, r[j], o[j], op[j])
-                if not free:
-                    failed += 1
+        begin = 0
+        while begin < len(order):
+            rows = order[begin:begin + chunk]
+            begin += chunk
+            chunk *= 2
+            r, o, op = r_all[rows], o_all[rows], op_all[rows]
+            body = np.concatenate([self._fingers(op), np.broadcast_to(self.palm, (len(rows),) + self.palm.shape)],
+                                  axis=1)
+            closing_local = np.broadcast_to(self.closing, (len(rows),) + self.closing.shape).copy()
+            closing_local[..., 0] *= (op[:, None] / 2 - s.finger_gap)
+            # The object's own points are checked against the body exactly (depth rule, footprint,
+            # raw verification), so the grid only looks for other occupancy; cells the object
+            # shares with its neighbours or support are caught by the exact check.
+            flat, inside = grid.flat(np.einsum('kbc,kjc->kbj', body, r) + o[:, None, :])
+            hit = (grid.occupied[flat] & ~own.occupied[flat] & inside).any(axis=1)
+            flat, inside = grid.flat(np.einsum('kbc,kjc->kbj', closing_local, r) + o[:, None, :])
+            intruder = (grid.occupied[flat] & ~own.occupied[flat] & inside).any(axis=1)
+            flat, inside = grid.flat(np.einsum('kbc,kjc->kbj', self._shell(op), r) + o[:, None, :])
+            crowd = (grid.occupied[flat] & inside).mean(axis=1)
+            counts['scene_collision'] += int(np.sum(hit))
+            counts['neighbour_in_closing_region'] += int(np.sum(intruder & ~hit))
+            score = partial[rows] + weights[2] * (1.0 - crowd) / weights.sum()
+            for j in np.lexsort((idx[rows], -score)):
+                if hit[j] or intruder[j]:
+                    continue
+                if acc_org:
+                    prev_o, prev_r = np.asarray(acc_org), np.asarray(acc_rot)
+                    gap = prev_o - o[j]
+                    close = np.einsum('ac,ac->a', gap, gap) < s.nms_distance ** 2
+                    same_x = np.abs(np.einsum('ac,c->a', prev_r[:, :, 0], r[j][:, 0])) >= cos_nms
+                    same_z = np.einsum('ac,c->a', prev_r[:, :, 2], r[j][:, 2]) >= cos_nms
+                    if np.any(close & same_x & same_z):
+                        counts['nms'] += 1
+                        continue
+                if not (self._exact_free(near, r[j], o[j], op[j]) and self._exact_free(obj, r[j], o[j], op[j])):
+                    counts['exact_collision'] += 1
                     continue
                 if raw_tree is None:
                     obj_raw = obj.astype(np.float64)
                     raw_tree = cKDTree(obj_raw)
                 raw = self._raw_contacts(obj, obj_raw, raw_tree, viewpoint, r[j], o[j], op[j])
                 if raw is None:
-                    raw_failed += 1
-                else:
-                    raw_width[j] = raw
-                    accepted.append(j)
-                    if len(accepted) == s.top_k:
-                        break
-            begin = stop
-        rejected['exact_collision'] = failed
-        rejected['raw_contacts'] = raw_failed
+                    counts['raw_contacts'] += 1
+                    continue
+                acc_rot.append(r[j])
+                acc_org.append(o[j])
+                acc_width.append(raw)
+                acc_score.append(float(score[j]))
+                acc_key.append(int(idx[rows[j]]))
+                if len(acc_org) == s.top_k:
+                    break
+            if len(acc_org) == s.top_k:
+                break
+        rejected.update(counts)
         lap('verify')
-        if not accepted:
+        if not acc_org:
             return _empty(self._reason(rejected, width, k_total), k_total, timings, rejected)
-        sel = np.asarray(accepted)
-        poses = np.zeros((len(sel), 4, 4))
-        poses[:, :3, :3] = r[sel]
-        poses[:, :3, 3] = o[sel]
+        final = np.lexsort((np.asarray(acc_key), -np.asarray(acc_score)))
+        poses = np.zeros((len(final), 4, 4))
+        poses[:, :3, :3] = np.asarray(acc_rot)[final]
+        poses[:, :3, 3] = np.asarray(acc_org)[final]
         poses[:, 3, 3] = 1.0
         poses = np.einsum('kij,jl->kil', poses, g.tcp_offset)
-        grasps = Grasps(poses, raw_width[sel], score[sel].astype(np.float32),
-                        np.zeros(len(sel), np.int32))
+        grasps = Grasps(poses, np.asarray(acc_width)[final], np.asarray(acc_score, np.float32)[final],
+                        np.zeros(len(final), np.int32))
         timings['total'] = (time.perf_counter() - start_time) * 1e3
         return GraspResult(grasps, 'ok', k_total, timings, rejected)
 
