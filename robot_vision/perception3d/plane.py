@@ -45,7 +45,8 @@ def fit_plane_lsq(points: np.ndarray) -> np.ndarray:
 
 def ransac_plane(points: np.ndarray, threshold, iterations: int = 200,
                  up: Optional[Sequence[float]] = None, max_angle_deg: float = 90.0,
-                 rng: Optional[np.random.Generator] = None) -> Tuple[Optional[np.ndarray], np.ndarray]:
+                 rng: Optional[np.random.Generator] = None, prefer: Optional[Sequence[float]] = None,
+                 prefer_weight: float = 0.0) -> Tuple[Optional[np.ndarray], np.ndarray]:
     """Fit the plane with the most inliers to (N, 3) points (metres) by vectorised RANSAC.
 
     ``threshold`` is the inlier distance in metres, a scalar or an (N,) array (e.g. growing
@@ -53,7 +54,10 @@ def ransac_plane(points: np.ndarray, threshold, iterations: int = 200,
     matrix on ``PREEMPTIVE_POINTS`` random points (preemptive RANSAC); the ``PREEMPTIVE_KEEP``
     best are then scored on all N points, so keep N to a few thousand (subsample first).
     When ``up`` (3,) is given, only planes whose normal is within ``max_angle_deg`` of it are
-    accepted (normal sign is ignored for the test). The winner is refined by least squares on its inliers.
+    accepted (normal sign is ignored for the test). ``prefer`` (3,) with ``prefer_weight`` w
+    is a soft preference instead: a hypothesis's inlier count is multiplied by
+    max(0, 1 + w * (n . prefer)) with n its unit normal oriented towards the origin. The
+    winner is refined by least squares on its inliers.
 
     Returns (plane, inliers): plane is (4,) float64 [a, b, c, d] with a unit normal pointing
     towards the origin (the camera) and inliers an (N,) bool mask, or (None, all-False) when
@@ -81,15 +85,19 @@ def ransac_plane(points: np.ndarray, threshold, iterations: int = 200,
     if normals.shape[0] == 0:
         return none
     offsets = -np.einsum('ij,ij->i', normals, p0)
+    weights = np.ones(normals.shape[0], np.float32)
+    if prefer is not None and prefer_weight:
+        towards = np.where(offsets[:, None] < 0, -normals, normals)  # oriented towards the origin
+        weights = np.maximum(0.0, 1.0 + prefer_weight * (towards @ np.asarray(prefer, np.float32)))
     # Preemptive scoring: every hypothesis on a random subset, the best few on all points.
     order = rng.permutation(n)
     first = order[:min(n, PREEMPTIVE_POINTS)]
     first_dist = np.abs(normals @ points[first].T + offsets[:, None])
-    counts = np.count_nonzero(first_dist < threshold[first][None, :], axis=1)
+    counts = np.count_nonzero(first_dist < threshold[first][None, :], axis=1) * weights
     top = np.argsort(-counts, kind='stable')[:PREEMPTIVE_KEEP]
-    normals, offsets = normals[top], offsets[top]
+    normals, offsets, weights = normals[top], offsets[top], weights[top]
     dist = np.abs(normals @ points.T + offsets[:, None])
-    counts = np.count_nonzero(dist < threshold[None, :], axis=1)
+    counts = np.count_nonzero(dist < threshold[None, :], axis=1) * weights
     best = int(np.argmax(counts))
     inliers = dist[best] < threshold
     if inliers.sum() < 3:

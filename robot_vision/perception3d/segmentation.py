@@ -13,10 +13,13 @@ from robot_vision.camera import deproject
 from robot_vision.errors import ConfigError, InputError
 from robot_vision.perception3d.boxes import oriented_box
 from robot_vision.perception3d.filtering import voxel_downsample, workspace_mask
-from robot_vision.perception3d.plane import ransac_plane
+from robot_vision.perception3d.plane import plane_basis, ransac_plane
 from robot_vision.types import Objects3D, RGBDFrame
 
 Vec3 = Tuple[float, float, float]
+
+#: "Up" in the image (optical frame -y): without a gravity prior, support planes facing it are preferred.
+IMAGE_UP = (0.0, -1.0, 0.0)
 
 
 def _vec3(name: str, value, allow_none: bool = True) -> Optional[Vec3]:
@@ -62,6 +65,10 @@ class SegmentationSettings:
       ``up_vector`` (None): gravity "up" in the camera frame, when known; only planes whose
       normal is within ``max_plane_tilt_deg`` (25 deg) of it are accepted. When None and the
       frame has ``camera_to_fixed``, the fixed frame's +z is used (``use_frame_up``, True).
+      ``image_up_weight`` (1.0): without any gravity prior, a plane hypothesis's inlier count
+      is weighted by 1 + w * (n . image-up) (n towards the camera, image-up = optical -y), a
+      soft preference for floors/tables over walls when the camera is roughly upright; a
+      top-down camera (n . image-up ~ 0) is unaffected. 0 disables it.
       ``min_plane_fraction`` (0.05): the plane must hold this fraction of the valid subsample.
     Objects:
       ``min_height`` (0.012 m) / ``max_height`` (1.0 m): object points lie this far above the plane.
@@ -94,6 +101,7 @@ class SegmentationSettings:
     up_vector: Optional[Vec3] = None
     max_plane_tilt_deg: float = 25.0
     use_frame_up: bool = True
+    image_up_weight: float = 1.0
     min_plane_fraction: float = 0.05
     min_height: float = 0.012
     max_height: float = 1.0
@@ -130,6 +138,7 @@ class SegmentationSettings:
             raise ConfigError(f'SegmentationSettings.max_object_points: expected >= min_object_points '
                               f'({self.min_object_points}), got {self.max_object_points}')
         _positive(self, 'min_support_area')
+        _positive(self, 'image_up_weight', zero_ok=True)
         for name in ('use_frame_up', 'split_supports'):
             if not isinstance(getattr(self, name), bool):
                 raise ConfigError(f'SegmentationSettings.{name}: expected True or False, '
@@ -293,7 +302,8 @@ def _fit_support_plane(cloud: np.ndarray, valid: np.ndarray, settings: Segmentat
     if sub.shape[0] > settings.max_plane_samples:
         sub = sub[rng.choice(sub.shape[0], settings.max_plane_samples, replace=False)]
     plane, inliers = ransac_plane(sub, settings.inlier_threshold(sub[:, 2]), settings.ransac_iterations,
-                                  up, settings.max_plane_tilt_deg, rng)
+                                  up, settings.max_plane_tilt_deg, rng, prefer=IMAGE_UP,
+                                  prefer_weight=settings.image_up_weight if up is None else 0.0)
     if plane is None or inliers.sum() < max(3, settings.min_plane_fraction * sub.shape[0]):
         return None, plane_mask, None
     with np.errstate(invalid='ignore'):
@@ -515,6 +525,26 @@ def horizontal_samples(cloud: np.ndarray, up: np.ndarray, max_angle_deg: float, 
     return flat
 
 
+def _points_over_footprint(footprint: np.ndarray, others: np.ndarray, cell: float = 0.01) -> int:
+    """Count the (K, 2) plane points ``others`` inside the convex hull of the (M, 2) ``footprint``.
+
+    The hull is rasterised on a ``cell``-metre grid (cv2.fillConvexPoly) and the points looked up.
+    """
+    if footprint.shape[0] < 3 or others.shape[0] == 0:
+        return 0
+    origin = footprint.min(axis=0)
+    size = np.ceil((footprint.max(axis=0) - origin) / cell).astype(int) + 1
+    if size[0] * size[1] > 4_000_000:  # a hull larger than 20 m x 20 m: not a tabletop
+        return 0
+    hull = cv2.convexHull(np.round((footprint - origin) / cell).astype(np.int32))
+    grid = np.zeros((size[1], size[0]), np.uint8)
+    cv2.fillConvexPoly(grid, hull, 1)
+    cells = np.round((others - origin) / cell).astype(np.int64)
+    inside = (cells[:, 0] >= 0) & (cells[:, 0] < size[0]) & (cells[:, 1] >= 0) & (cells[:, 1] < size[1])
+    cells = cells[inside]
+    return int(np.count_nonzero(grid[cells[:, 1], cells[:, 0]]))
+
+
 def secondary_supports(cloud: np.ndarray, height: np.ndarray, candidates: np.ndarray, plane: np.ndarray,
                        intrinsics, settings: SegmentationSettings) -> np.ndarray:
     """(H, W) bool: large horizontal surfaces among ``candidates`` (pixels above the main plane).
@@ -527,7 +557,10 @@ def secondary_supports(cloud: np.ndarray, height: np.ndarray, candidates: np.nda
     z^2 / (fx fy) divided by the cosine between the viewing ray and the normal) reaches
     ``min_support_area`` is a support level, even when the objects on it cut it into pieces.
     The support mask is the horizontal samples of those bands dilated by one sample (3x3) to
-    absorb normal noise, upsampled, and limited to the pixels within the band.
+    absorb normal noise, upsampled, and limited to the pixels within the band. A band counts
+    only when it carries something: at least ``min_object_points`` pixels of candidates
+    higher than the band must lie over the convex hull of its footprint on the plane (so the
+    top of a large flat box is not taken for a tray).
     """
     h, w = candidates.shape
     none = np.zeros((h, w), bool)
@@ -555,9 +588,18 @@ def secondary_supports(cloud: np.ndarray, height: np.ndarray, candidates: np.nda
     # Contiguous runs of band bins -> height intervals [lo, hi).
     edges = np.flatnonzero(np.diff(np.r_[0, band_bins.astype(np.int8), 0]))
     in_band = np.zeros((h, w), bool)
-    with np.errstate(invalid='ignore'):
-        for lo, hi in zip(edges[::2], edges[1::2], strict=True):
-            in_band |= (height >= np.float32(lo * bin_size)) & (height < np.float32(hi * bin_size))
+    e1, e2 = plane_basis(plane[:3])
+    basis = np.stack([e1, e2], axis=1)
+    height_small = height[::step, ::step]
+    for lo, hi in zip(edges[::2] * bin_size, edges[1::2] * bin_size, strict=True):
+        band = (heights >= lo) & (heights < hi)
+        with np.errstate(invalid='ignore'):
+            higher = candidates[::step, ::step] & (height_small > hi + settings.min_height)
+        carried = _points_over_footprint(pts[band] @ basis, small[higher].astype(np.float64) @ basis)
+        if carried * step * step < settings.min_object_points:
+            continue  # nothing stands on it: the top of a flat object, not a support
+        with np.errstate(invalid='ignore'):
+            in_band |= (height >= np.float32(lo)) & (height < np.float32(hi))
     in_band &= candidates
     band_small = flat_small & in_band[::step, ::step]
     grown = cv2.dilate(band_small.view(np.uint8), np.ones((3, 3), np.uint8))
