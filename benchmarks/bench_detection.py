@@ -69,24 +69,33 @@ def run(quick: bool):
     with tempfile.TemporaryDirectory() as tmp:
         path = export_onnx(net, Path(tmp) / 'yolo_nano.onnx', (1, 3, 640, 640),
                            ultralytics_metadata([f'c{i}' for i in range(80)], (640, 640)))
-        detector = create_detector('onnx', DetectorSettings(model_path=str(path)))
-        # interleaved, so that both see the same machine load (the dev machine is shared)
-        times = {'ort': [], 'eager': []}
-        for _ in range(3):
-            detector.detect_image(image)
-            eager()
-        for _ in range(max(5, repeat // 2)):
-            for key, fn in (('ort', lambda: detector.detect_image(image)), ('eager', eager)):
-                start = time.perf_counter()
-                fn()
-                times[key].append((time.perf_counter() - start) * 1e3)
-        detector.close()
-    ort_ms, eager_ms = (float(np.median(times[k])) for k in ('ort', 'eager'))
-    params = parameter_count(net)
-    rows.append(row('end-to-end ONNX Runtime CPU (letterbox+infer+post) 640x480 -> 640x640', ort_ms, 'ms',
-                    p95_ms=float(np.percentile(times['ort'], 95)), n=len(times['ort']), params=params))
-    rows.append(row('end-to-end torch eager CPU (same net, same pre/post)', eager_ms, 'ms',
-                    p95_ms=float(np.percentile(times['eager'], 95)), n=len(times['eager']),
-                    threads=torch.get_num_threads()))
-    rows.append(row('speed-up ONNX Runtime vs torch eager (ratio of medians)', eager_ms / ort_ms, 'x'))
+        default_threads = torch.get_num_threads()
+        for threads in (0, 1):  # 0: each library's default thread count; 1: one thread each
+            torch.set_num_threads(threads or default_threads)
+            detector = create_detector('onnx', DetectorSettings(model_path=str(path), num_threads=threads))
+            rows += _compare(detector, eager, image, max(5, repeat // 2), parameter_count(net),
+                             'default threads' if threads == 0 else '1 thread')
+            detector.close()
+        torch.set_num_threads(default_threads)
     return rows
+
+
+def _compare(detector, eager, image, repeat, params, label):
+    """Time ONNX Runtime and torch eager interleaved, so that both see the same machine load."""
+    times = {'ort': [], 'eager': []}
+    for _ in range(3):
+        detector.detect_image(image)
+        eager()
+    for _ in range(repeat):
+        for key, fn in (('ort', lambda: detector.detect_image(image)), ('eager', eager)):
+            start = time.perf_counter()
+            fn()
+            times[key].append((time.perf_counter() - start) * 1e3)
+    ort_ms, eager_ms = (float(np.median(times[k])) for k in ('ort', 'eager'))
+    return [
+        row(f'end-to-end ONNX Runtime CPU, {label} (letterbox+infer+post) 640x480 -> 640x640', ort_ms, 'ms',
+            p95_ms=float(np.percentile(times['ort'], 95)), n=repeat, params=params),
+        row(f'end-to-end torch eager CPU, {label} (same net, same pre/post)', eager_ms, 'ms',
+            p95_ms=float(np.percentile(times['eager'], 95)), n=repeat, threads=torch.get_num_threads()),
+        row(f'speed-up ONNX Runtime vs torch eager, {label} (ratio of medians)', eager_ms / ort_ms, 'x'),
+    ]
