@@ -47,6 +47,7 @@ setup(
     entry_points={
         'console_scripts': [
             'robot-vision = robot_vision.cli:main',
+            'perception_node = robot_vision.ros.perception_node:main',
         ],
     },
 )

@@ -1,0 +1,142 @@
+"""Self-diagnosis for the nodes: input rates, latency, drops, and the causes users hit most (QoS, TF, units)."""
+
+from __future__ import annotations
+
+import collections
+import threading
+import time
+from typing import Deque, Dict, List, Optional, Tuple
+
+import numpy as np
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from rclpy.node import Node
+from rclpy.qos import QoSCompatibility, QoSProfile, qos_check_compatible
+
+OK, WARN, ERROR = DiagnosticStatus.OK, DiagnosticStatus.WARN, DiagnosticStatus.ERROR
+
+
+def qos_problem(node: Node, topic: str, subscription_qos: QoSProfile) -> Optional[str]:
+    """Explain why a subscription gets nothing: no publisher, or publishers with incompatible QoS."""
+    infos = node.get_publishers_info_by_topic(node.resolve_topic_name(topic))
+    if not infos:
+        return f'no publisher on {node.resolve_topic_name(topic)}'
+    reasons = []
+    for info in infos:
+        compatibility, reason = qos_check_compatible(info.qos_profile, subscription_qos)
+        if compatibility == QoSCompatibility.ERROR:
+            reasons.append(f'{info.node_namespace.rstrip("/")}/{info.node_name}: {reason}')
+    if reasons:
+        return (f'{len(reasons)} publisher(s) on {node.resolve_topic_name(topic)} have QoS incompatible with '
+                f'this subscription ({"; ".join(reasons)}); set the *_qos parameter to match, e.g. '
+                f'reliable vs best_effort')
+    return None
+
+
+class RateMeter:
+    """Message rate over a sliding window of arrival times (thread-safe)."""
+
+    def __init__(self, window_s: float = 5.0) -> None:
+        self._times: Deque[float] = collections.deque()
+        self._window = window_s
+        self._lock = threading.Lock()
+        self.count = 0
+        self.last: Optional[float] = None
+
+    def tick(self, now: Optional[float] = None) -> None:
+        """Record one message."""
+        now = time.monotonic() if now is None else now
+        with self._lock:
+            self._times.append(now)
+            self.count += 1
+            self.last = now
+            while self._times and now - self._times[0] > self._window:
+                self._times.popleft()
+
+    def rate(self, now: Optional[float] = None) -> float:
+        """Messages per second over the window."""
+        now = time.monotonic() if now is None else now
+        with self._lock:
+            recent = [t for t in self._times if now - t <= self._window]
+        if len(recent) < 2:
+            return 0.0
+        return (len(recent) - 1) / max(recent[-1] - recent[0], 1e-6)
+
+
+class NodeDiagnostics:
+    """Collects a node's health figures and publishes them on /diagnostics as DiagnosticArray.
+
+    ``inputs`` maps an input name to (topic, subscription QoS). Problems reported with
+    :meth:`problem` stay active for ``hold_s`` seconds after the last report.
+    """
+
+    def __init__(self, node: Node, inputs: Dict[str, Tuple[str, QoSProfile]], input_timeout_s: float = 3.0,
+                 hold_s: float = 5.0) -> None:
+        self._node = node
+        self._inputs = inputs
+        self._timeout = input_timeout_s
+        self._hold = hold_s
+        self.rates = {name: RateMeter() for name in inputs}
+        self.latency_ms: Deque[float] = collections.deque(maxlen=300)
+        self.stage_ms: Dict[str, Deque[float]] = collections.defaultdict(lambda: collections.deque(maxlen=300))
+        self.processed = 0
+        self.dropped = 0
+        self.errors = 0
+        self._problems: Dict[str, Tuple[int, str, float]] = {}
+        self._started = time.monotonic()
+        self._lock = threading.Lock()
+        self.publisher = node.create_publisher(DiagnosticArray, '/diagnostics', 10)
+
+    def problem(self, key: str, message: str, level: int = WARN) -> None:
+        """Report a problem (e.g. 'tf', 'depth_units'); it shows in diagnostics while it recurs."""
+        with self._lock:
+            self._problems[key] = (level, message, time.monotonic())
+
+    def processed_frame(self, latency_ms: float, timings_ms: Dict[str, float]) -> None:
+        """Record one processed frame: stamp-to-publish latency and per-stage times."""
+        with self._lock:
+            self.processed += 1
+            self.latency_ms.append(latency_ms)
+            for stage, value in timings_ms.items():
+                self.stage_ms[stage].append(value)
+
+    def active_problems(self) -> List[Tuple[int, str, str]]:
+        """(level, key, message) of the problems reported within the hold time, plus input checks."""
+        now = time.monotonic()
+        with self._lock:
+            found = [(lvl, key, msg) for key, (lvl, msg, t) in self._problems.items() if now - t <= self._hold]
+        if now - self._started > self._timeout:
+            for name, (topic, qos) in self._inputs.items():
+                last = self.rates[name].last
+                if last is None or now - last > self._timeout:
+                    why = qos_problem(self._node, topic, qos)
+                    silence = 'no message yet' if last is None else f'no message for {now - last:.1f} s'
+                    found.append((WARN, f'input_{name}', f'{name}: {silence}' + (f'; {why}' if why else
+                                                                                 '; a publisher exists')))
+        return found
+
+    def publish(self) -> DiagnosticArray:
+        """Build and publish the DiagnosticArray (call from a 1 Hz timer)."""
+        node_name = self._node.get_fully_qualified_name()
+        now = time.monotonic()
+        problems = self.active_problems()
+        level = max([OK] + [p[0] for p in problems])
+        with self._lock:
+            lat = np.asarray(self.latency_ms) if self.latency_ms else np.zeros(0)
+            values = [KeyValue(key=f'{name} rate (Hz)', value=f'{meter.rate(now):.2f}')
+                      for name, meter in self.rates.items()]
+            values += [KeyValue(key='frames processed', value=str(self.processed)),
+                       KeyValue(key='frames dropped (latest-frame policy)', value=str(self.dropped)),
+                       KeyValue(key='frame errors', value=str(self.errors))]
+            if lat.size:
+                values += [KeyValue(key='latency p50 (ms)', value=f'{np.percentile(lat, 50):.1f}'),
+                           KeyValue(key='latency p95 (ms)', value=f'{np.percentile(lat, 95):.1f}')]
+            values += [KeyValue(key=f'stage {stage} median (ms)', value=f'{np.median(list(v)):.1f}')
+                       for stage, v in self.stage_ms.items() if v]
+        values += [KeyValue(key=key, value=msg) for _, key, msg in problems]
+        summary = 'ok' if not problems else '; '.join(msg for _, _, msg in problems)
+        status = DiagnosticStatus(level=level, name=f'{node_name}: perception', message=summary[:500],
+                                  hardware_id=node_name, values=values)
+        array = DiagnosticArray(status=[status])
+        array.header.stamp = self._node.get_clock().now().to_msg()
+        self.publisher.publish(array)
+        return array
