@@ -127,11 +127,6 @@ class TrackerBase:
         dt = 0.0 if self._stamp is None else stamp - self._stamp
         self._cols['x'], self._cols['P'] = self._predicted(dt)
 
-        expired = self._expired(stamp)
-        self.deleted_ids = self._cols['id'][expired].copy()
-        if expired.any():
-            self._keep(~expired)
-
         n_tracks, n_obs = len(self), len(obs)
         z = self._measurements(obs)
         obs_class = obs.class_id
@@ -164,6 +159,12 @@ class TrackerBase:
         self.assigned_ids[cols] = c['id'][rows]
         spawned, spawned_ids = self._spawn(obs, z, cols, stamp)
         self.assigned_ids[spawned] = spawned_ids
+        # Expire after association, so that a slow frame rate never deletes a track that this very
+        # update observed again (matched and new tracks have last_seen == stamp).
+        expired = self._expired(stamp)
+        self.deleted_ids = self._cols['id'][expired].copy()
+        if expired.any():
+            self._keep(~expired)
         self._after_update()
         self._stamp = stamp
         return self.tracks()
