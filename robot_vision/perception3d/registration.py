@@ -230,9 +230,11 @@ def register_model(model_points: np.ndarray, scene_points: np.ndarray,
         best = None
         for attempt in range(settings.attempts):
             o3d.utility.random.seed(settings.seed + attempt)
-            coarse = reg.registration_ransac_based_on_feature_matching(
-                model_down, scene_down, model_fpfh, scene_fpfh, True, distance,
-                reg.TransformationEstimationPointToPoint(False), 3, checkers, criteria)
+            # Scoped: Open3D warns on stdout when the mutual filter leaves few matches.
+            with o3d.utility.VerbosityContextManager(o3d.utility.VerbosityLevel.Error):
+                coarse = reg.registration_ransac_based_on_feature_matching(
+                    model_down, scene_down, model_fpfh, scene_fpfh, True, distance,
+                    reg.TransformationEstimationPointToPoint(False), 3, checkers, criteria)
             # A first ICP pass on the coarse grid widens the basin before the fine pass.
             mid = reg.registration_icp(model_down, scene_down, 2.0 * v, coarse.transformation,
                                        reg.TransformationEstimationPointToPlane(),
