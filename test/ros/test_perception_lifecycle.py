@@ -1,0 +1,52 @@
+"""The perception node walks its lifecycle cleanly: configure, activate, deactivate, cleanup, and rejects bad values."""
+
+import pytest
+import rclpy
+from rclpy.lifecycle import TransitionCallbackReturn
+from rclpy.parameter import Parameter
+
+from robot_vision.ros.perception_node import PerceptionNode
+
+pytestmark = pytest.mark.ros
+
+
+@pytest.fixture
+def node(ros_domain):
+    context = rclpy.Context()
+    rclpy.init(context=context)
+    node = PerceptionNode(context=context, parameter_overrides=[Parameter('autostart', value=False)])
+    yield node
+    node.destroy_node()
+    rclpy.try_shutdown(context=context)
+
+
+def _state(node):
+    return node._state_machine.current_state[1]
+
+
+def test_lifecycle_transitions(node):
+    assert _state(node) == 'unconfigured'
+    assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS and _state(node) == 'inactive'
+    assert node._pipeline is not None and len(node._outputs) == 13
+    assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS and _state(node) == 'active'
+    assert node._worker.is_alive()
+    assert node.count_subscribers('camera/color/image_raw') == 1
+    assert node.trigger_deactivate() == TransitionCallbackReturn.SUCCESS and _state(node) == 'inactive'
+    assert node._worker is None and node.count_subscribers('camera/color/image_raw') == 0
+    assert node.trigger_cleanup() == TransitionCallbackReturn.SUCCESS and _state(node) == 'unconfigured'
+    assert node._pipeline is None and not node._outputs
+    # and again, from scratch
+    assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
+
+
+def test_invalid_parameter_change_is_refused_with_the_reason(node):
+    result = node.set_parameters([Parameter('segmentation.max_depth', value=-1.0)])[0]
+    assert not result.successful and 'max_depth' in result.reason
+    assert node.get_parameter('segmentation.max_depth').value != -1.0
+    assert node.set_parameters([Parameter('segmentation.max_depth', value=3.0)])[0].successful
+
+
+def test_bad_mode_fails_configuration(node):
+    node.set_parameters([Parameter('mode', value='stereo')])
+    assert node.trigger_configure() == TransitionCallbackReturn.FAILURE
+    assert _state(node) == 'unconfigured'

@@ -1,0 +1,89 @@
+"""Launch files name only executables, parameters and files that exist; launch_testing runs them where installed."""
+
+import ast
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+from robot_vision.ros.compat import launch_available
+from robot_vision.ros.params import settings_leaves, settings_from_values
+from robot_vision.ros.perception_node import NODE_PARAMETERS
+
+ROOT = Path(__file__).resolve().parent.parent
+LAUNCH_FILES = sorted((ROOT / 'launch').glob('*.launch.py'))
+DECLARED = set(NODE_PARAMETERS) | {leaf.name for leaf in settings_leaves()} | {'use_sim_time'}
+
+
+def _entry_points():
+    text = (ROOT / 'setup.py').read_text()
+    return set(re.findall(r"'([\w-]+) = robot_vision[\w.]*:main'", text))
+
+
+def _calls(tree, name):
+    return [node for node in ast.walk(tree) if isinstance(node, ast.Call)
+            and getattr(node.func, 'id', getattr(node.func, 'attr', None)) == name]
+
+
+def _keyword(call, key):
+    for kw in call.keywords:
+        if kw.arg == key and isinstance(kw.value, ast.Constant):
+            return kw.value.value
+    return None
+
+
+@pytest.mark.parametrize('launch_file', LAUNCH_FILES, ids=[p.name for p in LAUNCH_FILES])
+def test_launch_file_references_exist(launch_file):
+    tree = ast.parse(launch_file.read_text())
+    nodes = _calls(tree, 'Node') + _calls(tree, 'LifecycleNode')
+    assert nodes, 'no Node in the launch file'
+    for call in nodes:
+        if _keyword(call, 'package') == 'robot_vision':
+            assert _keyword(call, 'executable') in _entry_points(), ast.unparse(call)[:200]
+    # Every file under share/robot_vision named by PathJoinSubstitution exists in the repo.
+    for call in _calls(tree, 'PathJoinSubstitution'):
+        parts = [e.value for e in call.args[0].elts if isinstance(e, ast.Constant)]
+        if parts and parts[0] in ('config', 'urdf', 'launch'):
+            assert (ROOT.joinpath(*parts)).is_file(), parts
+    # Parameter names given in the launch file are declared by the node.
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Dict):
+            keys = [k.value for k in node.keys if isinstance(k, ast.Constant)]
+            if 'use_sim_time' in keys and len(keys) > 2:
+                assert set(keys) <= DECLARED, set(keys) - DECLARED
+    # Every launch argument has a description.
+    arguments = next(n for n in ast.walk(tree) if isinstance(n, ast.Assign)
+                     and getattr(n.targets[0], 'id', '') == 'ARGUMENTS')
+    for item in arguments.value.elts:
+        assert len(item.elts) == 3 and ast.unparse(item.elts[2]).strip("'\""), ast.unparse(item)
+
+
+@pytest.mark.parametrize('config', sorted((ROOT / 'config').glob('*.yaml')), ids=lambda p: p.name)
+def test_config_files_hold_only_declared_and_valid_parameters(config):
+    document = yaml.safe_load(config.read_text())
+    for node_name, body in document.items():
+        params = body['ros__parameters']
+        flat = {}
+
+        def walk(prefix, value):
+            if isinstance(value, dict):
+                for key, sub in value.items():
+                    walk(f'{prefix}{key}.', sub)
+            else:
+                flat[prefix[:-1]] = value
+        walk('', params)
+        assert set(flat) <= DECLARED, f'{config.name}/{node_name}: unknown {sorted(set(flat) - DECLARED)}'
+        settings_from_values({k: v for k, v in flat.items() if k not in NODE_PARAMETERS}, settings_leaves())
+
+
+@pytest.mark.skipif(not launch_available(),
+                    reason='launch/launch_ros/launch_testing are not installed here (not on PyPI); they come '
+                           'from the ROS distro on a robot. test/ros/test_perception_node.py starts the same '
+                           'executable with the same config file as a process-level equivalent.')
+@pytest.mark.parametrize('launch_file', LAUNCH_FILES, ids=[p.name for p in LAUNCH_FILES])
+def test_launch_description_loads(launch_file):
+    from launch.launch_description_sources import PythonLaunchDescriptionSource
+    source = PythonLaunchDescriptionSource(str(launch_file))
+    description = source.get_launch_description(None)
+    assert description.entities
