@@ -59,20 +59,21 @@ def test_launch_file_references_exist(launch_file):
         assert len(item.elts) == 3 and ast.unparse(item.elts[2]).strip("'\""), ast.unparse(item)
 
 
+def _flatten(value, prefix=''):
+    if not isinstance(value, dict):
+        return {prefix[:-1]: value}
+    flat = {}
+    for key, sub in value.items():
+        flat.update(_flatten(sub, f'{prefix}{key}.'))
+    return flat
+
+
 @pytest.mark.parametrize('config', sorted((ROOT / 'config').glob('*.yaml')), ids=lambda p: p.name)
 def test_config_files_hold_only_declared_and_valid_parameters(config):
     document = yaml.safe_load(config.read_text())
     for node_name, body in document.items():
         params = body['ros__parameters']
-        flat = {}
-
-        def walk(prefix, value):
-            if isinstance(value, dict):
-                for key, sub in value.items():
-                    walk(f'{prefix}{key}.', sub)
-            else:
-                flat[prefix[:-1]] = value
-        walk('', params)
+        flat = _flatten(params)
         assert set(flat) <= DECLARED, f'{config.name}/{node_name}: unknown {sorted(set(flat) - DECLARED)}'
         settings_from_values({k: v for k, v in flat.items() if k not in NODE_PARAMETERS}, settings_leaves())
 
