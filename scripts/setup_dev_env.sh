@@ -11,7 +11,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="$(realpath -m "${VENV:-$ROOT/.venv}")"
 PY="${PYTHON:-python3}"
 STAMP="$VENV/.robot_vision_setup"
-APT_PACKAGES=(libusb-1.0-0 libxml2-utils libgl1 libegl1 libosmesa6 cmake g++)
+APT_PACKAGES=(libusb-1.0-0 libxml2-utils libgl1 libegl1 libosmesa6 cmake g++ ignition-tools libsdformat-dev)
 
 log() { printf '[setup] %s\n' "$*"; }
 
@@ -26,7 +26,8 @@ if [[ -f "$STAMP" && "$(cat "$STAMP")" == "$want" ]]; then
   exit 0
 fi
 
-# 1. apt packages (open3d needs libusb; xmllint lints package.xml; Mesa renders MuJoCo offscreen).
+# 1. apt packages (open3d needs libusb; xmllint lints package.xml; Mesa renders MuJoCo offscreen;
+#    ignition-tools + libsdformat-dev give `ign sdf -k`, the real SDFormat parser for the Gazebo world).
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
   dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
