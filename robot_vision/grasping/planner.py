@@ -1,19 +1,20 @@
 """Model-free parallel-jaw grasp planning on object point clouds, collision-checked against the scene.
 
-Pipeline (every step vectorised over the candidates):
+Pipeline (vectorised over the candidates; details and numbers in docs/grasping.md):
 
-1. clean and voxel-downsample the object cloud, estimate outward surface normals (k-NN PCA);
-2. sample candidates: a closing axis x from the normal at a random surface point, approach
-   directions z rotated about x around the preferred approach (top-down onto the support, or
-   along the camera ray), so both top-down and side grasps are produced;
-3. per candidate, take the object points inside the finger footprint, centre the grasp between
-   the two extreme points along x (the contacts), and keep it when the width fits the opening
-   and the surface normals at both contacts lie inside the friction cone (half-angle atan(mu));
-4. check the fingers (at the pre-grasp opening), the palm with its clearance and approach
-   corridor, and the closing region against a voxel occupancy grid of the whole scene cloud;
-5. score (antipodal quality, contact points, clearance, approach preference), non-maximum
-   suppression, then an exact point-in-box check of the survivors against the raw scene points
-   before the top-K are returned.
+1. clean and voxel-downsample the object cloud, estimate surface normals (k-NN PCA) oriented
+   towards the sensor;
+2. all-pairs antipodal search on a subset: point pairs that fit the opening with both normals
+   inside the friction cone give the closing axis x; approach directions z are rotated about x
+   around the preferred approach (top-down onto the support, or along the camera ray);
+3. per candidate, push the hand in until the palm clearance (or the fingertips' height above
+   the support plane) stops it, take the object points in the finger footprint, centre the grasp
+   between the extremes along x, and keep it when the width fits and both contact patches are
+   antipodal (signed normals, so an unobserved back face cannot pass);
+4. best first by score: fingers, palm and the closing region against a voxel occupancy grid of
+   the whole scene cloud, clearance, NMS against the grasps already accepted, then an exact
+   point-in-box check against the raw scene points and a re-check of width and contacts on the
+   raw object points, until top-K grasps are accepted.
 """
 
 from __future__ import annotations
@@ -34,33 +35,34 @@ from robot_vision.types import Grasps, Objects3D
 
 @dataclass(frozen=True)
 class GraspSettings:
-    """Settings of :func:`plan_grasps` (lengths in metres, angles in degrees).
+    """Settings of :func:`plan_grasps` (lengths in metres, angles in degrees); see docs/grasping.md.
 
-    ``num_candidates`` (500): grasp candidates sampled and evaluated per object.
-    ``approach_samples`` (6): approach directions per sampled surface point, spread over
+    ``num_candidates`` (500): candidates sampled and evaluated per object.
+    ``approach_samples`` (6): approach directions per antipodal pair, spread over
     +-``max_approach_deviation_deg`` (90) about the preferred approach.
-    ``mu`` (0.5): friction coefficient; contact normals must lie within atan(mu) of the
-    closing axis. ``top_k`` (10): grasps returned per object.
+    ``mu`` (1.0): friction coefficient; contact normals must lie within atan(mu) (45 deg) of
+    the closing axis. ``cone_margin_deg`` (0): extra strictness subtracted from that angle.
+    ``min_width`` (0.015 m): thinner parts are not grasped (one depth view rarely shows both
+    faces of a thin part). ``top_k`` (10): grasps returned per object.
     ``nms_distance`` (0.02 m) / ``nms_angle_deg`` (30): a grasp closer than both to a better one
     is suppressed. ``approach_direction`` (None): preferred approach vector in the scene frame;
-    None means "towards the support" (-support_normal) when a support normal is given, else
-    along the camera ray to the object. ``approach_weight`` (0.3), ``antipodal_weight`` (1.0),
-    ``contact_weight`` (0.5), ``clearance_weight`` (0.3): score weights (the score is their
-    weighted mean, in [0, 1]). ``seed`` (0): random seed; the output is deterministic for a seed.
-    ``object_voxel`` (0.004 m): downsampling of the object cloud. ``collision_voxel`` (0.005 m):
-    occupancy grid cell. ``normal_neighbours`` (10): k of the k-NN normal estimate.
+    None means "towards the support" (-support normal) when a support plane/normal is given,
+    else along the camera ray to the object. ``approach_weight`` (0.3), ``antipodal_weight``
+    (1.0), ``contact_weight`` (0.5), ``clearance_weight`` (0.3): score weights (the score is
+    their weighted mean, in [0, 1]). ``seed`` (0): the output is deterministic for a seed.
+    ``object_voxel`` (0.004 m): object downsampling. ``collision_voxel`` (0.005 m): occupancy
+    grid cell. ``normal_neighbours`` (10): k of the k-NN normals on the voxel cloud;
+    ``raw_neighbours`` (20): k of the k-NN normals on the raw points at the final contacts.
     ``min_object_points`` (30): fewer finite object points give an empty result.
-    ``max_object_points`` (800): the downsampled object cloud is randomly thinned to this many.
+    ``max_object_points`` (800): the voxel cloud is randomly thinned to this many points.
     ``pair_points`` (400): points of the all-pairs antipodal search that seeds the candidates.
-    ``min_object_thickness`` (0.005 m): an object whose extent along its thinnest principal axis
-    is below this is treated as planar (no grasp). ``contact_band`` (0.005 m): object points this
-    close to an extreme along x are contact points; the two patches must not overlap, so the
-    grasp width is at least 2 * contact_band. ``min_contact_points`` (3): contact points per
-    finger whose normal must lie in the friction cone.
-    ``finger_gap`` (0.002 m): least free space between each finger and the object at the
-    pre-grasp opening. ``clearance_margin`` (0.01 m): distance around the fingers in which scene
-    points lower the clearance score. ``min_insertion`` (0.01 m): the contact pair must lie at least this far
-    behind the fingertips once the hand is pushed in as far as the palm clearance allows.
+    ``min_object_thickness`` (0.005 m): thinner along the thinnest principal axis = planar.
+    ``contact_band`` (0.005 m): object points this close to an extreme along x are contact
+    points. ``min_contact_points`` (2): contact points per finger whose normal must lie in the
+    friction cone. ``finger_gap`` (0.002 m): least free space between each finger and the object
+    at the pre-grasp opening. ``clearance_margin`` (0.01 m): distance around the fingers in which
+    scene points lower the clearance score. ``min_insertion`` (0.01 m): the contact pair must lie
+    at least this far behind the fingertips once the hand is pushed in as far as allowed.
     """
 
     num_candidates: int = 500
@@ -610,9 +612,10 @@ class _Planner:
 
         # ---- occupancy grid over the boxes of every surviving candidate (corners only)
         m = s.clearance_margin + s.collision_voxel
-        corners_lo = np.stack([-op_all / 2 - g.finger_thickness - m, np.full_like(op_all, -g.finger_width / 2 - m),
+        outer = op_all / 2 + g.finger_thickness + m
+        corners_lo = np.stack([-outer, np.full_like(op_all, -g.finger_width / 2 - m),
                                np.full_like(op_all, self.palm_lo[2])], -1)
-        corners_hi = np.stack([op_all / 2 + g.finger_thickness + m, np.full_like(op_all, g.finger_width / 2 + m),
+        corners_hi = np.stack([outer, np.full_like(op_all, g.finger_width / 2 + m),
                                np.full_like(op_all, m)], -1)
         corners_lo = np.minimum(corners_lo, self.palm_lo - s.collision_voxel)
         corners_hi = np.maximum(corners_hi, self.palm_hi + s.collision_voxel)
@@ -649,8 +652,8 @@ class _Planner:
             begin += chunk
             chunk *= 2
             r, o, op = r_all[rows], o_all[rows], op_all[rows]
-            body = np.concatenate([self._fingers(op), np.broadcast_to(self.palm, (len(rows),) + self.palm.shape)],
-                                  axis=1)
+            palm = np.broadcast_to(self.palm, (len(rows),) + self.palm.shape)
+            body = np.concatenate([self._fingers(op), palm], axis=1)
             closing_local = np.broadcast_to(self.closing, (len(rows),) + self.closing.shape).copy()
             closing_local[..., 0] *= (op[:, None] / 2 - s.finger_gap)
             # The object's own points are checked against the body exactly (depth rule, footprint,
@@ -677,7 +680,8 @@ class _Planner:
                     if np.any(close & same_x & same_z):
                         counts['nms'] += 1
                         continue
-                if not (self._exact_free(near, r[j], o[j], op[j]) and self._exact_free(obj, r[j], o[j], op[j])):
+                free = self._exact_free(near, r[j], o[j], op[j]) and self._exact_free(obj, r[j], o[j], op[j])
+                if not free:
                     counts['exact_collision'] += 1
                     continue
                 if raw_tree is None:
