@@ -288,7 +288,7 @@ def fit_support_plane(cloud: np.ndarray, valid: np.ndarray, settings: Segmentati
 
 
 def _fit_support_plane(cloud: np.ndarray, valid: np.ndarray, settings: SegmentationSettings,
-                       up: Optional[np.ndarray]):
+                       up: Optional[np.ndarray], depth: Optional[np.ndarray] = None):
     """:func:`fit_support_plane`, also returning the (H, W) float32 signed height above the plane."""
     stride = settings.plane_stride
     sub = cloud[::stride, ::stride].reshape(-1, 3)
@@ -308,7 +308,7 @@ def _fit_support_plane(cloud: np.ndarray, valid: np.ndarray, settings: Segmentat
         return None, plane_mask, None
     with np.errstate(invalid='ignore'):
         height = cloud @ plane[:3].astype(np.float32) + np.float32(plane[3])
-        plane_mask = np.abs(height) < settings.inlier_threshold(cloud[..., 2])
+        plane_mask = np.abs(height) < settings.inlier_threshold(cloud[..., 2] if depth is None else depth)
     return plane, plane_mask, height
 
 
@@ -401,14 +401,14 @@ def segment_scene(frame: RGBDFrame,
         timings['total'] = (time.perf_counter() - t0) * 1e3
         return SceneSegmentation(cloud, None, np.zeros(valid.shape, bool), empty, status, timings)
     up = up_prior(frame, settings)
-    plane, plane_mask, height = _fit_support_plane(cloud, valid, settings, up)
+    depth = np.ascontiguousarray(cloud[..., 2])  # contiguous: the per-pixel passes below run faster
+    plane, plane_mask, height = _fit_support_plane(cloud, valid, settings, up, depth)
     t2 = time.perf_counter()
     timings['plane'] = (t2 - t1) * 1e3
     if plane is None:
         timings['total'] = (t2 - t0) * 1e3
         return SceneSegmentation(cloud, None, plane_mask, empty, 'no_plane', timings)
 
-    depth = cloud[..., 2]
     with np.errstate(invalid='ignore'):
         candidates = (height > 0) & (height < settings.max_height)
         candidates &= ~plane_mask
@@ -512,11 +512,13 @@ def horizontal_samples(cloud: np.ndarray, up: np.ndarray, max_angle_deg: float, 
     flat = np.zeros(small.shape[:2], bool)
     if small.shape[0] < 5 or small.shape[1] < 5:
         return flat
-    dx = small[2:-2, 4:] - small[2:-2, :-4]
-    dy = small[4:, 2:-2] - small[:-4, 2:-2]
-    c0 = dx[..., 1] * dy[..., 2] - dx[..., 2] * dy[..., 1]
-    c1 = dx[..., 2] * dy[..., 0] - dx[..., 0] * dy[..., 2]
-    c2 = dx[..., 0] * dy[..., 1] - dx[..., 1] * dy[..., 0]
+    # Contiguous component planes make the element-wise work below several times faster.
+    x, y, z = (np.ascontiguousarray(small[..., k]) for k in range(3))
+    dx = [c[2:-2, 4:] - c[2:-2, :-4] for c in (x, y, z)]
+    dy = [c[4:, 2:-2] - c[:-4, 2:-2] for c in (x, y, z)]
+    c0 = dx[1] * dy[2] - dx[2] * dy[1]
+    c1 = dx[2] * dy[0] - dx[0] * dy[2]
+    c2 = dx[0] * dy[1] - dx[1] * dy[0]
     u = np.asarray(up, np.float32)
     cos2 = np.float32(np.cos(np.deg2rad(max_angle_deg)) ** 2)
     with np.errstate(invalid='ignore'):
