@@ -215,9 +215,8 @@ class Pipeline:
         if not len(objects):
             return Grasps.empty(), 'no objects'
         scene_points = _scene_points(frame, self._settings.scene_voxel)
-        normal = None if plane is None else np.asarray(plane[:3])
         result = plan_scene_grasps(objects, scene_points, self._settings.gripper, self._settings.grasping,
-                                   support_normal=normal)
+                                   support_normal=plane)
         return result.grasps, result.reason
 
 

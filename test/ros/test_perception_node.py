@@ -101,6 +101,9 @@ def test_node_publishes_every_output_for_a_real_frame(ros_context, shared_data):
     camera_to_fixed = np.eye(4)
     camera_to_fixed[:3, :3] = np.stack([x_axis, np.cross(up, x_axis), up])
     camera_to_fixed[2, 3] = 1.0
+    # What the node computes: the same frame with the camera pose from TF (it informs the floor prior).
+    frame.camera_to_fixed = camera_to_fixed
+    direct = Pipeline(PipelineSettings.from_dict({'segmentation': {'max_depth': 2.0}})).process(frame)
     process = _start_node()
     feed = _FeedNode(ros_context, frame, camera_to_fixed=camera_to_fixed)
     got = {}
