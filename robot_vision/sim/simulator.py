@@ -12,7 +12,7 @@ from robot_vision.errors import InputError
 from robot_vision.geometry import invert_transform, matrix_from_quaternion
 from robot_vision.sim.noise import DepthNoise, apply_depth_noise
 from robot_vision.sim.scene import SceneSpec
-from robot_vision.types import CameraIntrinsics, RGBDFrame
+from robot_vision.types import CameraIntrinsics, Detections, RGBDFrame
 
 #: MuJoCo cameras look along -z with y up; the optical frame looks along +z with y down.
 MUJOCO_TO_OPTICAL = np.diag([1.0, -1.0, -1.0])
@@ -71,6 +71,26 @@ class GroundTruth:
     def __len__(self) -> int:
         """Number of objects."""
         return len(self.object_id)
+
+    @property
+    def xyxy(self) -> np.ndarray:
+        """(N, 4) float32 pixel boxes (x1, y1, x2, y2) around the visible masks; NaN rows when unseen."""
+        boxes = np.full((len(self), 4), np.nan, np.float32)
+        for i, mask in enumerate(self.mask):
+            rows, cols = np.flatnonzero(mask.any(1)), np.flatnonzero(mask.any(0))
+            if len(rows):
+                boxes[i] = (cols[0], rows[0], cols[-1] + 1, rows[-1] + 1)
+        return boxes
+
+    def detections(self, min_visible_pixels: int = 1) -> Detections:
+        """Ground truth as 2D ``Detections`` (confidence 1, class ids, masks; ``tracker_id`` = object id).
+
+        Objects with fewer than ``min_visible_pixels`` visible pixels are left out.
+        """
+        keep = self.visible_pixels >= max(1, int(min_visible_pixels))
+        return Detections(xyxy=self.xyxy[keep], confidence=np.ones(int(keep.sum()), np.float32),
+                          class_id=self.class_id[keep], mask=self.mask[keep],
+                          tracker_id=self.object_id[keep].astype(np.int64))
 
 
 def canonical_frame(rotation_world_body: np.ndarray, extent) -> Tuple[np.ndarray, np.ndarray]:

@@ -71,6 +71,17 @@ def test_ground_truth_masks_poses_and_depth_agree(clutter_render):
         assert inside.all()
 
 
+def test_ground_truth_boxes_and_detections(clutter_render):
+    _, frame, gt, _ = clutter_render
+    dets = gt.detections(min_visible_pixels=50)
+    visible = gt.visible_pixels >= 50
+    assert len(dets) == int(visible.sum())
+    np.testing.assert_array_equal(dets.tracker_id, gt.object_id[visible])
+    for box, mask in zip(dets.xyxy, dets.mask):
+        ys, xs = np.nonzero(mask)
+        assert tuple(box) == (xs.min(), ys.min(), xs.max() + 1, ys.max() + 1)
+
+
 def test_render_is_reproducible_and_noise_is_seeded():
     spec = generate_scene(8, SceneSettings(clutter='isolated'))
     depths = []
