@@ -3,6 +3,7 @@
 Nothing here imports rclpy; a ROS camera node can wrap :class:`SimScene` later.
 """
 
+from robot_vision.sim.grasp_execution import GraspExecutionSettings, GraspOutcome, execute_grasp
 from robot_vision.sim.noise import DepthNoise, apply_depth_noise
 from robot_vision.sim.scene import (CLASS_NAMES, OBJECT_KINDS, SceneSettings, SceneSpec, generate_scene,
                                     look_at)
@@ -10,4 +11,13 @@ from robot_vision.sim.simulator import GroundTruth, SimCamera, SimScene, intrins
 
 __all__ = ['SceneSettings', 'SceneSpec', 'generate_scene', 'look_at', 'OBJECT_KINDS', 'CLASS_NAMES',
            'DepthNoise', 'apply_depth_noise', 'SimScene', 'SimCamera', 'GroundTruth',
-           'intrinsics_from_fovy']
+           'intrinsics_from_fovy', 'GraspExecutionSettings', 'GraspOutcome', 'execute_grasp',
+           'EvaluationSettings', 'run_evaluation', 'run_tracking_evaluation']
+
+
+def __getattr__(name: str):
+    """Import the evaluation names lazily, so ``python -m robot_vision.sim.evaluate`` runs cleanly."""
+    if name in ('EvaluationSettings', 'run_evaluation', 'run_tracking_evaluation'):
+        from robot_vision.sim import evaluate
+        return getattr(evaluate, name)
+    raise AttributeError(f'module {__name__!r} has no attribute {name!r}')

@@ -1,0 +1,8 @@
+"""Entry point: ``python -m robot_vision.sim`` runs the simulation evaluation (see robot_vision.sim.evaluate)."""
+
+import sys
+
+from robot_vision.sim.evaluate import main
+
+if __name__ == '__main__':
+    sys.exit(main())
