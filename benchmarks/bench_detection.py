@@ -73,7 +73,7 @@ def run(quick: bool):
         for threads in (0, 1):  # 0: each library's default thread count; 1: one thread each
             torch.set_num_threads(threads or default_threads)
             detector = create_detector('onnx', DetectorSettings(model_path=str(path), num_threads=threads))
-            rows += _compare(detector, eager, image, max(5, repeat // 2), parameter_count(net),
+            rows += _compare(detector, eager, image, max(10, repeat // 2), parameter_count(net),
                              'default threads' if threads == 0 else '1 thread')
             detector.close()
         torch.set_num_threads(default_threads)
@@ -81,21 +81,30 @@ def run(quick: bool):
 
 
 def _compare(detector, eager, image, repeat, params, label):
-    """Time ONNX Runtime and torch eager interleaved, so that both see the same machine load."""
+    """Time ONNX Runtime and torch eager in alternating blocks, so that both see the same machine load.
+
+    The first call of each block is not timed: ONNX Runtime's worker threads spin for a while
+    after a run and would otherwise slow down the torch call that follows.
+    """
     times = {'ort': [], 'eager': []}
-    for _ in range(3):
-        detector.detect_image(image)
-        eager()
-    for _ in range(repeat):
-        for key, fn in (('ort', lambda: detector.detect_image(image)), ('eager', eager)):
-            start = time.perf_counter()
+    calls = {'ort': lambda: detector.detect_image(image), 'eager': eager}
+    for _ in range(2):
+        calls['ort']()
+        calls['eager']()
+    block = 5
+    for _ in range(max(1, repeat // block)):
+        for key, fn in calls.items():
             fn()
-            times[key].append((time.perf_counter() - start) * 1e3)
+            for _ in range(block):
+                start = time.perf_counter()
+                fn()
+                times[key].append((time.perf_counter() - start) * 1e3)
     ort_ms, eager_ms = (float(np.median(times[k])) for k in ('ort', 'eager'))
+    n = len(times['ort'])
     return [
         row(f'end-to-end ONNX Runtime CPU, {label} (letterbox+infer+post) 640x480 -> 640x640', ort_ms, 'ms',
-            p95_ms=float(np.percentile(times['ort'], 95)), n=repeat, params=params),
+            p95_ms=float(np.percentile(times['ort'], 95)), n=n, params=params),
         row(f'end-to-end torch eager CPU, {label} (same net, same pre/post)', eager_ms, 'ms',
-            p95_ms=float(np.percentile(times['eager'], 95)), n=repeat, threads=torch.get_num_threads()),
+            p95_ms=float(np.percentile(times['eager'], 95)), n=n, threads=torch.get_num_threads()),
         row(f'speed-up ONNX Runtime vs torch eager, {label} (ratio of medians)', eager_ms / ort_ms, 'x'),
     ]
