@@ -111,6 +111,8 @@ def test_node_publishes_every_output_for_a_real_frame(ros_context, shared_data):
     for topic, msg_type in (('detections', Detection2DArray), ('objects', Detection3DArray),
                             ('grasps', PoseArray), ('tracked_objects', Detection3DArray)):
         listener.create_subscription(msg_type, topic, lambda m, t=topic: got.setdefault(t, []).append(m), 10)
+    diagnostics = []
+    listener.create_subscription(DiagnosticArray, '/diagnostics', diagnostics.append, 10)
     executor = rclpy.executors.SingleThreadedExecutor(context=ros_context)
     executor.add_node(feed.node)
     executor.add_node(listener)
@@ -139,7 +141,8 @@ def test_node_publishes_every_output_for_a_real_frame(ros_context, shared_data):
     last = got['tracked_objects'][-1]
     assert last.header.frame_id == 'odom'
     ids = [sorted(d.id for d in msg.detections) for msg in got['tracked_objects'][-2:]]
-    assert ids[0] == ids[1] and len(ids[1]) >= 3, log[-3000:]
+    status = [f'{kv.key}={kv.value}' for kv in diagnostics[-1].status[0].values] if diagnostics else []
+    assert ids[0] == ids[1] and len(ids[1]) >= 3, log[-3000:] + '\n'.join(status)
 
 
 def test_qos_mismatch_is_diagnosed(ros_context, shared_data):
