@@ -1,7 +1,7 @@
 """Rosbag replay analysis: run the pipeline over recorded bags, write result bags and a visual report.
 
 See docs/replay.md. The package imports without ROS; a replay loads rclpy's serializer and the
-message packages when it starts (:mod:`robot_vision.replay.codec`).
+message packages when it starts (:mod:`robot_vision.ros.bag_codec`).
 """
 
 from robot_vision.replay.compare import compare_runs

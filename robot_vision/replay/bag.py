@@ -1,7 +1,7 @@
 """rosbag2 container I/O (mcap and sqlite3) with raw CDR bytes, on top of the ``rosbags`` library.
 
 This module only moves serialized messages in and out of bags; it never decodes them (that
-is :mod:`robot_vision.replay.codec`'s job, with rclpy's real message classes), so it imports
+is :mod:`robot_vision.ros.bag_codec`'s job, with rclpy's real message classes), so it imports
 no ROS package. Message definitions for the types rosbags' built-in typestore lacks
 (vision_msgs) are read from the installed interface packages' ``.msg`` files.
 

@@ -323,7 +323,7 @@ def replay(bag: Path | str, out_dir: Path | str, pipeline_settings: Any = None,
     """
     from robot_vision.errors import TransformError
     from robot_vision.pipeline import Pipeline, PipelineSettings
-    from robot_vision.replay.codec import MessageCodec
+    from robot_vision.ros.bag_codec import MessageCodec
     from robot_vision.replay.report import write_outputs
     from robot_vision.ros.compat import ApproximateTimePolicy, TransformBuffer
     from robot_vision.types import RGBDFrame

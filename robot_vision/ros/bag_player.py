@@ -18,7 +18,7 @@ from rosgraph_msgs.msg import Clock
 
 from robot_vision.errors import ConfigError, InputError
 from robot_vision.replay.bag import BagSource
-from robot_vision.replay.codec import MessageCodec
+from robot_vision.ros.bag_codec import MessageCodec
 
 #: Reliable publishers match both reliable and best-effort subscriptions.
 DATA_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=10, reliability=ReliabilityPolicy.RELIABLE,

@@ -11,7 +11,7 @@ from robot_vision.datasets import load_pcl_sequence
 from robot_vision.pipeline import Pipeline, PipelineSettings
 from robot_vision.replay import ReplaySettings, compare_runs, replay
 from robot_vision.replay.bag import BagSource
-from robot_vision.replay.codec import MessageCodec
+from robot_vision.ros.bag_codec import MessageCodec
 from robot_vision.replay.runner import frame_record
 from robot_vision.ros.topics import OUTPUT_TOPICS, resolve
 

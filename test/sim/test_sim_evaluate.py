@@ -70,7 +70,6 @@ def test_settings_validation():
 
 
 def test_short_evaluation_writes_reports(tmp_path):
-    pytest.importorskip('robot_vision.perception3d.segmentation')
     grasping = True
     try:
         from robot_vision.grasping import plan_scene_grasps  # noqa: F401
@@ -92,8 +91,6 @@ def test_short_evaluation_writes_reports(tmp_path):
 
 def test_oracle_grasps_are_held_in_physics(tmp_path):
     """The simulated hand holds well-placed grasps: checks the executor end to end, not the planner."""
-    pytest.importorskip('robot_vision.perception3d.segmentation')
-    pytest.importorskip('robot_vision.grasping')
     report = run_evaluation(4, seed=2, out_dir=None,
                             settings=EvaluationSettings(grasp_source='oracle', noise='none'))
     grasp = report['grasping']
@@ -102,8 +99,6 @@ def test_oracle_grasps_are_held_in_physics(tmp_path):
 
 
 def test_tracking_evaluation_on_a_moving_sequence():
-    pytest.importorskip('robot_vision.perception3d.segmentation')
-    pytest.importorskip('robot_vision.tracking')
     from robot_vision.sim.evaluate import run_tracking_evaluation
     result = run_tracking_evaluation(1, seed=0, frames=5, noise='none')
     assert result['num_frames'] == 5 and result['num_gt'] >= 20

@@ -4,10 +4,9 @@ import numpy as np
 import pytest
 
 from robot_vision.errors import ConfigError, InputError
+from robot_vision.grasping.gripper import GripperModel
 from robot_vision.sim import SceneSettings, SimScene, generate_scene
 from robot_vision.sim.grasp_execution import GraspExecutionSettings, execute_grasp
-
-GripperModel = pytest.importorskip('robot_vision.grasping.gripper').GripperModel
 
 
 @pytest.fixture(scope='module')
