@@ -332,29 +332,6 @@ def assemble_masks(protos: np.ndarray, coefficients: np.ndarray, xyxy: np.ndarra
                                  borderMode=cv2.BORDER_REPLICATE)
         masks[i, y0:y1, x0:x1] = sampled > cut
     return masks
-    nm, hp, wp = protos.shape
-    logits = (np.asarray(coefficients, np.float32) @ np.asarray(protos, np.float32).reshape(nm, -1))
-    logits = logits.reshape(n, hp, wp)
-    cut = float(np.log(threshold / (1.0 - threshold)))  # sigmoid(x) > t  <=>  x > logit(t)
-    sx, sy = input_shape[1] / wp, input_shape[0] / hp
-    # original pixel u -> proto pixel: ((u + 0.5) * gain + pad) / s - 0.5
-    ax, ay = gain / sx, gain / sy
-    bx, by = (0.5 * gain + pad[0]) / sx - 0.5, (0.5 * gain + pad[1]) / sy - 0.5
-    lo = np.ceil(np.asarray(xyxy[:, 0:2], np.float64) - 0.5).astype(np.int64)
-    hi = np.floor(np.asarray(xyxy[:, 2:4], np.float64) - 0.5).astype(np.int64) + 1
-    lo = np.maximum(lo, 0)
-    hi = np.minimum(hi, [width, height])
-    for i in range(n):
-        x0, y0 = lo[i]
-        x1, y1 = hi[i]
-        if x1 <= x0 or y1 <= y0:
-            continue
-        warp = np.array([[ax, 0.0, bx + ax * x0], [0.0, ay, by + ay * y0]], np.float64)
-        window = cv2.warpAffine(logits[i], warp, (int(x1 - x0), int(y1 - y0)),
-                                flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
-                                borderMode=cv2.BORDER_REPLICATE)
-        masks[i, y0:y1, x0:x1] = window > cut
-    return masks
 
 
 @dataclass(frozen=True)
