@@ -282,3 +282,61 @@ class TrackerBase:
     def _output(self, mask: np.ndarray, x: np.ndarray, P: np.ndarray):
         """Build the public result from the rows in ``mask`` with states ``x`` and covariances ``P``."""
         raise NotImplementedError
+
+
+class TrackerFacade:
+    """The public tracker API shared by :class:`Tracker` and :class:`Tracker2D`.
+
+    Subclasses set ``_SETTINGS`` (the settings type) and ``_CORE`` (the TrackerBase subclass) and
+    define ``update`` with their own observation type; everything else delegates to the core.
+    """
+
+    _SETTINGS: Any = None
+    _CORE: Any = None
+
+    def __init__(self, settings: Any = None) -> None:
+        settings = self._SETTINGS() if settings is None else settings
+        if not isinstance(settings, self._SETTINGS):
+            raise InputError(f'settings: expected {self._SETTINGS.__name__}, got {type(settings).__name__}')
+        self._core = self._CORE(settings)
+
+    @property
+    def settings(self) -> Any:
+        """The settings this tracker was built with."""
+        return self._core.settings
+
+    @property
+    def stamp(self) -> Optional[float]:
+        """Stamp (s) of the last accepted update, or None before the first one."""
+        return self._core.stamp
+
+    @property
+    def rejected_reason(self) -> Optional[str]:
+        """Why the last ``update``/``predict`` was rejected (out-of-order/duplicate stamp), else None."""
+        return self._core.rejected_reason
+
+    @property
+    def deleted_ids(self) -> np.ndarray:
+        """Ids (K,) int64 of the tracks deleted by the last accepted update (timed out)."""
+        return self._core.deleted_ids
+
+    @property
+    def assigned_ids(self) -> np.ndarray:
+        """Per observation of the last ``update``: id of the track it updated or started, else -1; (N,) int64."""
+        return self._core.assigned_ids
+
+    def __len__(self) -> int:
+        """Number of live tracks, tentative ones included."""
+        return len(self._core)
+
+    def predict(self, stamp: float, include_tentative: bool = False) -> Any:
+        """The tracks extrapolated to ``stamp`` (s) without changing the tracker (e.g. for faster output)."""
+        return self._core.predict(stamp, include_tentative)
+
+    def tracks(self, include_tentative: bool = False) -> Any:
+        """The live tracks at the last accepted stamp (confirmed and coasting, plus tentative if asked)."""
+        return self._core.tracks(include_tentative)
+
+    def reset(self) -> None:
+        """Drop every track and the stamp history; ids already handed out are never reused."""
+        self._core.reset()

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Dict, Optional, Tuple
+from typing import Dict, Tuple
 
 import numpy as np
 
 from robot_vision.errors import InputError
 from robot_vision.tracking import kalman
-from robot_vision.tracking._core import TrackerBase
+from robot_vision.tracking._core import TrackerBase, TrackerFacade
 from robot_vision.tracking.boxes import box_iou
 from robot_vision.tracking.observations import Observations
 from robot_vision.tracking.settings import TrackerSettings
@@ -20,7 +20,7 @@ def _wrap(angle: np.ndarray, period: float) -> np.ndarray:
     return (angle + period / 2) % period - period / 2
 
 
-class Tracker:
+class Tracker(TrackerFacade):
     """Track 3D objects observed in a fixed frame, with stable ids, velocities and covariances.
 
     Per frame, :meth:`update` predicts every track to the frame's stamp with a constant-velocity
@@ -44,40 +44,7 @@ class Tracker:
     ``robot_vision.tracking`` logger, its reason stored in ``rejected_reason``, and no change.
     """
 
-    def __init__(self, settings: Optional[TrackerSettings] = None) -> None:
-        settings = TrackerSettings() if settings is None else settings
-        if not isinstance(settings, TrackerSettings):
-            raise InputError(f'settings: expected TrackerSettings, got {type(settings).__name__}')
-        self._core = _Tracker3DCore(settings)
-
-    @property
-    def settings(self) -> TrackerSettings:
-        """The settings this tracker was built with."""
-        return self._core.settings
-
-    @property
-    def stamp(self) -> Optional[float]:
-        """Stamp (s) of the last accepted update, or None before the first one."""
-        return self._core.stamp
-
-    @property
-    def rejected_reason(self) -> Optional[str]:
-        """Why the last ``update``/``predict`` was rejected (out-of-order/duplicate stamp), else None."""
-        return self._core.rejected_reason
-
-    @property
-    def deleted_ids(self) -> np.ndarray:
-        """Ids (K,) int64 of the tracks deleted by the last accepted update (timed out)."""
-        return self._core.deleted_ids
-
-    @property
-    def assigned_ids(self) -> np.ndarray:
-        """Per observation of the last ``update``: id of the track it updated or started, else -1; (N,) int64."""
-        return self._core.assigned_ids
-
-    def __len__(self) -> int:
-        """Number of live tracks, tentative ones included."""
-        return len(self._core)
+    _SETTINGS = TrackerSettings
 
     def update(self, observations: Observations, stamp: float) -> Tracks:
         """Fold in one frame of fixed-frame observations taken at ``stamp`` (s); return the tracks.
@@ -87,18 +54,6 @@ class Tracker:
         ``covariance`` (N, 6, 6) is over (position, velocity).
         """
         return self._core._update(observations, stamp)
-
-    def predict(self, stamp: float, include_tentative: bool = False) -> Tracks:
-        """The tracks extrapolated to ``stamp`` (s) without changing the tracker (e.g. for faster output)."""
-        return self._core.predict(stamp, include_tentative)
-
-    def tracks(self, include_tentative: bool = False) -> Tracks:
-        """The live tracks at the last accepted stamp (confirmed and coasting, plus tentative if asked)."""
-        return self._core.tracks(include_tentative)
-
-    def reset(self) -> None:
-        """Drop every track and the stamp history; ids already handed out are never reused."""
-        self._core.reset()
 
 
 class _Tracker3DCore(TrackerBase):
@@ -172,3 +127,7 @@ class _Tracker3DCore(TrackerBase):
                       class_id=c['class_id'][mask], confidence=c['confidence'][mask],
                       state=c['state'][mask], moving=c['moving'][mask], hits=c['hits'][mask],
                       last_seen=c['last_seen'][mask])
+
+
+# The facade builds this core class; it is defined after the public class above.
+Tracker._CORE = _Tracker3DCore

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar, Dict, Optional, Tuple
+from typing import ClassVar, Dict, Tuple
 
 import numpy as np
 
 from robot_vision.errors import InputError
-from robot_vision.tracking._core import TrackerBase
+from robot_vision.tracking._core import TrackerBase, TrackerFacade
 from robot_vision.tracking.boxes import box_iou
 from robot_vision.tracking.settings import Tracker2DSettings
 from robot_vision.types import ArrayBundle, Detections
@@ -53,7 +53,7 @@ class Tracks2D(ArrayBundle):
                           tracker_id=self.track_id)
 
 
-class Tracker2D:
+class Tracker2D(TrackerFacade):
     """Track 2D detections in image space when no depth is available.
 
     The state of a track is its box centre and centre velocity (constant-velocity Kalman filter,
@@ -64,56 +64,11 @@ class Tracker2D:
     the same code as :class:`~robot_vision.tracking.Tracker`.
     """
 
-    def __init__(self, settings: Optional[Tracker2DSettings] = None) -> None:
-        settings = Tracker2DSettings() if settings is None else settings
-        if not isinstance(settings, Tracker2DSettings):
-            raise InputError(f'settings: expected Tracker2DSettings, got {type(settings).__name__}')
-        self._core = _Tracker2DCore(settings)
-
-    @property
-    def settings(self) -> Tracker2DSettings:
-        """The settings this tracker was built with."""
-        return self._core.settings
-
-    @property
-    def stamp(self) -> Optional[float]:
-        """Stamp (s) of the last accepted update, or None before the first one."""
-        return self._core.stamp
-
-    @property
-    def rejected_reason(self) -> Optional[str]:
-        """Why the last ``update``/``predict`` was rejected (out-of-order/duplicate stamp), else None."""
-        return self._core.rejected_reason
-
-    @property
-    def deleted_ids(self) -> np.ndarray:
-        """Ids (K,) int64 of the tracks deleted by the last accepted update (timed out)."""
-        return self._core.deleted_ids
-
-    @property
-    def assigned_ids(self) -> np.ndarray:
-        """Per observation of the last ``update``: id of the track it updated or started, else -1; (N,) int64."""
-        return self._core.assigned_ids
-
-    def __len__(self) -> int:
-        """Number of live tracks, tentative ones included."""
-        return len(self._core)
+    _SETTINGS = Tracker2DSettings
 
     def update(self, detections: Detections, stamp: float) -> Tracks2D:
         """Fold in one image's detections (xyxy pixels) taken at ``stamp`` (s); return the tracks."""
         return self._core._update(detections, stamp)
-
-    def predict(self, stamp: float, include_tentative: bool = False) -> Tracks2D:
-        """The tracks extrapolated to ``stamp`` (s) without changing the tracker."""
-        return self._core.predict(stamp, include_tentative)
-
-    def tracks(self, include_tentative: bool = False) -> Tracks2D:
-        """The live tracks at the last accepted stamp (confirmed and coasting, plus tentative if asked)."""
-        return self._core.tracks(include_tentative)
-
-    def reset(self) -> None:
-        """Drop every track and the stamp history; ids already handed out are never reused."""
-        self._core.reset()
 
 
 class _Tracker2DCore(TrackerBase):
@@ -166,3 +121,7 @@ class _Tracker2DCore(TrackerBase):
         return Tracks2D(track_id=c['id'][mask], xyxy=boxes[mask], velocity=x[mask, 2:4],
                         covariance=P[mask], class_id=c['class_id'][mask], confidence=c['confidence'][mask],
                         state=c['state'][mask], hits=c['hits'][mask], last_seen=c['last_seen'][mask])
+
+
+# The facade builds this core class; it is defined after the public class above.
+Tracker2D._CORE = _Tracker2DCore
