@@ -48,6 +48,11 @@ setup(
         'console_scripts': [
             'robot-vision = robot_vision.cli:main',
             'perception_node = robot_vision.ros.perception_node:main',
+            'detector_node = robot_vision.ros.detector_node:main',
+            'pose_estimator_node = robot_vision.ros.pose_estimator_node:main',
+            'grasp_planner_node = robot_vision.ros.grasp_planner_node:main',
+            'tracker_node = robot_vision.ros.tracker_node:main',
+            'sim_camera_node = robot_vision.ros.sim_camera_node:main',
         ],
     },
 )
