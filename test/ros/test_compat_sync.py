@@ -210,14 +210,6 @@ def test_headerless_message_and_bad_index_are_input_errors():
 
 
 # ----------------------------------------------------------------------------- real DDS
-@pytest.fixture
-def ros_context(ros_domain):
-    context = rclpy.Context()
-    rclpy.init(context=context)
-    yield context
-    rclpy.try_shutdown(context=context)
-
-
 @pytest.mark.ros
 def test_approximate_sync_over_dds(ros_context):
     qos = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)

@@ -21,14 +21,6 @@ pytestmark = pytest.mark.ros
 HERE = Path(__file__).resolve().parent
 
 
-@pytest.fixture
-def ros_context(ros_domain):
-    context = rclpy.Context()
-    rclpy.init(context=context)
-    yield context
-    rclpy.try_shutdown(context=context)
-
-
 def test_rgbd_frame_crosses_processes(ros_context, shared_data):
     frame = load_ycb_frame(2, shared_data / 'ycb_posecnn')
     publisher = subprocess.Popen([sys.executable, str(HERE / 'publish_frame.py'), '2'])

@@ -1,20 +1,15 @@
 """The perception node as users run it: a real executable over real DDS, fed real RGB-D frames."""
 
-import os
-import subprocess
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
-from geometry_msgs.msg import PoseArray, TransformStamped
+from geometry_msgs.msg import PoseArray
+from node_harness import FeedNode, spin_until, start_node, stop
 from rclpy.node import Node
-from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
-from sensor_msgs.msg import CameraInfo, Image
-from tf2_msgs.msg import TFMessage
+from rclpy.qos import ReliabilityPolicy
 from vision_msgs.msg import Detection2DArray, Detection3DArray
 
 from robot_vision.datasets import load_organized_pcd
@@ -23,70 +18,9 @@ from robot_vision.ros import conversions as cv
 
 pytestmark = pytest.mark.ros
 
-ROOT = Path(__file__).resolve().parents[2]
-NODE = Path(sys.executable).parent / 'perception_node'
-CONFIG = ROOT / 'config' / 'robot_vision.yaml'
-
-
-@pytest.fixture
-def ros_context(ros_domain):
-    context = rclpy.Context()
-    rclpy.init(context=context)
-    yield context
-    rclpy.try_shutdown(context=context)
-
 
 def _start_node(*extra):
-    args = [str(NODE), '--ros-args', '--params-file', str(CONFIG), *extra]
-    return subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            env=dict(os.environ))
-
-
-def _stop(process):
-    process.terminate()
-    try:
-        out, _ = process.communicate(timeout=20)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        out, _ = process.communicate()
-    return out
-
-
-def _spin_until(executor, condition, timeout):
-    deadline = time.monotonic() + timeout
-    while not condition() and time.monotonic() < deadline:
-        executor.spin_once(timeout_sec=0.05)
-    return condition()
-
-
-class _FeedNode:
-    """Publishes a real RGB-D frame (colour, aligned depth, camera info) and odom -> camera TF."""
-
-    def __init__(self, context, frame, reliability=ReliabilityPolicy.BEST_EFFORT, camera_to_fixed=np.eye(4)):
-        self.node = Node('frame_feed', context=context)
-        qos = QoSProfile(depth=5, reliability=reliability)
-        self.color = self.node.create_publisher(Image, 'camera/color/image_raw', qos)
-        self.depth = self.node.create_publisher(Image, 'camera/aligned_depth_to_color/image_raw', qos)
-        self.info = self.node.create_publisher(CameraInfo, 'camera/color/camera_info', qos)
-        static = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL,
-                            reliability=ReliabilityPolicy.RELIABLE)
-        self.tf_static = self.node.create_publisher(TFMessage, '/tf_static', static)
-        self.frame = frame
-        transform = TransformStamped()
-        transform.header.frame_id, transform.child_frame_id = 'odom', frame.frame_id
-        pose = cv.matrix_to_pose(camera_to_fixed)
-        transform.transform.translation.x = pose.position.x
-        transform.transform.translation.y = pose.position.y
-        transform.transform.translation.z = pose.position.z
-        transform.transform.rotation = pose.orientation
-        self.tf_static.publish(TFMessage(transforms=[transform]))
-        self.raw_depth = np.round(np.nan_to_num(frame.depth) * 1000).astype(np.uint16)
-
-    def publish(self):
-        stamp = self.node.get_clock().now().to_msg()
-        self.info.publish(cv.intrinsics_to_camera_info(self.frame.intrinsics, self.frame.frame_id, stamp))
-        self.color.publish(cv.numpy_to_image(self.frame.color, 'rgb8', self.frame.frame_id, stamp))
-        self.depth.publish(cv.numpy_to_image(self.raw_depth, '16UC1', self.frame.frame_id, stamp))
+    return start_node('perception_node', *extra)
 
 
 def test_node_publishes_every_output_for_a_real_frame(ros_context, shared_data):
@@ -105,7 +39,7 @@ def test_node_publishes_every_output_for_a_real_frame(ros_context, shared_data):
     frame.camera_to_fixed = camera_to_fixed
     direct = Pipeline(PipelineSettings.from_dict({'segmentation': {'max_depth': 2.0}})).process(frame)
     process = _start_node()
-    feed = _FeedNode(ros_context, frame, camera_to_fixed=camera_to_fixed)
+    feed = FeedNode(ros_context, frame, camera_to_fixed=camera_to_fixed)
     got = {}
     listener = Node('listener', context=ros_context)
     for topic, msg_type in (('detections', Detection2DArray), ('objects', Detection3DArray),
@@ -117,7 +51,7 @@ def test_node_publishes_every_output_for_a_real_frame(ros_context, shared_data):
     executor.add_node(feed.node)
     executor.add_node(listener)
     try:
-        assert _spin_until(executor, lambda: feed.node.count_subscribers('camera/color/image_raw') > 0, 60), \
+        assert spin_until(executor, lambda: feed.node.count_subscribers('camera/color/image_raw') > 0, 60), \
             'the node never subscribed'
         deadline = time.monotonic() + 90
         def tracks_confirmed():
@@ -125,9 +59,9 @@ def test_node_publishes_every_output_for_a_real_frame(ros_context, shared_data):
             return len(recent) == 2 and all(len(m.detections) >= 3 for m in recent)
         while time.monotonic() < deadline and not tracks_confirmed():
             feed.publish()
-            _spin_until(executor, lambda: False, 0.4)
+            spin_until(executor, lambda: False, 0.4)
     finally:
-        log = _stop(process)
+        log = stop(process)
     assert set(got) == {'detections', 'objects', 'grasps', 'tracked_objects'}, log[-3000:]
     # The node's 3D objects agree with the core pipeline run directly on the same frame.
     objects = cv.msg_to_objects(got['objects'][-1])
@@ -149,7 +83,7 @@ def test_qos_mismatch_is_diagnosed(ros_context, shared_data):
     """A reliable-only subscriber config against a best-effort camera: nothing arrives, diagnostics say why."""
     frame = load_organized_pcd(shared_data / 'pcl_kinect/milk_cartoon_all_small_clorox.pcd')
     process = _start_node('-p', 'input_reliability:=reliable', '-p', 'input_timeout_s:=1.0')
-    feed = _FeedNode(ros_context, frame, ReliabilityPolicy.BEST_EFFORT)
+    feed = FeedNode(ros_context, frame, ReliabilityPolicy.BEST_EFFORT)
     diagnostics = []
     listener = Node('diag_listener', context=ros_context)
     listener.create_subscription(DiagnosticArray, '/diagnostics', diagnostics.append, 10)
@@ -163,15 +97,15 @@ def test_qos_mismatch_is_diagnosed(ros_context, shared_data):
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and not diagnosed():
             feed.publish()
-            _spin_until(executor, lambda: False, 0.3)
+            spin_until(executor, lambda: False, 0.3)
     finally:
-        log = _stop(process)
+        log = stop(process)
     assert diagnosed(), log[-3000:]
 
 
 def test_typo_in_parameters_fails_configuration(ros_context):
     process = _start_node('-p', 'segmentation.max_deptj:=1.0')
     time.sleep(8)
-    log = _stop(process)
+    log = stop(process)
     assert "unknown parameter 'segmentation.max_deptj'" in log
     assert "did you mean 'segmentation.max_depth'" in log
