@@ -78,28 +78,41 @@ def voxel_downsample(points: np.ndarray, voxel_size: float, return_index: bool =
     """Downsample (N, 3) points to one point per cubic voxel of ``voxel_size`` metres.
 
     Each occupied voxel is replaced by the mean of its points (float64 accumulation, returned
-    in the input float dtype). Non-finite points are dropped. With ``return_index`` it also
-    returns, for every output point, the index of one input point in that voxel. Fully
-    vectorised (a sort of the packed voxel keys); about 2 ms for 20k points.
+    in the input float dtype), in the order of the packed voxel keys. Non-finite points are
+    dropped. With ``return_index`` it also returns, for every output point, the index of the
+    first input point in that voxel. Fully vectorised, column by column (reductions along
+    axis 0 of an (N, 3) array are several times slower) around a stable sort of the packed
+    voxel keys; about 11 ms for a whole 640x480 frame (270k points, 5 mm voxels).
     """
     points = _as_points(points)
     if not (np.isfinite(voxel_size) and voxel_size > 0):
         raise InputError(f'voxel_size: expected a positive number of metres, got {voxel_size}')
-    finite = np.flatnonzero(np.isfinite(points).all(axis=1))
-    pts = points[finite]
-    if pts.shape[0] == 0:
+    columns = [points[:, i] for i in range(3)]
+    finite = np.isfinite(columns[0])
+    finite &= np.isfinite(columns[1])
+    finite &= np.isfinite(columns[2])
+    finite = np.flatnonzero(finite)
+    if finite.size == 0:
         empty = np.zeros((0, 3), points.dtype)
         return (empty, np.zeros(0, np.int64)) if return_index else empty
-    cells = np.floor(pts / voxel_size).astype(np.int64)
-    cells -= cells.min(axis=0)
-    dims = cells.max(axis=0) + 1
-    keys = (cells[:, 0] * dims[1] + cells[:, 1]) * dims[2] + cells[:, 2]
+    columns = [c[finite] for c in columns]
+    keys = np.zeros(finite.size, np.int64)
+    for c in columns:
+        cell = c / voxel_size
+        np.floor(cell, out=cell)
+        cell -= cell.min()
+        keys *= int(cell.max()) + 1
+        keys += cell.astype(np.int64)
     order = np.argsort(keys, kind='stable')
     sorted_keys = keys[order]
-    starts = np.flatnonzero(np.r_[True, sorted_keys[1:] != sorted_keys[:-1]])
-    counts = np.diff(np.r_[starts, sorted_keys.size])
-    sums = np.add.reduceat(pts[order].astype(np.float64), starts, axis=0)
-    means = (sums / counts[:, None]).astype(points.dtype)
+    new_cell = np.empty(sorted_keys.size, bool)
+    new_cell[0] = True
+    np.not_equal(sorted_keys[1:], sorted_keys[:-1], out=new_cell[1:])
+    starts = np.flatnonzero(new_cell)
+    counts = np.diff(np.append(starts, sorted_keys.size))
+    means = np.empty((starts.size, 3), points.dtype)
+    for i, c in enumerate(columns):
+        means[:, i] = np.add.reduceat(c[order].astype(np.float64), starts) / counts
     if return_index:
         return means, finite[order[starts]]
     return means
