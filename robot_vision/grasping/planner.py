@@ -32,6 +32,10 @@ from robot_vision.errors import ConfigError, InputError
 from robot_vision.grasping.gripper import GripperModel
 from robot_vision.types import Grasps, Objects3D
 
+#: Objects with at least twice this many (thinned) points pre-screen the palm depth rule on a
+#: strided subset of about this many points before checking every point.
+PRESCREEN_POINTS = 100
+
 
 @dataclass(frozen=True)
 class GraspSettings:
@@ -517,36 +521,56 @@ class _Planner:
         z = np.cos(phi)[:, None] * z0 + np.sin(phi)[:, None] * y0
         y = np.cross(z, x)
         rot = np.stack([x, y, z], axis=-1)  # columns = grasp axes in the scene frame
-        lap('candidates')
-
-        # ---- finger footprint on the object: depth, width, centring, antipodality
-        # Layout (N, K): object points along axis 0, candidates along axis 1, float32. einsum
-        # rather than matmul: BLAS threading costs milliseconds on these small products.
-        homog = np.concatenate([pts, np.ones((len(pts), 1))], axis=1).astype(np.float32)
-        proj = np.empty((3, 4, k_total), np.float32)
-        proj[:, :3, :] = rot.transpose(2, 1, 0)
-        proj[:, 3, :] = -np.einsum('kj,kjc->ck', p, rot)
-        lx, ly, lz = (np.einsum('nc,ck->nk', homog, proj[i]) for i in range(3))  # pair centre at 0
-        abs_ly = np.abs(ly)
-        # Depth: push the hand in until the object point nearest to the palm (inside the palm's
-        # x-y outline) touches the palm clearance plane; the pair must then sit at least
-        # min_insertion behind the fingertips, else the fingers cannot reach it.
-        under_palm = abs_ly <= np.float32(g.palm_thickness / 2)
-        under_palm &= np.abs(lx) <= np.float32(g.palm_width / 2)
-        top = (lz + (~under_palm) * np.float32(1e6)).min(axis=0).astype(np.float64)
-        back = -g.finger_depth + max(g.palm_clearance, s.collision_voxel) + 1e-3 - top  # retreat along -z (m)
+        need = None
         if support_normal is not None and len(support_normal) == 4:
-            # Stop the fingertips a voxel above the support plane when approaching it.
+            # Stop the fingertips a voxel above the support plane when approaching it: the hand
+            # must retreat at least ``need`` along -z. Candidates that the support alone keeps
+            # from reaching min_insertion are rejected before the (points x candidates) work.
             n_up = support_normal[:3]
             height = np.einsum('kc,c->k', p, n_up) + support_normal[3]
             zn = np.einsum('kc,c->k', z, n_up)
             outer = np.minimum(half + g.opening_margin / 2 + 0.01, g.max_opening / 2) + g.finger_thickness
             lateral = (np.abs(np.einsum('kc,c->k', x, n_up)) * outer
                        + np.abs(np.einsum('kc,c->k', y, n_up)) * g.finger_width / 2)
-            need = (s.collision_voxel + 1e-3 + lateral - height) / np.maximum(-zn, 1e-9)
-            back = np.where(zn < -1e-3, np.maximum(back, need), back)
+            need = np.where(zn < -1e-3, (s.collision_voxel + 1e-3 + lateral - height) / np.maximum(-zn, 1e-9),
+                            -np.inf)
+            possible = need <= -s.min_insertion
+            rejected['beyond_fingertips'] = int(np.sum(~possible))
+            if not possible.all():
+                x, y, z, p, half, rot, need = (a[possible] for a in (x, y, z, p, half, rot, need))
+        lap('candidates')
+
+        # ---- finger footprint on the object: depth, width, centring, antipodality
+        # Layout (N, K): object points along axis 0, candidates along axis 1, float32. einsum
+        # rather than matmul: BLAS threading costs milliseconds on these small products.
+        homog = np.concatenate([pts, np.ones((len(pts), 1))], axis=1).astype(np.float32)
+        proj = np.empty((3, 4, len(x)), np.float32)
+        proj[:, :3, :] = rot.transpose(2, 1, 0)
+        proj[:, 3, :] = -np.einsum('kj,kjc->ck', p, rot)
+        # Depth: push the hand in until the object point nearest to the palm (inside the palm's
+        # x-y outline) touches the palm clearance plane; the pair must then sit at least
+        # min_insertion behind the fingertips, else the fingers cannot reach it. The hand
+        # retreats back = palm_back - top along -z, where top is that point's z.
+        palm_back = -g.finger_depth + max(g.palm_clearance, s.collision_voxel) + 1e-3
+        stride = len(pts) // PRESCREEN_POINTS
+        if stride >= 2:
+            # Exact pre-screen on a strided subset: its nearest point bounds top from above, so
+            # a candidate whose subset already pushes the pair beyond the fingertips is out.
+            top_sub = self._palm_top(homog[::stride], proj)[3]
+            ok = palm_back - top_sub <= -s.min_insertion
+            rejected['beyond_fingertips'] = rejected.get('beyond_fingertips', 0) + int(np.sum(~ok))
+            if not ok.all():
+                x, y, z, p, half, rot = (a[ok] for a in (x, y, z, p, half, rot))
+                need = None if need is None else need[ok]
+                proj = np.ascontiguousarray(proj[:, :, ok])
+        if not len(x):
+            return _empty(self._reason(rejected, np.zeros(0), k_total), k_total, timings, rejected)
+        lx, abs_ly, lz, top = self._palm_top(homog, proj)  # pair centre at 0
+        back = palm_back - top
+        if need is not None:
+            back = np.maximum(back, need)
         reach = back <= -s.min_insertion
-        rejected['beyond_fingertips'] = int(np.sum(~reach))
+        rejected['beyond_fingertips'] = rejected.get('beyond_fingertips', 0) + int(np.sum(~reach))
         back = np.where(reach, back, 0.0)
         origin = p - z * back[:, None]
         lz += (back + g.finger_depth / 2).astype(np.float32)[None, :]  # from the finger middle
@@ -714,6 +738,22 @@ class _Planner:
                         np.zeros(len(final), np.int32))
         timings['total'] = (time.perf_counter() - start_time) * 1e3
         return GraspResult(grasps, 'ok', k_total, timings, rejected)
+
+    # ------------------------------------------------------------------------------------------
+    def _palm_top(self, homog: np.ndarray, proj: np.ndarray) -> Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Object points in each candidate frame and the z of the nearest one under the palm.
+
+        ``homog`` (N, 4) float32 homogeneous points, ``proj`` (3, 4, K) the candidates' scene ->
+        grasp-frame rows. Returns lx, |ly|, lz as (N, K) float32 and top (K,) float64 (1e6 when
+        no point lies inside the palm's x-y outline).
+        """
+        g = self.g
+        lx, ly, lz = (np.einsum('nc,ck->nk', homog, proj[i]) for i in range(3))
+        abs_ly = np.abs(ly)
+        outside = abs_ly > np.float32(g.palm_thickness / 2)
+        outside |= np.abs(lx) > np.float32(g.palm_width / 2)
+        top = (lz + outside * np.float32(1e6)).min(axis=0).astype(np.float64)
+        return lx, abs_ly, lz, top
 
     # ------------------------------------------------------------------------------------------
     def _antipodal_axes(self, pts: np.ndarray, normals: np.ndarray, count: int, rng: np.random.Generator,
