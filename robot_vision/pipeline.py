@@ -102,6 +102,30 @@ class FrameResult:
     timings_ms: Dict[str, float] = field(default_factory=dict)
     warnings: List[str] = field(default_factory=list)
 
+    @classmethod
+    def empty(cls, stamp: float, frame_id: str, fixed_frame: str = '',
+              intrinsics: Optional[CameraIntrinsics] = None, class_names: Optional[Dict[int, str]] = None
+              ) -> FrameResult:
+        """A result with nothing found yet, for stages run on their own (the separate nodes fill it in)."""
+        return cls(stamp=stamp, frame_id=frame_id, fixed_frame=fixed_frame, intrinsics=intrinsics,
+                   detections=Detections.empty(), objects=Objects3D.empty(), grasps=Grasps.empty(),
+                   grasp_reason='', tracks=Tracks.empty(), plane=None, tracks_2d=None,
+                   class_names=dict(class_names or {}))
+
+
+class _Lap:
+    """Context manager adding a stage's wall time (ms) to ``timings[stage]``."""
+
+    def __init__(self, timings: Dict[str, float], stage: str) -> None:
+        self._timings, self._stage = timings, stage
+
+    def __enter__(self) -> None:
+        self._start = time.perf_counter()
+
+    def __exit__(self, *exc: Any) -> None:
+        self._timings[self._stage] = (time.perf_counter() - self._start) * 1e3
+        self._timings['total'] = float(sum(v for k, v in self._timings.items() if k != 'total'))
+
 
 class Pipeline:
     """Run detection, 3D estimation, registration, grasp planning and tracking on RGB-D frames."""
@@ -138,64 +162,95 @@ class Pipeline:
         """Process one frame; see :class:`FrameResult`. Raises InputError for unusable frames.
 
         ``track=False`` leaves the tracker untouched for this frame (e.g. when the camera -> fixed
-        frame transform is unavailable) and returns no tracks.
+        frame transform is unavailable) and returns no tracks. The same as :meth:`perceive`, then
+        :meth:`add_tracks`, then :meth:`add_grasps` (the all-in-one node publishes between them).
         """
-        s = self._settings
-        timings: Dict[str, float] = {}
+        result = self.perceive(frame)
+        self.add_tracks(result, frame, track)
+        self.add_grasps(result, frame)
+        return result
+
+    def perceive(self, frame: RGBDFrame) -> FrameResult:
+        """Detection and 3D objects of one frame: a FrameResult without grasps ('pending') and tracks."""
         warnings: List[str] = []
-        clock = time.perf_counter()
-
-        def lap(stage: str) -> None:
-            nonlocal clock
-            now = time.perf_counter()
-            timings[stage] = (now - clock) * 1e3
-            clock = now
-
-        plane = None
-        objects = Objects3D.empty()
+        timings: Dict[str, float] = {}
         if frame.depth is not None:
             problem = depth_unit_problem(frame.depth)
             if problem:
                 warnings.append(problem)
-        if self._detector is None:
-            if frame.depth is None:
-                raise ConfigError('the depth detector backend needs depth images; this frame has none')
-            scene = segment_scene(frame, s.segmentation)
-            objects, plane = scene.objects, scene.plane
-            if scene.status != 'ok':
-                warnings.append(f'segmentation: {scene.status}')
-            detections = detections_from_objects(objects)
-            lap('segment')
-        else:
-            detections = self._detector.detect(frame)
-            lap('detect')
-            if frame.depth is not None:
-                objects = objects_from_detections(frame, detections, s.segmentation)
-                lap('objects_3d')
+        with _Lap(timings, 'segment' if self._detector is None else 'detect'):
+            detections, objects, plane = self.detect(frame, warnings)
+        if self._detector is not None and frame.depth is not None:
+            with _Lap(timings, 'objects_3d'):
+                objects = objects_from_detections(frame, detections, self._settings.segmentation)
         if self._models and len(objects):
-            objects = self._refine(objects, warnings)
-            lap('register')
-        grasps, reason = Grasps.empty(), 'disabled'
-        if s.enable_grasps:
-            grasps, reason = self._grasps(frame, objects, plane)
-            lap('grasps')
-        tracks, tracks_2d = Tracks.empty(), None
-        if s.enable_tracking and track:
-            if frame.depth is None:
-                tracks_2d = self._tracker_2d.update(detections, frame.stamp)
-            else:
-                observations = observations_from_objects(objects, frame.camera_to_fixed)
-                tracks = self._tracker.update(observations, frame.stamp)
-            lap('track')
-        timings['total'] = float(sum(timings.values()))
-        return FrameResult(stamp=frame.stamp, frame_id=frame.frame_id, fixed_frame=s.fixed_frame,
-                           intrinsics=frame.intrinsics, detections=detections, objects=objects, grasps=grasps,
-                           grasp_reason=reason, tracks=tracks, tracks_2d=tracks_2d, plane=plane,
-                           class_names=self.class_names,
-                           timings_ms=timings, warnings=warnings)
+            with _Lap(timings, 'register'):
+                objects = self.refine(objects, self.class_names, warnings)
+        result = FrameResult(stamp=frame.stamp, frame_id=frame.frame_id, fixed_frame=self._settings.fixed_frame,
+                             intrinsics=frame.intrinsics, detections=detections, objects=objects,
+                             grasps=Grasps.empty(), grasp_reason='pending', tracks=Tracks.empty(), plane=plane,
+                             tracks_2d=None, class_names=self.class_names, timings_ms=timings, warnings=warnings)
+        return result
 
-    def _refine(self, objects: Objects3D, warnings: List[str]) -> Objects3D:
-        names = self.class_names
+    def detect(self, frame: RGBDFrame, warnings: List[str]) -> Tuple[Detections, Objects3D, Optional[np.ndarray]]:
+        """Run the detector: (detections, objects, support plane).
+
+        The class-agnostic ``depth`` backend segments the depth image, so it returns the 3D objects
+        and the plane too; model backends return empty objects and no plane. Segmentation problems
+        are appended to ``warnings``.
+        """
+        if self._detector is not None:
+            return self._detector.detect(frame), Objects3D.empty(), None
+        if frame.depth is None:
+            raise ConfigError('the depth detector backend needs depth images; this frame has none')
+        scene = segment_scene(frame, self._settings.segmentation)
+        if scene.status != 'ok':
+            warnings.append(f'segmentation: {scene.status}')
+        return detections_from_objects(scene.objects), scene.objects, scene.plane
+
+    def add_tracks(self, result: FrameResult, frame: RGBDFrame, track: bool = True) -> None:
+        """Update the tracker with ``result``'s objects (2D detections without depth) and store the tracks."""
+        if not (self._settings.enable_tracking and track):
+            return
+        with _Lap(result.timings_ms, 'track'):
+            if frame.depth is None:
+                result.tracks_2d = self._tracker_2d.update(result.detections, frame.stamp)
+            else:
+                observations = observations_from_objects(result.objects, frame.camera_to_fixed)
+                result.tracks = self._tracker.update(observations, frame.stamp)
+
+    def add_grasps(self, result: FrameResult, frame: RGBDFrame) -> None:
+        """Plan grasps for ``result``'s objects on ``frame``'s depth and store them (and the reason)."""
+        if not self._settings.enable_grasps:
+            result.grasp_reason = 'disabled'
+            return
+        with _Lap(result.timings_ms, 'grasps'):
+            if frame.depth is None:
+                result.grasps, result.grasp_reason = Grasps.empty(), 'no depth'
+            else:
+                result.grasps, result.grasp_reason = self.plan_grasps(
+                    result.objects, scene_points(frame, self._settings.scene_voxel), result.plane)
+
+    def plan_grasps(self, objects: Objects3D, points: np.ndarray,
+                    plane: Optional[np.ndarray] = None) -> Tuple[Grasps, str]:
+        """Plan grasps for ``objects`` with ``points`` (N, 3) as the collision scene: (grasps, reason)."""
+        if not len(objects):
+            return Grasps.empty(), 'no objects'
+        result = plan_scene_grasps(objects, points, self._settings.gripper, self._settings.grasping,
+                                   support_normal=plane)
+        return result.grasps, result.reason
+
+    def track(self, objects: Objects3D, stamp: float, camera_to_fixed: Optional[np.ndarray] = None) -> Tracks:
+        """Update the 3D tracker with objects seen at ``stamp`` (camera frame, moved by ``camera_to_fixed``)."""
+        return self._tracker.update(observations_from_objects(objects, camera_to_fixed), stamp)
+
+    def refine(self, objects: Objects3D, class_names: Mapping[int, str], warnings: List[str]) -> Objects3D:
+        """Refine the poses of objects whose class has a model (``object_models``) by registration.
+
+        ``class_names`` maps class ids to the names ``object_models`` uses; failures are appended to
+        ``warnings`` and keep the measured pose.
+        """
+        names = class_names
         poses = objects.pose.copy()
         for i in range(len(objects)):
             class_id = int(objects.class_id[i])
@@ -209,18 +264,7 @@ class Pipeline:
                 warnings.append(f'registration of object {i} ({names.get(class_id, class_id)}): {result.status}')
         return dataclasses.replace(objects, pose=poses)
 
-    def _grasps(self, frame: RGBDFrame, objects: Objects3D, plane: Optional[np.ndarray]) -> Tuple[Grasps, str]:
-        if frame.depth is None:
-            return Grasps.empty(), 'no depth'
-        if not len(objects):
-            return Grasps.empty(), 'no objects'
-        scene_points = _scene_points(frame, self._settings.scene_voxel)
-        result = plan_scene_grasps(objects, scene_points, self._settings.gripper, self._settings.grasping,
-                                   support_normal=plane)
-        return result.grasps, result.reason
-
-
-def _scene_points(frame: RGBDFrame, voxel: float) -> np.ndarray:
+def scene_points(frame: RGBDFrame, voxel: float) -> np.ndarray:
     """Valid scene points (N, 3) float32 of a frame, voxel-downsampled for collision checks."""
     cloud = deproject(frame.depth, frame.intrinsics).reshape(-1, 3)
     points = cloud[np.isfinite(cloud[:, 2])]

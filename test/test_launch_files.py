@@ -9,11 +9,11 @@ import yaml
 
 from robot_vision.ros.compat import launch_available
 from robot_vision.ros.params import settings_leaves, settings_from_values
-from robot_vision.ros.perception_node import NODE_PARAMETERS
+from robot_vision.ros.node_parameters import ALL_NAMES
 
 ROOT = Path(__file__).resolve().parent.parent
 LAUNCH_FILES = sorted((ROOT / 'launch').glob('*.launch.py'))
-DECLARED = set(NODE_PARAMETERS) | {leaf.name for leaf in settings_leaves()} | {'use_sim_time'}
+DECLARED = set(ALL_NAMES) | {leaf.name for leaf in settings_leaves()} | {'use_sim_time'}
 
 
 def _entry_points():
@@ -75,7 +75,7 @@ def test_config_files_hold_only_declared_and_valid_parameters(config):
         params = body['ros__parameters']
         flat = _flatten(params)
         assert set(flat) <= DECLARED, f'{config.name}/{node_name}: unknown {sorted(set(flat) - DECLARED)}'
-        settings_from_values({k: v for k, v in flat.items() if k not in NODE_PARAMETERS}, settings_leaves())
+        settings_from_values({k: v for k, v in flat.items() if k not in ALL_NAMES}, settings_leaves())
 
 
 @pytest.mark.skipif(not launch_available(),

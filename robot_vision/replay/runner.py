@@ -43,12 +43,6 @@ OUTPUT_NAMES = ('bag', 'results.json', 'summary.json', 'report.html', 'gallery')
 #: Image encodings that mean "this is a depth image".
 DEPTH_ENCODINGS = ('16UC1', 'mono16', '32FC1')
 
-#: Node parameters of config/robot_vision.yaml that are not pipeline settings (the perception node's
-#: NODE_PARAMETERS; a test keeps the two in step). Topic names serve as hints, and sync_slop_s,
-#: sync_queue_size and depth_scale are used as the replay's defaults.
-NODE_KEYS = ('mode', 'color_topic', 'depth_topic', 'camera_info_topic', 'depth_scale', 'input_reliability',
-             'input_depth', 'sync_slop_s', 'sync_queue_size', 'tf_timeout_s', 'input_timeout_s', 'autostart')
-
 
 @dataclass(frozen=True)
 class ReplaySettings:
@@ -121,19 +115,24 @@ class ReplayRun:
 def load_config(path: Optional[str]) -> Tuple[Any, Dict[str, Any]]:
     """Read PipelineSettings and the node parameters from a YAML file's ``robot_vision`` section.
 
-    Accepts both the plain form (``robot_vision: {detector: ...}``) and the ROS parameter-file
-    form (``robot_vision: {ros__parameters: {...}}``). Returns (PipelineSettings, node params).
-    Keys that are neither pipeline settings nor NODE_KEYS raise ConfigError.
+    Accepts the plain form (``robot_vision: {detector: ...}``) and the ROS parameter-file forms
+    (``/**: {ros__parameters: {...}}``, as in config/robot_vision.yaml, or ``robot_vision:
+    {ros__parameters: {...}}``). Returns (PipelineSettings, node params). Keys that are neither
+    pipeline settings nor parameters of a robot_vision node raise ConfigError.
     """
     from robot_vision.config import load_yaml_section
     from robot_vision.pipeline import PipelineSettings
+    from robot_vision.ros.node_parameters import ALL_NAMES
     if path is None:
         return PipelineSettings(), {}
-    section = dict(load_yaml_section(path, 'robot_vision'))
+    try:
+        section = dict(load_yaml_section(path, '/**'))
+    except ConfigError:
+        section = dict(load_yaml_section(path, 'robot_vision'))
     if 'ros__parameters' in section:
         section = dict(section['ros__parameters'] or {})
     fields = {f.name for f in dataclasses.fields(PipelineSettings)}
-    node = {k: section.pop(k) for k in list(section) if k not in fields and k in NODE_KEYS}
+    node = {k: section.pop(k) for k in list(section) if k not in fields and k in ALL_NAMES}
     return PipelineSettings.from_dict(section), node
 
 

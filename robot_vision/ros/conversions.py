@@ -311,15 +311,24 @@ def _parse_class(class_id: str, names: Optional[Mapping[int, str]]) -> int:
     return -1
 
 
+def detection_ids(detections: Detections) -> List[int]:
+    """The numeric id of each detection: its tracker id when set, else its row index + 1 (0 = background)."""
+    if detections.tracker_id is not None:
+        return [int(v) for v in detections.tracker_id]
+    return list(range(1, len(detections) + 1))
+
+
 def detections_to_msg(detections: Detections, frame_id: str, stamp: float | Time,
                       ids: Optional[Sequence[str]] = None) -> Detection2DArray:
     """Convert Detections into vision_msgs/Detection2DArray.
 
     ``results[0].hypothesis.class_id`` is the numeric class id as a string (names come from
-    LabelInfo); ``id`` is the tracker id when set, else ``ids[i]``, else the row index.
+    LabelInfo); ``id`` is the tracker id when set, else ``ids[i]``, else the row index + 1 (the
+    pixel value of the detection in the ``instance_labels`` image, see :func:`detection_ids`).
     """
     header = make_header(frame_id, stamp)
     msg = Detection2DArray(header=header)
+    numeric = detection_ids(detections)
     for i in range(len(detections)):
         x1, y1, x2, y2 = (float(v) for v in detections.xyxy[i])
         bbox = BoundingBox2D(size_x=x2 - x1, size_y=y2 - y1)
@@ -327,10 +336,7 @@ def detections_to_msg(detections: Detections, frame_id: str, stamp: float | Time
         hyp = ObjectHypothesisWithPose()
         hyp.hypothesis.class_id = _class_string(detections.class_id[i], None)
         hyp.hypothesis.score = float(detections.confidence[i])
-        if detections.tracker_id is not None:
-            det_id = str(int(detections.tracker_id[i]))
-        else:
-            det_id = ids[i] if ids is not None else str(i)
+        det_id = ids[i] if ids is not None and detections.tracker_id is None else str(numeric[i])
         msg.detections.append(Detection2D(header=header, results=[hyp], bbox=bbox, id=det_id))
     return msg
 

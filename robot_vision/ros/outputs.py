@@ -19,7 +19,7 @@ from robot_vision.geometry import invert_transform, transform_points
 from robot_vision.grasping.gripper import GripperModel
 from robot_vision.perception3d.visualize import box_corners
 from robot_vision.ros import conversions as conv
-from robot_vision.ros.topics import OUTPUT_TOPIC_TYPES
+from robot_vision.ros.topics import OUTPUT_TOPIC_TYPES, OUTPUT_TOPICS
 from robot_vision.types import Detections, Tracks, TrackState
 
 _BOX_EDGES = [(0, 1), (1, 3), (3, 2), (2, 0), (4, 5), (5, 7), (7, 6), (6, 4), (0, 4), (1, 5), (2, 6), (3, 7)]
@@ -34,11 +34,12 @@ def _rgb255(index: int) -> Tuple[int, int, int]:
 
 
 def instance_label_image(detections: Detections, shape: Tuple[int, int]) -> np.ndarray:
-    """Paint detections into an (H, W) uint16 image: pixel = detection index + 1, 0 = background.
+    """Paint detections into an (H, W) uint16 image: pixel = the detection's id, 0 = background.
 
-    ``shape`` is (H, W). Each detection's mask is used when present, else its box. Larger
-    instances are painted first so that a smaller one lying on top of a larger one stays
-    visible; ties keep index order.
+    The id is what ``detections_to_msg`` puts in ``Detection2D.id``: the tracker id when the
+    detections carry one, else the row index + 1. ``shape`` is (H, W). Each detection's mask is
+    used when present, else its box. Larger instances are painted first so that a smaller one
+    lying on top of a larger one stays visible; ties keep index order.
     """
     height, width = int(shape[0]), int(shape[1])
     labels = np.zeros((height, width), np.uint16)
@@ -49,13 +50,16 @@ def instance_label_image(detections: Detections, shape: Tuple[int, int]) -> np.n
     masks = detections.mask
     if masks is not None and masks.shape[1:] != (height, width):
         raise InputError(f'Detections.mask: expected masks of {height}x{width} (HxW), got {masks.shape[1:]}')
+    values = conv.detection_ids(detections)
     areas = masks.reshape(len(detections), -1).sum(1) if masks is not None else detections.area
     for i in sorted(range(len(detections)), key=lambda k: (-float(areas[k]), k)):
+        if not 0 < values[i] <= 65535:
+            raise InputError(f'instance labels: detection id {values[i]} does not fit a mono16 pixel (1..65535)')
         if masks is not None:
-            labels[masks[i]] = i + 1
+            labels[masks[i]] = values[i]
         else:
             x1, y1, x2, y2 = np.round(detections.xyxy[i]).astype(int)
-            labels[max(y1, 0):max(min(y2, height), 0), max(x1, 0):max(min(x2, width), 0)] = i + 1
+            labels[max(y1, 0):max(min(y2, height), 0), max(x1, 0):max(min(x2, width), 0)] = values[i]
     return labels
 
 
@@ -192,43 +196,59 @@ def _object_cloud(result: Any) -> Tuple[np.ndarray, np.ndarray]:
 
 
 def result_messages(result: Any, color: Optional[np.ndarray], camera_to_fixed: Optional[np.ndarray] = None,
-                    overlay: Optional[np.ndarray] = None) -> List[Tuple[str, Any]]:
-    """Build every output message of one FrameResult as (relative topic name, message) pairs.
+                    overlay: Optional[np.ndarray] = None,
+                    topics: Optional[Sequence[str]] = None) -> List[Tuple[str, Any]]:
+    """Build the output messages of one FrameResult as (relative topic name, message) pairs.
 
     ``color`` is the frame's (H, W, 3) uint8 RGB image (None: no ``detections_overlay``);
     ``camera_to_fixed`` (4x4) lets the overlay label tracks; ``overlay`` is an already drawn
-    :func:`overlay_image` to reuse. Camera-frame topics carry
-    ``result.frame_id``, fixed-frame topics ``result.fixed_frame``; all carry ``result.stamp``.
-    ``best_grasp`` is only included when there is a grasp. The order follows OUTPUT_TOPICS.
+    :func:`overlay_image` to reuse. ``topics`` selects which messages to build (default: all of
+    OUTPUT_TOPICS). Camera-frame topics carry ``result.frame_id``, fixed-frame topics
+    ``result.fixed_frame``; all carry ``result.stamp``. ``best_grasp`` is only included when there
+    is a grasp. The order follows OUTPUT_TOPICS.
     """
+    wanted = set(OUTPUT_TOPIC_TYPES if topics is None else topics)
+    unknown = sorted(wanted - set(OUTPUT_TOPIC_TYPES))
+    if unknown:
+        raise InputError(f'result_messages: topics {unknown} are not in OUTPUT_TOPICS')
     frame, fixed, stamp = result.frame_id, result.fixed_frame, conv.seconds_to_stamp(result.stamp)
     names = result.class_names or {}
-    intr = result.intrinsics
     objects, grasps, tracks, dets = result.objects, result.grasps, result.tracks, result.detections
-    out: List[Tuple[str, Any]] = [('detections', conv.detections_to_msg(dets, frame, stamp))]
-    labels = instance_label_image(dets, intr.shape)
-    out.append(('instance_labels', conv.numpy_to_image(labels, 'mono16', frame, stamp)))
-    if color is not None:
-        if overlay is None:
-            overlay = overlay_image(color, result, camera_to_fixed)
-        out.append(('detections_overlay', conv.numpy_to_image(overlay, 'rgb8', frame, stamp)))
-    info = conv.label_info_msg(names, frame)
-    info.header.stamp = stamp
-    out.append(('label_info', info))
-    out.append(('objects', conv.objects_to_msg(objects, frame, stamp)))
-    points, colours = _object_cloud(result)
-    out.append(('object_points', conv.points_to_cloud(points, frame, stamp, colours)))
-    texts = [f'{i} {names.get(int(c), "obj" if c < 0 else str(int(c)))}' for i, c in enumerate(objects.class_id)]
-    out.append(('object_markers', conv.object_markers(objects, frame, stamp, labels=texts)))
-    out.append(('grasps', conv.grasps_to_pose_array(grasps, frame, stamp)))
-    if len(grasps):
-        out.append(('best_grasp', conv.pose_stamped(grasps.pose[0], frame, stamp)))
-    out.append(('grasp_markers', conv.gripper_markers(grasp_outline_segments(grasps.pose, grasps.width),
-                                                      frame, stamp)))
-    out.append(('tracked_objects', conv.tracks_to_msg(tracks, fixed, stamp)))
-    out.append(('track_markers', conv.track_markers(tracks, fixed, stamp)))
-    out.append(('obstacles', conv.points_to_cloud(obstacle_points(tracks), fixed, stamp)))
-    unknown = [name for name, _ in out if name not in OUTPUT_TOPIC_TYPES]
-    if unknown:  # pragma: no cover - guards the table and this function staying in step
-        raise InputError(f'result_messages: topics {unknown} are missing from OUTPUT_TOPICS')
-    return out
+
+    def overlay_msg():
+        drawn = overlay if overlay is not None else overlay_image(color, result, camera_to_fixed)
+        return conv.numpy_to_image(drawn, 'rgb8', frame, stamp)
+
+    def label_info():
+        info = conv.label_info_msg(names, frame)
+        info.header.stamp = stamp
+        return info
+
+    def object_cloud():
+        points, colours = _object_cloud(result)
+        return conv.points_to_cloud(points, frame, stamp, colours)
+
+    def markers():
+        texts = [f'{i} {names.get(int(c), "obj" if c < 0 else str(int(c)))}'
+                 for i, c in enumerate(objects.class_id)]
+        return conv.object_markers(objects, frame, stamp, labels=texts)
+
+    builders = {
+        'detections': lambda: conv.detections_to_msg(dets, frame, stamp),
+        'instance_labels': lambda: conv.numpy_to_image(instance_label_image(dets, result.intrinsics.shape),
+                                                       'mono16', frame, stamp),
+        'detections_overlay': overlay_msg if color is not None else None,
+        'label_info': label_info,
+        'objects': lambda: conv.objects_to_msg(objects, frame, stamp),
+        'object_points': object_cloud,
+        'object_markers': markers,
+        'grasps': lambda: conv.grasps_to_pose_array(grasps, frame, stamp),
+        'best_grasp': (lambda: conv.pose_stamped(grasps.pose[0], frame, stamp)) if len(grasps) else None,
+        'grasp_markers': lambda: conv.gripper_markers(grasp_outline_segments(grasps.pose, grasps.width),
+                                                      frame, stamp),
+        'tracked_objects': lambda: conv.tracks_to_msg(tracks, fixed, stamp),
+        'track_markers': lambda: conv.track_markers(tracks, fixed, stamp),
+        'obstacles': lambda: conv.points_to_cloud(obstacle_points(tracks), fixed, stamp),
+    }
+    return [(topic.name, builders[topic.name]()) for topic in OUTPUT_TOPICS
+            if topic.name in wanted and builders[topic.name] is not None]

@@ -33,7 +33,7 @@ OUTPUT_TOPICS: Tuple[OutputTopic, ...] = (
     OutputTopic('detections', 'vision_msgs/msg/Detection2DArray', 'camera', False,
                 '2D boxes, class id (as a numeric string) and score per detection'),
     OutputTopic('instance_labels', 'sensor_msgs/msg/Image', 'camera', False,
-                'mono16 instance image: pixel = detection index + 1, 0 = background'),
+                'mono16 instance image: pixel = the Detection2D id (row + 1, or the 2D track id), 0 = background'),
     OutputTopic('detections_overlay', 'sensor_msgs/msg/Image', 'camera', False,
                 'rgb8 colour image with masks, projected 3D boxes, grasps and track ids drawn'),
     OutputTopic('label_info', 'vision_msgs/msg/LabelInfo', 'camera', True,

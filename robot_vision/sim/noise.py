@@ -105,6 +105,29 @@ def apply_depth_noise(depth: np.ndarray, intrinsics: CameraIntrinsics, noise: De
     return z.astype(np.float32)
 
 
+def range_codes(depth: np.ndarray, depth_clean: np.ndarray, noise: DepthNoise) -> np.ndarray:
+    """Mark out-of-range readings as Gazebo's depth camera and REP 117 do: +inf too far, -inf too near.
+
+    ``depth``: (H, W) float32 metres, NaN invalid (the output of :func:`apply_depth_noise`);
+    ``depth_clean``: the noise-free depth it came from (NaN where nothing was hit).
+    Returns a float32 copy where invalid pixels whose true depth is beyond ``noise.ranges[1]``,
+    or that hit nothing, are +inf, those nearer than ``noise.ranges[0]`` are -inf, and the
+    sensor model's other dropouts stay NaN.
+    """
+    depth = np.asarray(depth, np.float32)
+    depth_clean = np.asarray(depth_clean, np.float32)
+    if depth.shape != depth_clean.shape or depth.ndim != 2:
+        raise InputError(f'range_codes: expected two (H, W) depth images of one shape, got {depth.shape} '
+                         f'and {depth_clean.shape}')
+    low, high = noise.ranges
+    out = depth.copy()
+    invalid = np.isnan(out)
+    with np.errstate(invalid='ignore'):
+        out[invalid & (np.isnan(depth_clean) | (depth_clean > high))] = np.inf
+        out[invalid & (depth_clean < low)] = -np.inf
+    return out
+
+
 def _smooth_noise(rng: np.random.Generator, shape, sigma_px: float) -> np.ndarray:
     """Unit-variance Gaussian noise low-pass filtered with a Gaussian of ``sigma_px`` pixels.
 
@@ -160,4 +183,4 @@ def _stereo_shadow(depth: np.ndarray, valid: np.ndarray, focal_baseline: float,
     return shadow & valid
 
 
-__all__ = ['DepthNoise', 'apply_depth_noise', 'NOISE_MODELS']
+__all__ = ['DepthNoise', 'apply_depth_noise', 'range_codes', 'NOISE_MODELS']

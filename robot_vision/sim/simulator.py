@@ -12,7 +12,7 @@ from robot_vision.errors import InputError
 from robot_vision.geometry import invert_transform, matrix_from_quaternion
 from robot_vision.sim.noise import DepthNoise, apply_depth_noise
 from robot_vision.sim.scene import SceneSpec
-from robot_vision.types import CameraIntrinsics, Detections, RGBDFrame
+from robot_vision.types import CameraIntrinsics, Detections, Objects3D, RGBDFrame
 
 #: MuJoCo cameras look along -z with y up; the optical frame looks along +z with y down.
 MUJOCO_TO_OPTICAL = np.diag([1.0, -1.0, -1.0])
@@ -91,6 +91,23 @@ class GroundTruth:
         return Detections(xyxy=self.xyxy[keep], confidence=np.ones(int(keep.sum()), np.float32),
                           class_id=self.class_id[keep], mask=self.mask[keep],
                           tracker_id=self.object_id[keep].astype(np.int64))
+
+    def objects(self, frame: str = 'camera') -> Objects3D:
+        """Ground truth as ``Objects3D`` (every object, visible or not) in the ``'camera'`` or ``'world'`` frame.
+
+        ``pose`` is ``pose_camera`` or ``pose_world``; ``size`` the box extent; ``centroid`` the
+        box centre (not a mean of points); confidence 1; ``class_id``; ``detection_index`` the
+        row of the object in :meth:`detections` (default ``min_visible_pixels``), -1 when unseen;
+        ``mask`` the visible masks. No point clouds.
+        """
+        if frame not in ('camera', 'world'):
+            raise InputError(f"GroundTruth.objects: expected frame 'camera' or 'world', got {frame!r}")
+        pose = self.pose_camera if frame == 'camera' else self.pose_world
+        visible = self.visible_pixels >= 1
+        index = np.where(visible, np.cumsum(visible) - 1, -1).astype(np.int32)
+        return Objects3D(pose=pose.copy(), size=self.size.copy(), centroid=pose[:, :3, 3].copy(),
+                         confidence=np.ones(len(self), np.float32), class_id=self.class_id.copy(),
+                         detection_index=index, mask=self.mask)
 
 
 def canonical_frame(rotation_world_body: np.ndarray, extent) -> Tuple[np.ndarray, np.ndarray]:

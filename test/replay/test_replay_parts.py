@@ -10,7 +10,7 @@ from robot_vision.errors import ConfigError, InputError
 from robot_vision.replay import ReplaySettings, load_config
 from robot_vision.replay.bag import type_hash
 from robot_vision.replay.progress import Progress
-from robot_vision.replay.runner import NODE_KEYS
+from robot_vision.ros import conversions as cv
 from robot_vision.ros.outputs import instance_label_image, obstacle_points
 from robot_vision.ros.topics import OUTPUT_TOPIC_TYPES, OUTPUT_TOPICS, output_topic, resolve
 from robot_vision.types import Detections, Tracks, TrackState
@@ -51,6 +51,12 @@ def test_instance_labels_from_masks_keep_small_objects_on_top():
     assert labels.dtype == np.uint16
     assert labels[3, 3] == 1 and labels[1, 6] == 2 and labels[0, 0] == 0
     assert instance_label_image(_dets(np.zeros((0, 4))), (6, 8)).sum() == 0
+    # With 2D track ids the pixels carry the track ids, as Detection2D.id does.
+    tracked = Detections(xyxy=[[2, 2, 4, 4], [1, 1, 7, 5]], confidence=[1, 1], class_id=[0, 0],
+                         mask=np.stack([small, big]), tracker_id=[40, 7])
+    labels = instance_label_image(tracked, (6, 8))
+    assert labels[3, 3] == 40 and labels[1, 6] == 7
+    assert [d.id for d in cv.detections_to_msg(tracked, 'cam', 0.0).detections] == ['40', '7']
 
 
 def test_instance_labels_from_boxes_and_size_checks():
@@ -82,11 +88,6 @@ def test_config_file_sections_and_node_keys():
         ReplaySettings(slop=-1.0)
     with pytest.raises(ConfigError, match='roles'):
         ReplaySettings(topics={'colour': '/x'})
-
-
-def test_node_keys_match_the_perception_node():
-    from robot_vision.ros.perception_node import NODE_PARAMETERS
-    assert set(NODE_KEYS) == set(NODE_PARAMETERS)
 
 
 def test_typo_in_config_is_an_error(tmp_path):

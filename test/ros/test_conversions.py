@@ -212,7 +212,7 @@ def test_pose_round_trip_and_zero_quaternion_error():
 def test_detections_round_trip():
     dets = Detections(xyxy=[[10, 20, 50, 80], [0, 0, 5, 5]], confidence=[0.9, 0.4], class_id=[3, 0])
     msg = cv.detections_to_msg(dets, 'cam', 2.0)
-    assert [d.id for d in msg.detections] == ['0', '1']
+    assert [d.id for d in msg.detections] == ['1', '2']  # the pixel values of the instance-label image
     back = cv.msg_to_detections(msg)
     assert np.allclose(back.xyxy, dets.xyxy) and np.array_equal(back.class_id, dets.class_id)
     assert np.allclose(back.confidence, dets.confidence)

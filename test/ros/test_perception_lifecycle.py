@@ -27,14 +27,14 @@ def _state(node):
 def test_lifecycle_transitions(node):
     assert _state(node) == 'unconfigured'
     assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS and _state(node) == 'inactive'
-    assert node._pipeline is not None and len(node._outputs) == 13
+    assert node.pipeline is not None and len(node.outputs) == 13
     assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS and _state(node) == 'active'
     assert node._worker.is_alive()
     assert node.count_subscribers('camera/color/image_raw') == 1
     assert node.trigger_deactivate() == TransitionCallbackReturn.SUCCESS and _state(node) == 'inactive'
     assert node._worker is None and node.count_subscribers('camera/color/image_raw') == 0
     assert node.trigger_cleanup() == TransitionCallbackReturn.SUCCESS and _state(node) == 'unconfigured'
-    assert node._pipeline is None and not node._outputs
+    assert node.pipeline is None and not node.outputs
     # and again, from scratch
     assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
 

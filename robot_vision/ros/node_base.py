@@ -1,0 +1,326 @@
+"""What every robot_vision lifecycle node shares: parameters, inputs, latest-frame worker, outputs, TF, diagnostics.
+
+A node subclasses :class:`PipelineNode`, names its executable (``EXECUTABLE``, which selects its
+parameter table in :mod:`robot_vision.ros.node_parameters`) and its output topics (``OUTPUTS``,
+names from :data:`robot_vision.ros.topics.OUTPUT_TOPICS`), and implements three hooks:
+
+- :meth:`PipelineNode.setup` (on_configure): build the core objects from the validated settings;
+- :meth:`PipelineNode.inputs` (on_activate): the synchronised inputs as (name, type, topic);
+- :meth:`PipelineNode.process` (worker thread): handle one synchronised set ``{name: msg}``.
+
+The base declares the parameters (node table plus every pipeline setting), rejects unknown
+overrides, subscribes with the configured QoS through :class:`~robot_vision.ros.compat.ApproximateSync`,
+keeps the latest CameraInfo, processes always the newest set on a worker thread (sets that are
+replaced before the worker takes them are counted as dropped), publishes /diagnostics at 1 Hz and
+turns :class:`~robot_vision.errors.RobotVisionError` from a frame into a throttled error.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
+
+import numpy as np
+from rcl_interfaces.msg import ParameterDescriptor
+from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
+from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+from sensor_msgs.msg import CameraInfo, Image
+
+from robot_vision.camera import depth_unit_problem
+from robot_vision.errors import RobotVisionError
+from robot_vision.pipeline import FrameResult, PipelineSettings
+from robot_vision.ros import conversions as cv
+from robot_vision.ros.compat import ApproximateSync, TransformSource
+from robot_vision.ros.diagnostics import NodeDiagnostics
+from robot_vision.ros.node_parameters import ALL_NAMES, node_parameters
+from robot_vision.ros.outputs import result_messages
+from robot_vision.ros.params import declare_settings, read_settings, unknown_overrides, validate_change
+from robot_vision.ros.topics import output_topic
+from robot_vision.types import CameraIntrinsics, RGBDFrame
+
+#: Accepted values of the string parameters every node checks at configure time.
+_CHOICES = {'input_reliability': ('best_effort', 'reliable'), 'mode': ('rgbd', 'depth', 'color'),
+            'grasp_mode': ('continuous', 'on_request')}
+
+
+def message_class(type_name: str) -> type:
+    """Import a message class from its ROS type name, e.g. 'vision_msgs/msg/Detection2DArray'."""
+    import importlib
+    package, _, name = type_name.split('/')
+    return getattr(importlib.import_module(f'{package}.msg'), name)
+
+
+def reliability(name: str) -> ReliabilityPolicy:
+    """The QoS reliability policy of a parameter value ('best_effort' or 'reliable')."""
+    return {'best_effort': ReliabilityPolicy.BEST_EFFORT, 'reliable': ReliabilityPolicy.RELIABLE}[name]
+
+
+#: QoS of latched outputs (LabelInfo): late subscribers get the last message.
+LATCHED = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL, reliability=ReliabilityPolicy.RELIABLE)
+
+
+class PipelineNode(LifecycleNode):
+    """Base class of robot_vision's lifecycle nodes (see the module docstring for the hooks)."""
+
+    #: Executable name; selects the parameter table in robot_vision.ros.node_parameters.
+    EXECUTABLE = ''
+    #: Output topic names (entries of OUTPUT_TOPICS) created as lifecycle publishers in on_configure.
+    OUTPUTS: Tuple[str, ...] = ()
+    #: Whether the node needs CameraInfo (frames are refused until one arrived).
+    USES_CAMERA_INFO = True
+
+    def __init__(self, node_name: str, **kwargs: Any) -> None:
+        super().__init__(node_name, **kwargs)
+        self.parameter_table = node_parameters(self.EXECUTABLE)
+        for name, (default, text) in self.parameter_table.items():
+            self.declare_parameter(name, default, ParameterDescriptor(description=text))
+        self._leaves = declare_settings(self)
+        self.add_on_set_parameters_callback(lambda params: validate_change(self, self._leaves, params))
+        self.params: Dict[str, Any] = {}
+        self.settings: Optional[PipelineSettings] = None
+        self.outputs: Dict[str, Any] = {}
+        self.tf: Optional[TransformSource] = None
+        self.diag: Optional[NodeDiagnostics] = None
+        self.camera_info: Optional[CameraInfo] = None
+        self._sync: Optional[ApproximateSync] = None
+        self._extra_subs: List[Any] = []
+        self._diag_timer = None
+        self._input_names: List[str] = []
+        self._pending: Optional[Dict[str, Any]] = None
+        self._wake = threading.Condition()
+        self._worker: Optional[threading.Thread] = None
+        self._running = False
+        if self.get_parameter('autostart').value:
+            self._autostart_timer = self.create_timer(0.0, self._autostart)
+
+    # ------------------------------------------------------------------ hooks
+    def setup(self, settings: PipelineSettings) -> None:
+        """Build the node's core objects (load models); raise RobotVisionError to fail configuration."""
+
+    def teardown(self) -> None:
+        """Release what :meth:`setup` built."""
+
+    def inputs(self) -> List[Tuple[str, type, str]]:
+        """The synchronised inputs as (name, message type, topic parameter value)."""
+        raise NotImplementedError
+
+    def extra_subscriptions(self) -> None:
+        """Create unsynchronised subscriptions (latched class names, requests) with :meth:`subscribe`."""
+
+    def process(self, msgs: Dict[str, Any]) -> None:
+        """Handle one synchronised set {input name: message} on the worker thread."""
+        raise NotImplementedError
+
+    def activated(self) -> None:
+        """Called once the publishers are active (publish latched messages such as LabelInfo here)."""
+
+    # ------------------------------------------------------------------ lifecycle
+    def _autostart(self) -> None:
+        self.destroy_timer(self._autostart_timer)
+        if self.trigger_configure() == TransitionCallbackReturn.SUCCESS:
+            self.trigger_activate()
+
+    def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Read and validate parameters, build the core objects, create publishers."""
+        problems = unknown_overrides(self, sorted(ALL_NAMES))
+        if problems:
+            self.get_logger().error('configuration rejected: ' + '; '.join(problems))
+            return TransitionCallbackReturn.FAILURE
+        try:
+            self.settings = read_settings(self, self._leaves)
+            self.params = {name: self.get_parameter(name).value for name in self.parameter_table}
+            for name, choices in _CHOICES.items():
+                if name in self.params and self.params[name] not in choices:
+                    raise RobotVisionError(f'{name}: expected one of {list(choices)}, got {self.params[name]!r}')
+            self.setup(self.settings)
+        except RobotVisionError as exc:
+            self.get_logger().error(f'configuration failed: {exc}')
+            return TransitionCallbackReturn.FAILURE
+        for name in self.OUTPUTS:
+            topic = output_topic(name)
+            self.outputs[name] = self.create_lifecycle_publisher(
+                message_class(topic.msg_type), name, LATCHED if topic.latched else 10)
+        self.tf = TransformSource(self)
+        self.get_logger().info(f'configured: detector {self.settings.detector.backend}, fixed frame '
+                               f'{self.settings.fixed_frame}, outputs {", ".join(self.OUTPUTS)}')
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Subscribe to the inputs and start the worker thread."""
+        p = self.params
+        qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=int(p['input_depth']),
+                         reliability=reliability(p['input_reliability']), durability=DurabilityPolicy.VOLATILE)
+        inputs = self.inputs()
+        self._input_names = [name for name, _, _ in inputs]
+        self._sync = ApproximateSync(self, [(msg_type, topic, qos) for _, msg_type, topic in inputs],
+                                     int(p['sync_queue_size']), float(p['sync_slop_s']), self._on_set)
+        watched = {name: (topic, qos) for name, _, topic in inputs}
+        if self.USES_CAMERA_INFO:
+            info_qos = QoSProfile(depth=5, reliability=reliability(p['input_reliability']))
+            self.subscribe(CameraInfo, p['camera_info_topic'], self._on_info, info_qos)
+            watched['camera_info'] = (p['camera_info_topic'], info_qos)
+        self.diag = NodeDiagnostics(self, watched, float(p['input_timeout_s']))
+        self._diag_timer = self.create_timer(1.0, self.diag.publish)
+        self.extra_subscriptions()
+        for name, topic in ((n, t) for n, _, t in inputs):
+            self.get_logger().info(f'input {name}: {self.resolve_topic_name(topic)} with QoS reliability '
+                                   f'{qos.reliability.name.lower()}, depth {qos.depth}')
+        self._running = True
+        self._worker = threading.Thread(target=self._work, name=f'{self.get_name()}_worker', daemon=True)
+        self._worker.start()
+        result = super().on_activate(state)
+        self.activated()
+        return result
+
+    def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Stop processing and unsubscribe."""
+        self._stop_worker()
+        if self._sync is not None:
+            self._sync.destroy()
+            self._sync = None
+        for sub in self._extra_subs:
+            self.destroy_subscription(sub)
+        self._extra_subs = []
+        if self._diag_timer is not None:
+            self.destroy_timer(self._diag_timer)
+            self._diag_timer = None
+        return super().on_deactivate(state)
+
+    def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Release the core objects (models) and the publishers."""
+        self.teardown()
+        for publisher in self.outputs.values():
+            self.destroy_publisher(publisher)
+        self.outputs = {}
+        self.settings = None
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Stop the worker on shutdown from any state."""
+        self._stop_worker()
+        return TransitionCallbackReturn.SUCCESS
+
+    # ------------------------------------------------------------------ inputs and worker
+    def subscribe(self, msg_type: type, topic: str, callback: Any, qos: Any = 10) -> Any:
+        """Create a subscription that on_deactivate removes again."""
+        sub = self.create_subscription(msg_type, topic, callback, qos)
+        self._extra_subs.append(sub)
+        return sub
+
+    def _on_info(self, msg: CameraInfo) -> None:
+        self.camera_info = msg
+        if self.diag is not None:
+            self.diag.rates['camera_info'].tick()
+
+    def _on_set(self, *msgs: Any) -> None:
+        for name in self._input_names:
+            self.diag.rates[name].tick()
+        with self._wake:
+            if self._pending is not None:
+                self.diag.dropped += 1
+            self._pending = dict(zip(self._input_names, msgs))
+            self._wake.notify()
+
+    def _stop_worker(self) -> None:
+        self._running = False
+        with self._wake:
+            self._wake.notify_all()
+        if self._worker is not None:
+            self._worker.join(timeout=5.0)
+            self._worker = None
+
+    def _work(self) -> None:
+        while True:
+            with self._wake:
+                while self._running and self._pending is None:
+                    self._wake.wait(timeout=0.5)
+                if not self._running:
+                    return
+                msgs, self._pending = self._pending, None
+            try:
+                self.process(msgs)
+            except RobotVisionError as exc:
+                self.diag.errors += 1
+                self.diag.problem('frame', str(exc), 2)
+                self.get_logger().error(f'frame skipped: {exc}', throttle_duration_sec=5.0)
+
+    # ------------------------------------------------------------------ helpers for process()
+    def intrinsics(self) -> CameraIntrinsics:
+        """The latest CameraInfo as intrinsics (RobotVisionError naming the topic when none arrived)."""
+        if self.camera_info is None:
+            raise RobotVisionError(f'no CameraInfo received yet on '
+                                   f'{self.resolve_topic_name(self.params["camera_info_topic"])}')
+        return cv.camera_info_to_intrinsics(self.camera_info)
+
+    def frame(self, color: Optional[Image] = None, depth: Optional[Image] = None) -> RGBDFrame:
+        """An RGBDFrame of the given images (at least one) with the latest CameraInfo.
+
+        Checks the depth units (diagnostics) and that colour and depth have the same size.
+        """
+        header = (color if color is not None else depth).header
+        intrinsics = self.intrinsics()
+        rgb = cv.image_to_rgb(color) if color is not None else None
+        metres = None
+        if depth is not None:
+            metres = cv.image_to_depth(depth, float(self.params['depth_scale']) or None)
+            problem = depth_unit_problem(metres)
+            if problem:
+                self.diag.problem('depth_units', problem)
+        if rgb is not None and metres is not None and rgb.shape[:2] != metres.shape:
+            raise RobotVisionError(f'colour image is {rgb.shape[1]}x{rgb.shape[0]} but depth is '
+                                   f'{metres.shape[1]}x{metres.shape[0]}: is the depth aligned to colour?')
+        return RGBDFrame(intrinsics, color=rgb, depth=metres, stamp=cv.stamp_to_seconds(header.stamp),
+                         frame_id=header.frame_id)
+
+    def lookup(self, target: str, source: str, stamp: float, purpose: str) -> Optional[np.ndarray]:
+        """``source`` -> ``target`` 4x4 at ``stamp``, or None with a 'tf' diagnostic and a throttled warning."""
+        if not target or target == source:
+            return np.eye(4)
+        try:
+            return self.tf.lookup(target, source, stamp, float(self.params['tf_timeout_s']))
+        except RobotVisionError as exc:
+            self.diag.problem('tf', f'{purpose} skipped: {exc}')
+            self.get_logger().warn(f'no transform {source} -> {target} for {purpose}: {exc}',
+                                   throttle_duration_sec=5.0)
+            return None
+
+    def publish(self, result: FrameResult, topics: Sequence[str], stamp: Any,
+                color: Optional[np.ndarray] = None, camera_to_fixed: Optional[np.ndarray] = None) -> None:
+        """Publish ``result``'s messages of ``topics`` (stamped ``stamp``, the input header stamp)."""
+        for topic, msg in result_messages(result, color, camera_to_fixed, topics=topics):
+            if hasattr(msg, 'header'):
+                msg.header.stamp = stamp
+            self.outputs[topic].publish(msg)
+
+    def publish_label_info(self, class_names: Dict[int, str]) -> None:
+        """Publish the class map on the latched ``label_info`` output."""
+        self.outputs['label_info'].publish(cv.label_info_msg(class_names))
+
+    def finished(self, stamp_s: float, timings_ms: Dict[str, float], warnings: Iterable[str] = ()) -> None:
+        """Record a processed set: latency from the input stamp to now, stage times, pipeline warnings."""
+        for warning in warnings:
+            self.diag.problem('pipeline', warning)
+        now = self.get_clock().now().nanoseconds * 1e-9
+        self.diag.processed_frame((now - stamp_s) * 1e3, timings_ms)
+
+
+def spin(node: LifecycleNode, threads: int = 3) -> None:
+    """Spin ``node`` in a multi-threaded executor until Ctrl-C or external shutdown, then clean up."""
+    import rclpy
+    executor = MultiThreadedExecutor(num_threads=threads)
+    executor.add_node(node)
+    try:
+        executor.spin()
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        node.destroy_node()
+        rclpy.try_shutdown()
+
+
+def main_for(node_class: type, args: Optional[List[str]] = None) -> None:
+    """Console-script body: init rclpy, create ``node_class()``, spin until shutdown."""
+    import rclpy
+    rclpy.init(args=args)
+    spin(node_class())

@@ -1,0 +1,76 @@
+"""The node parameters of every robot_vision node that are not pipeline settings: name -> (default, description).
+
+Pipeline settings (``segmentation.max_depth``, ``gripper.max_opening``, ...) are declared on every
+node by :mod:`robot_vision.ros.params`; the tables here add each node's topics, QoS and
+behaviour. One parameter file (``config/robot_vision.yaml``, section ``/**``) configures all nodes:
+a key that belongs to another robot_vision node is accepted and ignored, while a key no node
+knows is a configuration error. This module imports no ROS package (the README tables and the
+launch-file tests read it).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Dict, Tuple
+
+Table = Dict[str, Tuple[Any, str]]
+
+#: Every node: start-up, input QoS, synchronisation, TF and diagnostics.
+COMMON: Table = {
+    'autostart': (True, 'configure and activate on start-up (no lifecycle manager needed)'),
+    'input_reliability': ('best_effort', "QoS reliability of the synchronised inputs: 'best_effort' (accepts "
+                                         "every publisher) or 'reliable'"),
+    'input_depth': (5, 'QoS history depth of the synchronised inputs'),
+    'sync_slop_s': (0.03, 'approximate-time slop between the synchronised inputs (s)'),
+    'sync_queue_size': (10, 'approximate-time synchroniser queue per input'),
+    'tf_timeout_s': (0.05, 'how long to wait for a transform at a message stamp (s)'),
+    'input_timeout_s': (3.0, 'warn in diagnostics when an input is silent this long (s)'),
+}
+
+#: Nodes that read camera images.
+_DEPTH: Table = {
+    'depth_topic': ('camera/aligned_depth_to_color/image_raw',
+                    'depth image aligned to colour (16UC1 mm or 32FC1 m)'),
+    'camera_info_topic': ('camera/color/camera_info', 'CameraInfo of the colour (and aligned depth) image'),
+    'depth_scale': (0.0, 'metres per depth unit; 0 = from the encoding (16UC1: 0.001, 32FC1: 1)'),
+}
+_CAMERA: Table = {
+    'mode': ('rgbd', "inputs: 'rgbd' (colour + aligned depth), 'depth' (depth only, class-agnostic) "
+                     "or 'color' (colour only: 2D detections and 2D tracks)"),
+    'color_topic': ('camera/color/image_raw', 'colour image topic (rgb8/bgr8/rgba8/bgra8/mono8)'),
+    **_DEPTH,
+}
+
+#: Per node (executable name -> its own parameters, COMMON excluded).
+NODES: Dict[str, Table] = {
+    'perception_node': dict(_CAMERA),
+    'detector_node': dict(_CAMERA),
+    'pose_estimator_node': {
+        **_DEPTH,
+        'detections_topic': ('detections', 'vision_msgs/Detection2DArray from any detector'),
+        'instance_labels_topic': ('instance_labels', 'mono16 instance image whose pixel values are the '
+                                                     'Detection2D ids (used when use_instance_labels)'),
+        'label_info_topic': ('label_info', 'vision_msgs/LabelInfo of the detector (class names, latched)'),
+        'use_instance_labels': (True, 'synchronise with the instance-label image and use its masks; false: '
+                                      'boxes only (detectors without masks)'),
+    },
+    'grasp_planner_node': {
+        **_DEPTH,
+        'objects_topic': ('objects', 'vision_msgs/Detection3DArray (camera frame) to plan grasps for'),
+        'target_frame': ('', "frame of the published grasps, e.g. 'base_link' (empty: the camera frame)"),
+        'grasp_mode': ('continuous', "'continuous' (plan on every objects message) or 'on_request' (plan "
+                                     "only when a request arrives on request_topic)"),
+        'request_topic': ('grasp_request', "std_msgs/String: a Detection3D id to plan for one object, "
+                                           "or '' for all"),
+    },
+    'tracker_node': {
+        'objects_topic': ('objects', 'vision_msgs/Detection3DArray (camera frame) to track'),
+    },
+}
+
+#: Every non-settings parameter name any robot_vision node declares.
+ALL_NAMES = frozenset(COMMON).union(*NODES.values())
+
+
+def node_parameters(executable: str) -> Table:
+    """COMMON plus the node's own parameters (KeyError for an unknown executable name)."""
+    return {**COMMON, **NODES[executable]}
