@@ -36,6 +36,7 @@ setup(
         share('launch'),
         share('config'),
         share('urdf'),
+        share('sim/gazebo'),
     ],
     install_requires=['setuptools'],
     zip_safe=False,

@@ -1,14 +1,23 @@
-"""Start robot_vision's perception node next to a camera driver, plus the camera/gripper frames.
+"""Start robot_vision next to a camera driver (or a Gazebo camera), plus the camera/gripper frames.
 
-Example:
+``nodes:=all_in_one`` (default) runs the whole pipeline in one process (perception_node, lowest
+latency); ``nodes:=separate`` starts the detector, pose estimator, grasp planner and tracker as
+separate lifecycle nodes (each can be replaced, e.g. by Isaac ROS or depthai detections); a comma
+list such as ``nodes:=pose_estimator,grasp_planner`` starts just those. ``sim:=true`` also starts
+Gazebo with sim/gazebo/tabletop.sdf and ros_gz_bridge with sim/gazebo/bridge.yaml (needs ros_gz).
+
+Examples:
   ros2 launch robot_vision robot_vision.launch.py camera_namespace:=/camera \
       config_file:=/path/to/my.yaml detector_backend:=onnx model_path:=/path/to/yolo.onnx
+  ros2 launch robot_vision robot_vision.launch.py nodes:=separate target_frame:=base_link
+  ros2 launch robot_vision robot_vision.launch.py sim:=true
 """
 
 from launch import LaunchDescription
-from launch.actions import DeclareLaunchArgument
+from launch.actions import DeclareLaunchArgument, IncludeLaunchDescription
 from launch.conditions import IfCondition
-from launch.substitutions import Command, LaunchConfiguration, PathJoinSubstitution
+from launch.launch_description_sources import PythonLaunchDescriptionSource
+from launch.substitutions import Command, LaunchConfiguration, PathJoinSubstitution, PythonExpression
 from launch_ros.actions import LifecycleNode, Node
 from launch_ros.parameter_descriptions import ParameterValue
 from launch_ros.substitutions import FindPackageShare
@@ -19,14 +28,29 @@ ARGUMENTS = [
     ('depth_topic', 'aligned_depth_to_color/image_raw', 'depth aligned to colour, relative to camera_namespace'),
     ('camera_info_topic', 'color/camera_info', 'CameraInfo topic, relative to camera_namespace'),
     ('config_file', PathJoinSubstitution([FindPackageShare('robot_vision'), 'config', 'robot_vision.yaml']),
-     'parameter file of the perception node'),
+     'parameter file of the nodes (section /** applies to all of them)'),
+    ('nodes', 'all_in_one', "'all_in_one', 'separate', or a comma list of detector, pose_estimator, "
+                            "grasp_planner, tracker"),
     ('detector_backend', 'depth', 'depth (no model), onnx or torchscript'),
     ('model_path', '', 'ONNX/TorchScript model file for the onnx/torchscript backends'),
     ('fixed_frame', 'odom', 'frame the tracks are kept in (TF must connect it to the camera)'),
+    ('target_frame', '', 'frame of the published grasps, e.g. base_link (empty: the camera frame)'),
     ('use_sim_time', 'false', 'use /clock (simulation or bag replay)'),
     ('publish_frames', 'false', 'publish the camera mount and gripper TCP frames from urdf/robot_vision.urdf.xacro'),
-    ('namespace', '', 'namespace of the perception node and its outputs'),
+    ('sim', 'false', 'also start Gazebo (sim/gazebo/tabletop.sdf) and its ros_gz_bridge; sets use_sim_time'),
+    ('namespace', '', 'namespace of the robot_vision nodes and their outputs'),
 ]
+
+#: Separate node name -> executable.
+SEPARATE = {'detector': 'detector_node', 'pose_estimator': 'pose_estimator_node',
+            'grasp_planner': 'grasp_planner_node', 'tracker': 'tracker_node'}
+
+
+def _selected(nodes, name):
+    """Condition: ``name`` is one of the comma-separated ``nodes`` (or 'separate' selects every separate node)."""
+    return IfCondition(PythonExpression([
+        "'", name, "' in [n.strip() for n in '", nodes, "'.replace('separate', '",
+        ','.join(SEPARATE), "').split(',')]"]))
 
 
 def generate_launch_description() -> LaunchDescription:
@@ -34,23 +58,54 @@ def generate_launch_description() -> LaunchDescription:
     args = [DeclareLaunchArgument(name, default_value=default, description=text)
             for name, default, text in ARGUMENTS]
     cfg = {name: LaunchConfiguration(name) for name, _, _ in ARGUMENTS}
-    use_sim_time = ParameterValue(cfg['use_sim_time'], value_type=bool)
+    sim_time = PythonExpression(["'", cfg['use_sim_time'], "'.lower() == 'true' or '", cfg['sim'],
+                                 "'.lower() == 'true'"])
+    use_sim_time = ParameterValue(sim_time, value_type=bool)
+    parameters = [cfg['config_file'], {
+        'use_sim_time': use_sim_time,
+        'detector.backend': cfg['detector_backend'],
+        'detector.model_path': cfg['model_path'],
+        'fixed_frame': cfg['fixed_frame'],
+        'color_topic': PathJoinSubstitution([cfg['camera_namespace'], cfg['color_topic']]),
+        'depth_topic': PathJoinSubstitution([cfg['camera_namespace'], cfg['depth_topic']]),
+        'camera_info_topic': PathJoinSubstitution([cfg['camera_namespace'], cfg['camera_info_topic']]),
+        'target_frame': cfg['target_frame'],
+    }]
     perception = LifecycleNode(
         package='robot_vision', executable='perception_node', name='robot_vision',
-        namespace=cfg['namespace'], output='screen',
-        parameters=[cfg['config_file'], {
-            'use_sim_time': use_sim_time,
-            'detector.backend': cfg['detector_backend'],
-            'detector.model_path': cfg['model_path'],
-            'fixed_frame': cfg['fixed_frame'],
-            'color_topic': PathJoinSubstitution([cfg['camera_namespace'], cfg['color_topic']]),
-            'depth_topic': PathJoinSubstitution([cfg['camera_namespace'], cfg['depth_topic']]),
-            'camera_info_topic': PathJoinSubstitution([cfg['camera_namespace'], cfg['camera_info_topic']]),
-        }])
+        namespace=cfg['namespace'], output='screen', parameters=parameters,
+        condition=_selected(cfg['nodes'], 'all_in_one'))
+    separate = [LifecycleNode(package='robot_vision', executable=executable, name=name,
+                              namespace=cfg['namespace'], output='screen', parameters=parameters,
+                              condition=_selected(cfg['nodes'], name))
+                for name, executable in SEPARATE.items()]
     frames = Node(
         package='robot_state_publisher', executable='robot_state_publisher', name='robot_vision_frames',
         condition=IfCondition(cfg['publish_frames']),
         parameters=[{'use_sim_time': use_sim_time, 'robot_description': ParameterValue(
             Command(['xacro ', PathJoinSubstitution([FindPackageShare('robot_vision'), 'urdf',
                                                      'robot_vision.urdf.xacro'])]), value_type=str)}])
-    return LaunchDescription(args + [perception, frames])
+    gazebo = IncludeLaunchDescription(
+        PythonLaunchDescriptionSource(PathJoinSubstitution([FindPackageShare('ros_gz_sim'), 'launch',
+                                                            'gz_sim.launch.py'])),
+        launch_arguments={'gz_args': ['-r ', PathJoinSubstitution([FindPackageShare('robot_vision'), 'sim',
+                                                                   'gazebo', 'tabletop.sdf'])]}.items(),
+        condition=IfCondition(cfg['sim']))
+    bridge = Node(
+        package='ros_gz_bridge', executable='parameter_bridge', name='robot_vision_gz_bridge', output='screen',
+        condition=IfCondition(cfg['sim']),
+        parameters=[{'use_sim_time': True, 'config_file': PathJoinSubstitution(
+            [FindPackageShare('robot_vision'), 'sim', 'gazebo', 'bridge.yaml'])}])
+    # The Gazebo camera's pose in sim/gazebo/tabletop.sdf (model rgbd_camera), published in the fixed frame,
+    # and its optical frame (x right, y down, z forward), which stamps the bridged images.
+    camera_in_world = Node(
+        package='tf2_ros', executable='static_transform_publisher', name='robot_vision_sim_camera_tf',
+        condition=IfCondition(cfg['sim']),
+        arguments=['--x', '-0.375', '--y', '0', '--z', '1.3995', '--roll', '0', '--pitch', '1.047198', '--yaw', '0',
+                   '--frame-id', cfg['fixed_frame'], '--child-frame-id', 'camera_link'])
+    optical = Node(
+        package='tf2_ros', executable='static_transform_publisher', name='robot_vision_sim_optical_tf',
+        condition=IfCondition(cfg['sim']),
+        arguments=['--roll', '-1.570796', '--pitch', '0', '--yaw', '-1.570796',
+                   '--frame-id', 'camera_link', '--child-frame-id', 'camera_color_optical_frame'])
+    return LaunchDescription(args + [perception, *separate, frames, gazebo, bridge, camera_in_world, optical])

@@ -73,7 +73,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser('play', help='publish a bag\'s topics with their recorded timing (needs rclpy)',
                               description='Publish every topic of a rosbag2 at its recorded timing, with /clock '
                                           'and a latched /tf_static, for testing the nodes on recorded data.')
-    p.add_argument('bag', help='rosbag2 folder, .mcap or .db3 file')
+    p.add_argument('bag', nargs='?', default='demo',
+                   help=f"rosbag2 folder, .mcap or .db3 file; 'demo' (default): the bundled {DEMO_BAG.name}")
     p.add_argument('--rate', type=float, default=1.0, help='playback speed factor (default 1.0)')
     p.add_argument('--loop', action='store_true', help='start again at the end')
     p.add_argument('--topics', nargs='+', metavar='TOPIC', help='publish only these topics')
@@ -166,5 +167,5 @@ def cmd_compare(args: argparse.Namespace) -> int:
 def cmd_play(args: argparse.Namespace) -> int:
     """Handle ``robot-vision play`` (imports rclpy)."""
     from robot_vision.ros.bag_player import play
-    return play(args.bag, rate=args.rate, loop=args.loop, topics=args.topics, clock=not args.no_clock,
+    return play(DEMO_BAG if args.bag == 'demo' else args.bag, rate=args.rate, loop=args.loop, topics=args.topics, clock=not args.no_clock,
                 start_delay=args.start_delay)
