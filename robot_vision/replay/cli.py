@@ -167,5 +167,6 @@ def cmd_compare(args: argparse.Namespace) -> int:
 def cmd_play(args: argparse.Namespace) -> int:
     """Handle ``robot-vision play`` (imports rclpy)."""
     from robot_vision.ros.bag_player import play
-    return play(DEMO_BAG if args.bag == 'demo' else args.bag, rate=args.rate, loop=args.loop, topics=args.topics, clock=not args.no_clock,
+    bag = DEMO_BAG if args.bag == 'demo' else args.bag
+    return play(bag, rate=args.rate, loop=args.loop, topics=args.topics, clock=not args.no_clock,
                 start_delay=args.start_delay)
