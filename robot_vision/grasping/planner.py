@@ -276,23 +276,34 @@ def _empty(reason: str, evaluated: int = 0, timings: Optional[Dict[str, float]] 
 
 
 def _voxel_downsample(points: np.ndarray, voxel: float) -> np.ndarray:
-    """Keep the first point of each occupied voxel, in a deterministic (cell) order."""
-    keys = np.floor((points - points.min(0)) / voxel).astype(np.int64)
-    dims = keys.max(0) + 1
-    flat = (keys[:, 0] * dims[1] + keys[:, 1]) * dims[2] + keys[:, 2]
-    cells = int(np.prod(dims))
-    if cells <= 8_000_000:
-        first = np.full(cells, len(points), np.int64)
-        np.minimum.at(first, flat, np.arange(len(points)))
-        rows = first[first < len(points)]
-    else:
-        _, rows = np.unique(flat, return_index=True)
-    return points[rows]
+    """Keep the first point of each occupied voxel, in a deterministic (cell) order.
+
+    The grid starts at the cloud's minimum corner. Column by column (reductions along axis 0 of
+    an (N, 3) array are slow) around a stable sort of the packed cell keys.
+    """
+    flat = np.zeros(len(points), np.int64)
+    for column in points.T:
+        cell = np.floor((column - column.min()) / voxel).astype(np.int64)
+        flat *= int(cell.max()) + 1
+        flat += cell
+    order = np.argsort(flat, kind='stable')
+    ordered = flat[order]
+    first = np.empty(len(order), bool)
+    first[0] = True
+    np.not_equal(ordered[1:], ordered[:-1], out=first[1:])
+    return points[order[first]]
+
+
+def _kdtree(points: np.ndarray) -> cKDTree:
+    """k-d tree for a few nearest-neighbour queries: unbalanced, uncompacted nodes build 2x faster."""
+    return cKDTree(points, balanced_tree=False, compact_nodes=False)
 
 
 def _normals(points: np.ndarray, support: np.ndarray, k: int, viewpoint: Optional[np.ndarray],
-             tree: Optional[cKDTree] = None) -> np.ndarray:
+             tree: cKDTree) -> np.ndarray:
     """Unit normals at ``points`` by PCA of their k nearest ``support`` points, towards ``viewpoint``.
+
+    ``tree`` is a k-d tree of ``support``.
 
     A single depth view only sees surfaces that face the sensor, so orienting towards it is
     right for every observed point; without a viewpoint they point away from the centroid.
@@ -302,7 +313,7 @@ def _normals(points: np.ndarray, support: np.ndarray, k: int, viewpoint: Optiona
     faster than a batched ``eigh`` on a thousand matrices.
     """
     k = min(k, len(support))
-    _, idx = (tree if tree is not None else cKDTree(support)).query(points, k=k)
+    _, idx = tree.query(points, k=k)
     nb = support[idx]  # (N, k, 3)
     nb = nb - nb.mean(axis=1, keepdims=True)
     cov = np.einsum('nki,nkj->nij', nb, nb) / k
@@ -464,13 +475,11 @@ class _Planner:
 
         if len(obj) == 0:
             return _empty('object cloud is empty')
-        finite = np.isfinite(obj).all(axis=1)
-        obj = obj[finite]
+        obj = obj[np.isfinite(obj[:, 0]) & np.isfinite(obj[:, 1]) & np.isfinite(obj[:, 2])]
         if len(obj) < s.min_object_points:
             return _empty(f'too few object points: {len(obj)} finite points, need at least '
                           f'{s.min_object_points} (min_object_points)')
-        obj64 = obj.astype(np.float64)
-        dense = pts = _voxel_downsample(obj64, s.object_voxel)
+        dense = pts = _voxel_downsample(obj.astype(np.float64), s.object_voxel)
         if len(pts) > s.max_object_points:
             thin = np.random.default_rng(s.seed).choice(len(pts), s.max_object_points, replace=False)
             pts = pts[np.sort(thin)]
@@ -483,7 +492,7 @@ class _Planner:
         if thickness < s.min_object_thickness:
             return _empty(f'object cloud is planar: {thickness:.4f} m thick along its thinnest axis, '
                           f'less than min_object_thickness {s.min_object_thickness} m')
-        tree = cKDTree(dense)
+        tree = _kdtree(dense)
         normals = _normals(pts, dense, s.normal_neighbours, viewpoint, tree)
         lap('normals')
 
@@ -710,7 +719,7 @@ class _Planner:
                     continue
                 if raw_tree is None:
                     obj_raw = obj.astype(np.float64)
-                    raw_tree = cKDTree(obj_raw)
+                    raw_tree = _kdtree(obj_raw)
                 raw = self._raw_contacts(obj, obj_raw, raw_tree, viewpoint, r[j], o[j], op[j])
                 if raw is None:
                     counts['raw_contacts'] += 1
