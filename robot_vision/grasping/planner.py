@@ -364,6 +364,30 @@ def _box_lattice(lo: Sequence[float], hi: Sequence[float], step: float, surface:
     return grid
 
 
+def _to_local(points_t: np.ndarray, rot: np.ndarray, origin: np.ndarray) -> np.ndarray:
+    """Coordinates (3, N) float32 in the grasp frame (axes = columns of ``rot``, at ``origin``) of points (3, N)."""
+    diff = points_t - origin.astype(np.float32)[:, None]
+    return np.einsum('ji,jn->in', rot.astype(np.float32), diff)
+
+
+class _LazyNormals:
+    """Normals of the raw object points (as :func:`_normals`), computed on first use and kept."""
+
+    def __init__(self, points: np.ndarray, k: int, viewpoint: Optional[np.ndarray]) -> None:
+        self.points, self.k, self.viewpoint = points, k, viewpoint
+        self.tree = _kdtree(points)
+        self.normals = np.zeros_like(points)
+        self.known = np.zeros(len(points), bool)
+
+    def __call__(self, rows: np.ndarray) -> np.ndarray:
+        """Unit normals (len(rows), 3) of the points at ``rows``."""
+        missing = rows[~self.known[rows]]
+        if len(missing):
+            self.normals[missing] = _normals(self.points[missing], self.points, self.k, self.viewpoint, self.tree)
+            self.known[missing] = True
+        return self.normals[rows]
+
+
 class _Grid:
     """Dense boolean voxel occupancy over an axis-aligned box of the scene."""
 
@@ -374,12 +398,17 @@ class _Grid:
         self.occupied = np.zeros(int(np.prod(self.dims)), bool)
 
     def crop(self, points: np.ndarray) -> np.ndarray:
-        """Return the points inside the grid box (NaN rows drop out)."""
+        """Return the points inside the grid box, in their order (NaN rows drop out).
+
+        The depth slab is tested first, so x and y are only tested on the points inside it.
+        """
         hi = self.lo + self.dims * self.voxel
-        x, y, z = points[:, 0], points[:, 1], points[:, 2]
-        mask = z >= self.lo[2]
-        mask &= z < hi[2]
-        mask &= x >= self.lo[0]
+        z = points[:, 2]
+        slab = z >= self.lo[2]
+        slab &= z < hi[2]
+        points = points[slab]
+        x, y = points[:, 0], points[:, 1]
+        mask = x >= self.lo[0]
         mask &= x < hi[0]
         mask &= y >= self.lo[1]
         mask &= y < hi[1]
@@ -677,8 +706,9 @@ class _Planner:
         cos_nms = math.cos(math.radians(s.nms_angle_deg))
         counts = dict(scene_collision=0, neighbour_in_closing_region=0, nms=0, exact_collision=0,
                       raw_contacts=0)
-        raw_tree: Optional[cKDTree] = None
-        obj_raw = obj
+        raw_normals: Optional[_LazyNormals] = None
+        # Rows of coordinates (3, N): the exact checks transform every point per candidate.
+        near_t, obj_t = np.ascontiguousarray(near.T), np.ascontiguousarray(obj.T)
         begin = 0
         while begin < len(order):
             rows = order[begin:begin + chunk]
@@ -713,14 +743,13 @@ class _Planner:
                     if np.any(close & same_x & same_z):
                         counts['nms'] += 1
                         continue
-                free = self._exact_free(near, r[j], o[j], op[j]) and self._exact_free(obj, r[j], o[j], op[j])
+                free = self._exact_free(near_t, r[j], o[j], op[j]) and self._exact_free(obj_t, r[j], o[j], op[j])
                 if not free:
                     counts['exact_collision'] += 1
                     continue
-                if raw_tree is None:
-                    obj_raw = obj.astype(np.float64)
-                    raw_tree = _kdtree(obj_raw)
-                raw = self._raw_contacts(obj, obj_raw, raw_tree, viewpoint, r[j], o[j], op[j])
+                if raw_normals is None:
+                    raw_normals = _LazyNormals(obj.astype(np.float64), s.raw_neighbours, viewpoint)
+                raw = self._raw_contacts(obj_t, raw_normals, r[j], o[j], op[j])
                 if raw is None:
                     counts['raw_contacts'] += 1
                     continue
@@ -825,48 +854,50 @@ class _Planner:
         left = right * np.array([-1.0, 1.0, 1.0])
         return np.concatenate([left, right], axis=1)
 
-    def _raw_contacts(self, obj: np.ndarray, support: np.ndarray, tree: cKDTree,
-                      viewpoint: Optional[np.ndarray], rot: np.ndarray, origin: np.ndarray,
+    def _raw_contacts(self, obj_t: np.ndarray, normals: _LazyNormals, rot: np.ndarray, origin: np.ndarray,
                       opening: float) -> Optional[float]:
         """Re-check width and antipodality on the raw object points; return the width or None.
 
-        The candidate checks ran on a thinned cloud; here every finite object point between the
-        fingers counts, the contact patches are the raw points within ``contact_band`` of the
-        two extremes, and their normals come from their ``raw_neighbours`` nearest raw points.
+        The candidate checks ran on a thinned cloud; here every finite object point (``obj_t``,
+        3 rows of coordinates) between the fingers counts, the contact patches are the raw points
+        within ``contact_band`` of the two extremes, and their normals come from their
+        ``raw_neighbours`` nearest raw points.
         """
         g, s = self.g, self.s
-        local = np.einsum('ni,ij->nj', obj - origin.astype(np.float32), rot.astype(np.float32))
-        x = local[:, 0]
-        between = (np.abs(x) < opening / 2) & (np.abs(local[:, 1]) <= g.finger_width / 2)
-        between &= (local[:, 2] >= -g.finger_depth) & (local[:, 2] <= 0)
-        if np.count_nonzero(between) < 2 * s.min_contact_points:
+        x, y, z = _to_local(obj_t, rot, origin)
+        between = np.abs(x) < opening / 2
+        between &= np.abs(y) <= g.finger_width / 2
+        between &= z >= -g.finger_depth
+        between &= z <= 0
+        rows = np.flatnonzero(between)
+        if len(rows) < 2 * s.min_contact_points:
             return None
-        xs = x[between]
+        xs = x[rows]
         lo, hi = float(xs.min()), float(xs.max())
         if not (max(g.min_opening, s.min_width) <= hi - lo <= g.max_opening - 2 * s.finger_gap):
             return None
-        pts = obj[between].astype(np.float64)
         for side in (xs <= lo + s.contact_band, xs >= hi - s.contact_band):
             # Unsigned here: at a silhouette the estimated normal is nearly perpendicular to the
             # view ray and its orientation is arbitrary; an extreme contact faces outwards anyway.
-            normals = _normals(pts[side], support, s.raw_neighbours, viewpoint, tree)
-            cos = np.abs(np.einsum('nc,c->n', normals, rot[:, 0]))
+            cos = np.abs(np.einsum('nc,c->n', normals(rows[side]), rot[:, 0]))
             if np.count_nonzero(cos >= self.cos_cone) < s.min_contact_points:
                 return None
         return hi - lo
 
-    def _exact_free(self, points: np.ndarray, rot: np.ndarray, origin: np.ndarray, opening: float) -> bool:
-        """True when no point lies inside either finger or the palm box (exact, no voxels)."""
+    def _exact_free(self, points_t: np.ndarray, rot: np.ndarray, origin: np.ndarray, opening: float) -> bool:
+        """True when no point (``points_t``: 3 rows of coordinates) lies inside either finger or the palm box."""
         g = self.g
-        reach = float(np.linalg.norm(np.maximum(np.abs(self.palm_lo), np.abs(self.palm_hi))))
-        diff = points - origin.astype(np.float32)
-        close = np.einsum('ij,ij->i', diff, diff) <= reach * reach
-        local = np.einsum('ni,ij->nj', diff[close], rot.astype(np.float32))
-        ax, ay, az = np.abs(local[:, 0]), np.abs(local[:, 1]), local[:, 2]
-        fingers = ((ax >= opening / 2) & (ax <= opening / 2 + g.finger_thickness)
-                   & (ay <= g.finger_width / 2) & (az >= -g.finger_depth) & (az <= 0))
-        palm = ((ax <= self.palm_hi[0]) & (ay <= self.palm_hi[1]) & (az >= self.palm_lo[2])
-                & (az <= self.palm_hi[2]))
+        x, y, z = _to_local(points_t, rot, origin)
+        ax, ay = np.abs(x), np.abs(y)
+        fingers = ax >= opening / 2
+        fingers &= ax <= opening / 2 + g.finger_thickness
+        fingers &= ay <= g.finger_width / 2
+        fingers &= z >= -g.finger_depth
+        fingers &= z <= 0
+        palm = ax <= self.palm_hi[0]
+        palm &= ay <= self.palm_hi[1]
+        palm &= z >= self.palm_lo[2]
+        palm &= z <= self.palm_hi[2]
         return not bool(np.any(fingers | palm))
 
     def _reason(self, rejected: Dict[str, int], width: np.ndarray, total: int) -> str:
