@@ -294,18 +294,13 @@ class SimCameraNode(Node):
         render = self._diag.stage_ms['render']
         text = (f'publishing {s.width}x{s.height} at {achieved:.1f} Hz (rate_hz {s.rate_hz:g}): render '
                 f'{sorted(render)[len(render) // 2]:.0f} ms per frame, real-time factor {achieved / s.rate_hz:.2f}')
-        slow = achieved < 0.9 * s.rate_hz
-        if slow:
+        if achieved < 0.9 * s.rate_hz:
             self._diag.problem('rate', text + ': rendering is slower than rate_hz', WARN)
-        if not self._rate_reported:
-            self._rate_reported = True
-            if slow:
-                self.get_logger().warn(text + '; simulated time runs slower than wall time (lower rate_hz or '
-                                              'the image size to keep up)')
-            else:
-                self.get_logger().info(text)
-        elif slow:
-            self.get_logger().warn(text, throttle_duration_sec=60.0)
+            self.get_logger().warn(text + '; simulated time runs slower than wall time (lower rate_hz or the '
+                                          'image size to keep up)', throttle_duration_sec=60.0)
+        elif not self._rate_reported:
+            self.get_logger().info(text)
+        self._rate_reported = True
 
     def destroy_node(self) -> None:
         """Free the renderer, then destroy the node."""

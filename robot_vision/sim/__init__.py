@@ -1,6 +1,7 @@
 """Simulation core: MuJoCo tabletop scenes, a simulated RGB-D camera with ground truth, grasp execution.
 
-Nothing here imports rclpy; a ROS camera node can wrap :class:`SimScene` later.
+Nothing here imports rclpy; the ROS node ``robot_vision.ros.sim_camera_node`` wraps :class:`SimScene`
+and publishes its frames and ground truth as a Gazebo camera behind ros_gz_bridge would.
 """
 
 from robot_vision.sim.grasp_execution import GraspExecutionSettings, GraspOutcome, execute_grasp
