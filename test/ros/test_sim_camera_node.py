@@ -2,7 +2,6 @@
 
 import os
 import subprocess
-import time
 
 import numpy as np
 import pytest
@@ -28,8 +27,9 @@ from robot_vision.sim.noise import range_codes
 pytestmark = pytest.mark.ros
 
 CAMERA_FRAME = 'camera_color_optical_frame'
-#: Best-effort subscribers, as the perception node uses by default: the node's reliable publishers match them.
-SENSOR_QOS = QoSProfile(depth=10, reliability=ReliabilityPolicy.BEST_EFFORT)
+#: Reliable subscriptions, so that no message is lost to the checks (best-effort ones match the node's reliable
+#: publishers too: the perception node in the end-to-end test subscribes best effort).
+RELIABLE = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
 LATCHED = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
 
 
@@ -58,7 +58,7 @@ class Listener:
         self.got = {}
         for topic, msg_type in self.TOPICS + tuple(extra):
             self.node.create_subscription(msg_type, topic, lambda m, t=topic: self.got.setdefault(t, []).append(m),
-                                          SENSOR_QOS)
+                                          RELIABLE)
         self.node.create_subscription(LabelInfo, 'sim/ground_truth/label_info',
                                       lambda m: self.got.setdefault('label_info', []).append(m), LATCHED)
         self.tf = TransformSource(self.node, backend='builtin')
@@ -103,9 +103,9 @@ def test_topics_ground_truth_and_tf(ros_context):
     process = start_camera('rate_hz:=5.0', 'width:=320', 'height:=240', 'num_objects:=4', 'seed:=3')
     listener = Listener(ros_context)
     try:
+        # 22 frames at 5 Hz span > 4 s: the node has logged its rate report (due 3 s after the first frame).
         done = listener.spin_until(lambda: min(listener.count(t) for t, _ in Listener.TOPICS if t != '/tf') >= 3
-                                   and listener.count('label_info') and listener.count('/clock') >= 5, 60)
-        time.sleep(1.0)  # let the rate report (after 3 s of frames) reach the log
+                                   and listener.count('label_info') and listener.count('/clock') >= 22, 60)
     finally:
         log = stop(process)
     assert done, f'received {sorted((t, len(m)) for t, m in listener.got.items())}\n{log[-3000:]}'
@@ -119,7 +119,8 @@ def test_topics_ground_truth_and_tf(ros_context):
     assert cv.image_to_rgb(color).std() > 10, 'the colour image is blank'
     aligned = listener.by_stamp('camera/aligned_depth_to_color/image_raw')
     plain = listener.by_stamp('camera/depth/image_raw')
-    stamp = max(set(aligned) & set(plain))
+    truth = {t: listener.by_stamp(f'sim/ground_truth/{t}') for t in ('objects', 'objects_camera', 'detections')}
+    stamp = max(set(aligned).intersection(plain, *truth.values()))
     depth_msg = aligned[stamp]
     assert (depth_msg.encoding, depth_msg.width, depth_msg.height) == ('32FC1', 320, 240)
     assert bytes(plain[stamp].data) == bytes(depth_msg.data)
@@ -134,13 +135,12 @@ def test_topics_ground_truth_and_tf(ros_context):
     # Ground truth: the configured number of objects, class ids of CLASS_NAMES, latched label map.
     labels = cv.label_info_to_names(got['label_info'][0])
     assert labels == dict(enumerate(CLASS_NAMES))
-    world = listener.by_stamp('sim/ground_truth/objects')[stamp]
-    camera = listener.by_stamp('sim/ground_truth/objects_camera')[stamp]
+    world, camera = truth['objects'][stamp], truth['objects_camera'][stamp]
     assert world.header.frame_id == 'world' and camera.header.frame_id == CAMERA_FRAME
     assert [d.id for d in world.detections] == [d.id for d in camera.detections] == ['0', '1', '2', '3']
     assert all(int(d.results[0].hypothesis.class_id) in labels for d in world.detections)
     # 2D ground truth: boxes of visible objects, inside the image, ids among the objects'.
-    boxes = listener.by_stamp('sim/ground_truth/detections')[stamp]
+    boxes = truth['detections'][stamp]
     xyxy = cv.msg_to_detections(boxes).xyxy
     assert 1 <= len(xyxy) <= 4 and {d.id for d in boxes.detections} <= {'0', '1', '2', '3'}
     assert (xyxy[:, :2] >= 0).all() and (xyxy[:, 2] <= 320).all() and (xyxy[:, 3] <= 240).all()
@@ -217,18 +217,19 @@ def test_perception_node_finds_the_ground_truth_objects(ros_context):
     listener = Listener(ros_context, extra=(('objects', Detection3DArray), ('tracked_objects', Detection3DArray)))
 
     def matched_frames():
+        """(ground-truth objects, ground-truth 2D boxes, perception objects) of the same frames."""
         truth = listener.by_stamp('sim/ground_truth/objects_camera')
-        return [(truth[s], m) for s, m in listener.by_stamp('objects').items() if s in truth]
+        boxes = listener.by_stamp('sim/ground_truth/detections')
+        return [(truth[s], boxes[s], m) for s, m in listener.by_stamp('objects').items() if s in truth and s in boxes]
     try:
         done = listener.spin_until(lambda: len(matched_frames()) >= 2 and listener.count('tracked_objects'), 90)
     finally:
         perception_log, camera_log = stop(perception), stop(camera)
         log = perception_log + camera_log
     assert done, f'received {sorted((t, len(m)) for t, m in listener.got.items())}\n{log[-4000:]}'
-    truth, found = matched_frames()[-1]
+    truth, boxes, found = matched_frames()[-1]
     assert found.header.frame_id == CAMERA_FRAME
-    visible = {d.id for d in listener.by_stamp('sim/ground_truth/detections')[
-        truth.header.stamp.sec * 10**9 + truth.header.stamp.nanosec].detections}
+    visible = {d.id for d in boxes.detections}
     expected = np.array([cv.pose_to_matrix(d.bbox.center)[:3, 3] for d in truth.detections if d.id in visible])
     centres = np.array([cv.pose_to_matrix(d.bbox.center)[:3, 3] for d in found.detections])
     assert len(expected) >= 3 and len(centres), (len(expected), len(centres))
