@@ -216,10 +216,14 @@ class PipelineNode(LifecycleNode):
     def _on_set(self, *msgs: Any) -> None:
         for name in self._input_names:
             self.diag.rates[name].tick()
+        self.submit(dict(zip(self._input_names, msgs)))
+
+    def submit(self, msgs: Dict[str, Any]) -> None:
+        """Hand a set to :meth:`process` on the worker; it replaces a waiting set, which counts as dropped."""
         with self._wake:
             if self._pending is not None:
                 self.diag.dropped += 1
-            self._pending = dict(zip(self._input_names, msgs))
+            self._pending = msgs
             self._wake.notify()
 
     def _stop_worker(self) -> None:

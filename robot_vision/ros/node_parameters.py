@@ -61,6 +61,7 @@ NODES: Dict[str, Table] = {
                                      "only when a request arrives on request_topic)"),
         'request_topic': ('grasp_request', "std_msgs/String: a Detection3D id to plan for one object, "
                                            "or '' for all"),
+        'box_margin': (0.01, "metres each object's box is grown by to collect its points from the depth image"),
     },
     'tracker_node': {
         'objects_topic': ('objects', 'vision_msgs/Detection3DArray (camera frame) to track'),

@@ -82,9 +82,10 @@ class FeedNode:
         self.raw_depth = np.round(np.nan_to_num(frame.depth) * 1000).astype(np.uint16)
 
     def publish(self):
-        """Publish the frame once, stamped now."""
+        """Publish the frame once, stamped now; return the stamp."""
         stamp = self.node.get_clock().now().to_msg()
         self.info.publish(cv.intrinsics_to_camera_info(self.frame.intrinsics, self.frame.frame_id, stamp))
         if self.frame.color is not None:
             self.color.publish(cv.numpy_to_image(self.frame.color, 'rgb8', self.frame.frame_id, stamp))
         self.depth.publish(cv.numpy_to_image(self.raw_depth, '16UC1', self.frame.frame_id, stamp))
+        return stamp
