@@ -88,6 +88,7 @@ class NodeDiagnostics:
 
     def problem(self, key: str, message: str, level: int = WARN) -> None:
         """Report a problem (e.g. 'tf', 'depth_units'); it shows in diagnostics while it recurs."""
+        level = bytes([level]) if isinstance(level, int) else level  # the message constants are bytes
         with self._lock:
             self._problems[key] = (level, message, time.monotonic())
 
