@@ -40,7 +40,7 @@ def instance_masks(labels: Image, detections: Detection2DArray, shape: Tuple[int
         raise InputError(f'instance-label image is {image.shape[1]}x{image.shape[0]} but depth is '
                          f'{shape[1]}x{shape[0]}: both must come from the same (aligned) camera image')
     values = [int(d.id) if d.id.strip().isdigit() else row + 1 for row, d in enumerate(detections.detections)]
-    return image[None] == np.asarray(values, np.uint16).reshape(-1, 1, 1)
+    return image[None] == np.asarray(values, np.int64).reshape(-1, 1, 1)  # ids beyond uint16: empty masks
 
 
 def check_boxes(detections: Detections, shape: Tuple[int, int]) -> None:
