@@ -2,7 +2,8 @@
 
 The bag is played by ``robot-vision play`` (recorded timing, /clock, latched /tf_static; plays
 mcap and sqlite3 bags without ros2 bag), or by ``ros2 bag play --clock`` with ``player:=ros2``.
-The nodes are started by robot_vision.launch.py with use_sim_time:=true, so every argument of
+The nodes are started by robot_vision.launch.py with use_sim_time:=true and reliable inputs (the
+player publishes reliably, and no recorded frame should be lost), so every argument of
 that file (nodes, config_file, detector_backend, camera topics, fixed_frame...) can be given here.
 
 Examples:
@@ -43,6 +44,7 @@ def generate_launch_description() -> LaunchDescription:
     nodes = IncludeLaunchDescription(
         PythonLaunchDescriptionSource(PathJoinSubstitution([FindPackageShare('robot_vision'), 'launch',
                                                             'robot_vision.launch.py'])),
-        launch_arguments={'use_sim_time': 'true', 'nodes': cfg['nodes'], 'config_file': cfg['config_file'],
-                          'camera_namespace': cfg['camera_namespace'], 'fixed_frame': cfg['fixed_frame']}.items())
+        launch_arguments={'use_sim_time': 'true', 'input_reliability': 'reliable', 'nodes': cfg['nodes'],
+                          'config_file': cfg['config_file'], 'camera_namespace': cfg['camera_namespace'],
+                          'fixed_frame': cfg['fixed_frame']}.items())
     return LaunchDescription(args + [nodes, play, ros2_play])

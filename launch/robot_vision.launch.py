@@ -29,6 +29,8 @@ ARGUMENTS = [
     ('camera_info_topic', 'color/camera_info', 'CameraInfo topic, relative to camera_namespace'),
     ('config_file', PathJoinSubstitution([FindPackageShare('robot_vision'), 'config', 'robot_vision.yaml']),
      'parameter file of the nodes (section /** applies to all of them)'),
+    ('input_reliability', 'best_effort', "QoS reliability of the camera subscriptions: 'best_effort' (any "
+                                         "driver) or 'reliable' (bag replay: no image is lost)"),
     ('nodes', 'all_in_one', "'all_in_one', 'separate', or a comma list of detector, pose_estimator, "
                             "grasp_planner, tracker"),
     ('detector_backend', 'depth', 'depth (no model), onnx or torchscript'),
@@ -70,6 +72,7 @@ def generate_launch_description() -> LaunchDescription:
         'depth_topic': PathJoinSubstitution([cfg['camera_namespace'], cfg['depth_topic']]),
         'camera_info_topic': PathJoinSubstitution([cfg['camera_namespace'], cfg['camera_info_topic']]),
         'target_frame': cfg['target_frame'],
+        'input_reliability': cfg['input_reliability'],
     }]
     perception = LifecycleNode(
         package='robot_vision', executable='perception_node', name='robot_vision',

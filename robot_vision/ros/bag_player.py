@@ -26,6 +26,8 @@ DATA_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=10, reliability=Rel
 #: What tf2's static broadcaster offers: one latched message holding every static transform.
 LATCHED_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1, reliability=ReliabilityPolicy.RELIABLE,
                          durability=DurabilityPolicy.TRANSIENT_LOCAL)
+#: Seconds given to DDS matching before the first message and to delivery after the last one.
+MATCH_WAIT_S = 1.5
 CLOCK_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1, reliability=ReliabilityPolicy.BEST_EFFORT,
                        durability=DurabilityPolicy.VOLATILE)
 
@@ -137,18 +139,25 @@ class BagPlayer(Node):
 
 
 def play(bag: Path | str, rate: float = 1.0, loop: bool = False, topics: Optional[List[str]] = None,
-         clock: bool = True, start_delay: float = 1.0, args: Optional[List[str]] = None) -> int:
+         clock: bool = True, start_delay: float = 5.0, args: Optional[List[str]] = None) -> int:
     """Run a :class:`BagPlayer` until the bag ends (or Ctrl-C / external shutdown); returns an exit code.
 
-    ``start_delay`` seconds are given to discovery before the first message, so that subscribers
-    started together with the player receive the beginning of the bag.
+    Before the first message the player waits up to ``start_delay`` seconds until every bag topic
+    has a subscriber (DDS discovery), then MATCH_WAIT_S more for the subscribers to match it, so
+    that nodes started with the player receive the beginning of the bag; after the last message it
+    stays MATCH_WAIT_S so that DDS delivers the last messages before the process exits.
+    Subscribers should be reliable: large best-effort images can be lost between processes.
     """
     rclpy.init(args=args)
     player = None
     try:
         player = BagPlayer(bag, rate=rate, loop=loop, topics=topics, clock=clock)
-        time.sleep(max(0.0, start_delay))
+        if start_delay > 0:
+            if not player.wait_for_subscribers(sorted(player.publishers_by_topic), start_delay):
+                player.get_logger().info(f'some topics have no subscriber after {start_delay:.1f} s; playing anyway')
+            time.sleep(MATCH_WAIT_S)
         count = player.play()
+        time.sleep(MATCH_WAIT_S)
         player.get_logger().info(f'published {count} messages')
         return 0
     except KeyboardInterrupt:

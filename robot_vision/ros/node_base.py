@@ -22,6 +22,7 @@ from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 
 import numpy as np
 from rcl_interfaces.msg import ParameterDescriptor
+from rclpy.clock import Clock, ClockType
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
@@ -56,6 +57,9 @@ def reliability(name: str) -> ReliabilityPolicy:
     return {'best_effort': ReliabilityPolicy.BEST_EFFORT, 'reliable': ReliabilityPolicy.RELIABLE}[name]
 
 
+#: How long the worker waits for the first CameraInfo before it skips a frame (s).
+CAMERA_INFO_WAIT_S = 0.5
+
 #: QoS of latched outputs (LabelInfo): late subscribers get the last message.
 LATCHED = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL, reliability=ReliabilityPolicy.RELIABLE)
 
@@ -83,6 +87,7 @@ class PipelineNode(LifecycleNode):
         self.tf: Optional[TransformSource] = None
         self.diag: Optional[NodeDiagnostics] = None
         self.camera_info: Optional[CameraInfo] = None
+        self._info_arrived = threading.Event()
         self._sync: Optional[ApproximateSync] = None
         self._extra_subs: List[Any] = []
         self._diag_timer = None
@@ -161,7 +166,8 @@ class PipelineNode(LifecycleNode):
             self.subscribe(CameraInfo, p['camera_info_topic'], self._on_info, info_qos)
             watched['camera_info'] = (p['camera_info_topic'], info_qos)
         self.diag = NodeDiagnostics(self, watched, float(p['input_timeout_s']))
-        self._diag_timer = self.create_timer(1.0, self.diag.publish)
+        # Steady clock: diagnostics keep coming while simulated time is paused or a bag has ended.
+        self._diag_timer = self.create_timer(1.0, self.diag.publish, clock=Clock(clock_type=ClockType.STEADY_TIME))
         self.extra_subscriptions()
         for name, topic in ((n, t) for n, _, t in inputs):
             self.get_logger().info(f'input {name}: {self.resolve_topic_name(topic)} with QoS reliability '
@@ -210,6 +216,7 @@ class PipelineNode(LifecycleNode):
 
     def _on_info(self, msg: CameraInfo) -> None:
         self.camera_info = msg
+        self._info_arrived.set()
         if self.diag is not None:
             self.diag.rates['camera_info'].tick()
 
@@ -251,7 +258,13 @@ class PipelineNode(LifecycleNode):
 
     # ------------------------------------------------------------------ helpers for process()
     def intrinsics(self) -> CameraIntrinsics:
-        """The latest CameraInfo as intrinsics (RobotVisionError naming the topic when none arrived)."""
+        """The latest CameraInfo as intrinsics (RobotVisionError naming the topic when none arrived).
+
+        Before the first CameraInfo the worker waits up to CAMERA_INFO_WAIT_S for it: drivers and
+        bag players often publish a frame's CameraInfo just after its images.
+        """
+        if self.camera_info is None:
+            self._info_arrived.wait(CAMERA_INFO_WAIT_S)
         if self.camera_info is None:
             raise RobotVisionError(f'no CameraInfo received yet on '
                                    f'{self.resolve_topic_name(self.params["camera_info_topic"])}')
@@ -293,8 +306,9 @@ class PipelineNode(LifecycleNode):
                 color: Optional[np.ndarray] = None, camera_to_fixed: Optional[np.ndarray] = None) -> None:
         """Publish ``result``'s messages of ``topics`` (stamped ``stamp``, the input header stamp)."""
         for topic, msg in result_messages(result, color, camera_to_fixed, topics=topics):
-            if hasattr(msg, 'header'):
-                msg.header.stamp = stamp
+            for stamped in [msg] + list(getattr(msg, 'markers', [])):
+                if hasattr(stamped, 'header'):
+                    stamped.header.stamp = stamp
             self.outputs[topic].publish(msg)
 
     def publish_label_info(self, class_names: Dict[int, str]) -> None:
