@@ -14,6 +14,8 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest='command', metavar='COMMAND')
     from robot_vision.replay.cli import register as register_replay
     register_replay(subparsers)
+    from robot_vision.sim.cli import register as register_sim
+    register_sim(subparsers)
     return parser
 
 

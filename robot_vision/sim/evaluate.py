@@ -1,28 +1,32 @@
 """Evaluate perception and closed-loop grasping on generated scenes against simulator ground truth.
 
-Run ``python -m robot_vision.sim.evaluate --scenes 400 --seed 0 --out artifacts/sim_eval`` (or call
-:func:`run_evaluation`); it writes ``report.json`` and ``report.md`` into the output folder.
+Run ``robot-vision sim-eval --scenes 400 --seed 0 --out artifacts/sim_eval`` (the same options as
+``python -m robot_vision.sim``; see :mod:`robot_vision.sim.cli`) or call :func:`run_evaluation`;
+it writes ``report.json`` and ``report.md`` into the output folder.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, TextIO, Tuple
 
 import numpy as np
 
+from robot_vision.detection.depth_backend import detections_from_objects
 from robot_vision.errors import ConfigError, InputError
 from robot_vision.geometry import invert_transform
+from robot_vision.replay.progress import Progress
 from robot_vision.sim.grasp_execution import GraspExecutionSettings, execute_grasp
 from robot_vision.sim.noise import NOISE_MODELS, DepthNoise
 from robot_vision.sim.scene import CLUTTER_LEVELS, SceneSettings, generate_scene
 from robot_vision.sim.simulator import GroundTruth, SimScene
+from robot_vision.tracking.boxes import box_iou
+from robot_vision.types import Detections
 
 #: Rotational symmetry used for the rotation error: which canonical axes are meaningful.
 _YAW_SYMMETRIC = {'sphere', 'cylinder'}
@@ -138,24 +142,37 @@ class EvaluationSettings:
                               f'got {self.min_visible_pixels}')
 
 
-def evaluate_perception(seg_objects: Any, gt: GroundTruth, settings: EvaluationSettings) -> Dict[str, Any]:
+def evaluate_perception(seg_objects: Any, gt: GroundTruth, settings: EvaluationSettings,
+                        detections: Optional[Detections] = None) -> Dict[str, Any]:
     """Compare one frame's segmented objects (Objects3D with masks, camera frame) with ground truth.
 
-    Returns per-GT-object rows (kind, visible pixels, distance, matched IoU, translation error,
-    rotation error, ADD-S) and the match list ``(gt, pred, iou)``.
+    Instances: mask IoU, one-to-one (Hungarian) matches with IoU >= ``settings.iou_threshold``.
+    Detection: the same on 2D box IoU between ``detections.xyxy`` (pixels; None: the pipeline's
+    depth-backend boxes, ``detections_from_objects(seg_objects)``, the tight boxes of the masks)
+    and the ground-truth boxes of the visible objects' masks. Only ground-truth objects with at
+    least ``settings.min_visible_pixels`` visible pixels are counted.
+    Returns per-GT-object rows (kind, visible pixels, distance, matched / box_matched, IoU and
+    box IoU, translation error, rotation error, ADD-S), the mask match list ``(gt, pred, iou)``,
+    the number of predictions and of matched boxes.
     """
     counted = np.flatnonzero(gt.visible_pixels >= settings.min_visible_pixels)
     pred_masks = seg_objects.mask if len(seg_objects) else np.zeros((0,) + gt.mask.shape[1:], bool)
     iou = mask_iou_matrix(gt.mask[counted], pred_masks)
     matches = [(int(counted[g]), p, v) for g, p, v in match_instances(iou, settings.iou_threshold)]
     matched = {g: (p, v) for g, p, v in matches}
+    if detections is None:
+        detections = detections_from_objects(seg_objects)
+    boxes_iou = box_iou(gt.xyxy[counted], detections.xyxy)
+    box_matched = {int(counted[g]): v for g, _, v in match_instances(boxes_iou, settings.iou_threshold)}
     rows = []
-    for g in counted:
+    for row_index, g in enumerate(counted):
         g = int(g)
         row = {'kind': gt.kind[g], 'class_name': gt.class_name[g], 'visible_pixels': int(gt.visible_pixels[g]),
                'distance_m': float(np.linalg.norm(gt.pose_camera[g][:3, 3])),
-               'best_iou': float(iou[list(counted).index(g)].max()) if iou.shape[1] else 0.0,
-               'matched': g in matched}
+               'best_iou': float(iou[row_index].max()) if iou.shape[1] else 0.0,
+               'matched': g in matched, 'box_matched': g in box_matched}
+        if g in box_matched:
+            row['box_iou'] = box_matched[g]
         if g in matched:
             p, v = matched[g]
             pred = seg_objects.pose[p]
@@ -164,7 +181,8 @@ def evaluate_perception(seg_objects: Any, gt: GroundTruth, settings: EvaluationS
                        rotation_error_deg=rotation_error_deg(gt.kind[g], gt.pose_camera[g], pred),
                        add_s_m=add_s(gt.model_points[g], gt.pose_camera[g], pred))
         rows.append(row)
-    return {'objects': rows, 'matches': matches, 'predicted': int(len(seg_objects))}
+    return {'objects': rows, 'matches': matches, 'predicted': int(len(seg_objects)),
+            'predicted_boxes': int(len(detections)), 'box_matches': len(box_matched)}
 
 
 def _summary_rate(successes: int, trials: int) -> Dict[str, Any]:
@@ -176,7 +194,7 @@ def _summary_rate(successes: int, trials: int) -> Dict[str, Any]:
 def run_evaluation(n_scenes: int, seed: int = 0, out_dir: Optional[str] = 'artifacts/sim_eval',
                    settings: EvaluationSettings = EvaluationSettings(), gripper: Any = None,
                    grasp_settings: Any = None, exec_settings: Optional[GraspExecutionSettings] = None,
-                   segmentation_settings: Any = None, progress: bool = False) -> Dict[str, Any]:
+                   segmentation_settings: Any = None, progress: Optional[TextIO] = None) -> Dict[str, Any]:
     """Generate ``n_scenes`` scenes, run perception and the top-1 planned grasp in each, and report.
 
     Perception: ``robot_vision.perception3d.segmentation.segment_scene`` on the noisy frame;
@@ -187,8 +205,9 @@ def run_evaluation(n_scenes: int, seed: int = 0, out_dir: Optional[str] = 'artif
     :func:`~robot_vision.sim.execute_grasp`, targeted at the GT object its segment matches.
     ``exec_settings`` None means ``GraspExecutionSettings(pregrasp_distance=gripper.approach_clearance)``:
     the straight approach covers exactly the corridor the planner checked for collisions.
+    ``progress``: a text stream (e.g. ``sys.stderr``) for a progress bar, None for none.
     Returns the report dict (also written as ``report.json`` and ``report.md`` in ``out_dir``
-    unless it is None).
+    unless it is None, see :func:`write_reports`).
     """
     if int(n_scenes) < 1:
         raise ConfigError(f'run_evaluation: n_scenes must be >= 1, got {n_scenes}')
@@ -201,6 +220,7 @@ def run_evaluation(n_scenes: int, seed: int = 0, out_dir: Optional[str] = 'artif
         if exec_settings is None:
             exec_settings = GraspExecutionSettings(pregrasp_distance=float(gripper.approach_clearance))
     width, height = settings.image_size
+    bar = Progress(int(n_scenes), progress, unit='scenes')
     started = time.perf_counter()
     timing = {'render_s': 0.0, 'segment_s': 0.0, 'plan_s': 0.0, 'execute_s': 0.0, 'build_s': 0.0}
     frames = 0
@@ -228,7 +248,9 @@ def run_evaluation(n_scenes: int, seed: int = 0, out_dir: Optional[str] = 'artif
                 row.update(scene=k, clutter=clutter)
             object_rows.extend(perception['objects'])
             scene_row = {'scene': k, 'seed': scene_seed, 'clutter': clutter, 'objects': len(gt),
-                         'predicted': perception['predicted'], 'status': seg.status}
+                         'predicted': perception['predicted'], 'matched': len(perception['matches']),
+                         'predicted_boxes': perception['predicted_boxes'],
+                         'box_matches': perception['box_matches'], 'status': seg.status}
             if settings.grasping and settings.grasp_source == 'oracle':
                 scene_row['grasp'] = _oracle_grasp_once(scene, gt, gripper, exec_settings, timing)
                 scene_row['grasp'].update(scene=k, clutter=clutter)
@@ -242,17 +264,24 @@ def run_evaluation(n_scenes: int, seed: int = 0, out_dir: Optional[str] = 'artif
             scene_rows.append(scene_row)
         finally:
             scene.close()
-        if progress and (k + 1) % 10 == 0:
-            print(f'{k + 1}/{n_scenes} scenes, {time.perf_counter() - started:.0f} s', file=sys.stderr, flush=True)
+        bar.update()
+    bar.close()
     wall = time.perf_counter() - started
     report = _summarise(object_rows, grasp_rows, scene_rows, settings, timing, frames, wall, n_scenes, seed,
                         exec_settings)
     if out_dir is not None:
-        out = Path(out_dir)
-        out.mkdir(parents=True, exist_ok=True)
-        (out / 'report.json').write_text(json.dumps(report, indent=2, default=_json_default))
-        (out / 'report.md').write_text(render_markdown(report))
+        write_reports(report, out_dir)
     return report
+
+
+def write_reports(report: Dict[str, Any], out_dir: str) -> Tuple[Path, Path]:
+    """Write ``report.json`` and ``report.md`` (see :func:`render_markdown`) into ``out_dir``; return their paths."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    json_path, md_path = out / 'report.json', out / 'report.md'
+    json_path.write_text(json.dumps(report, indent=2, default=_json_default))
+    md_path.write_text(render_markdown(report))
+    return json_path, md_path
 
 
 def _grasp_once(scene: SimScene, frame, gt: GroundTruth, seg, matches, gripper, grasp_settings,
@@ -349,6 +378,7 @@ def _summarise(object_rows, grasp_rows, scene_rows, settings, timing, frames, wa
     subsets.append(('0.5-1.0 m', [r for r in object_rows if 0.5 <= r['distance_m'] <= 1.0]))
     for name, rows in subsets:
         matched = [r for r in rows if r['matched']]
+        box_ious = [r['box_iou'] for r in rows if r['box_matched']]
         trans = np.array([r['translation_error_m'] for r in matched])
         rot = np.array([r['rotation_error_deg'] for r in matched], float)
         adds = np.array([r['add_s_m'] for r in matched])
@@ -356,18 +386,29 @@ def _summarise(object_rows, grasp_rows, scene_rows, settings, timing, frames, wa
             'gt_objects': len(rows), 'matched': len(matched),
             'recall_at_iou': len(matched) / len(rows) if rows else float('nan'),
             'mean_iou_matched': float(np.mean([r['iou'] for r in matched])) if matched else float('nan'),
+            'box_matched': len(box_ious),
+            'box_recall_at_iou': len(box_ious) / len(rows) if rows else float('nan'),
+            'mean_box_iou_matched': float(np.mean(box_ious)) if box_ious else float('nan'),
             'median_translation_error_m': float(np.median(trans)) if len(trans) else float('nan'),
             'p90_translation_error_m': float(np.percentile(trans, 90)) if len(trans) else float('nan'),
             'median_rotation_error_deg': float(np.nanmedian(rot)) if np.isfinite(rot).any() else float('nan'),
             'median_add_s_m': float(np.median(adds)) if len(adds) else float('nan'),
             'add_s_below_1cm': float(np.mean(adds < 0.01)) if len(adds) else float('nan'),
         }
-    predicted = sum(r['predicted'] for r in scene_rows)
-    matched_all = sum(1 for r in object_rows if r['matched'])
-    percep['all']['precision_at_iou'] = matched_all / predicted if predicted else float('nan')
+    for name in ('all',) + tuple(settings.clutter_levels):
+        scenes = [r for r in scene_rows if name in ('all', r['clutter'])]
+        predicted, boxes = sum(r['predicted'] for r in scenes), sum(r['predicted_boxes'] for r in scenes)
+        percep[name]['predicted'] = predicted
+        percep[name]['precision_at_iou'] = (sum(r['matched'] for r in scenes) / predicted if predicted
+                                            else float('nan'))
+        percep[name]['predicted_boxes'] = boxes
+        percep[name]['box_precision_at_iou'] = (sum(r['box_matches'] for r in scenes) / boxes if boxes
+                                                else float('nan'))
     kinds = sorted({r['kind'] for r in object_rows})
     percep['by_kind'] = {k: {'gt_objects': sum(r['kind'] == k for r in object_rows),
                              'recall_at_iou': float(np.mean([r['matched'] for r in object_rows if r['kind'] == k])),
+                             'box_recall_at_iou': float(np.mean([r['box_matched'] for r in object_rows
+                                                                 if r['kind'] == k])),
                              'median_translation_error_m': float(np.median(
                                  [r['translation_error_m'] for r in object_rows if r['kind'] == k and r['matched']]
                                  or [np.nan]))} for k in kinds}
@@ -381,15 +422,23 @@ def _summarise(object_rows, grasp_rows, scene_rows, settings, timing, frames, wa
         grasp['by_clutter'] = {c: _summary_rate(sum(r['success'] for r in executed if r['clutter'] == c),
                                                 sum(1 for r in executed if r['clutter'] == c))
                                for c in settings.clutter_levels}
+        grasp['planner_yield'] = _summary_rate(len(executed), len(grasp_rows))
+        grasp['by_clutter_yield'] = {c: _summary_rate(sum(1 for r in executed if r['clutter'] == c),
+                                                      sum(1 for r in grasp_rows if r['clutter'] == c))
+                                     for c in settings.clutter_levels}
         grasp['by_clutter_per_scene'] = {
             c: _summary_rate(sum(r['success'] for r in grasp_rows if r['clutter'] == c),
                              sum(1 for r in grasp_rows if r['clutter'] == c)) for c in settings.clutter_levels}
         if any(r.get('top_k_executed', 1) > 1 for r in executed):
             grasp['top_k_any_rate'] = _summary_rate(sum(bool(r.get('top_k_any_success')) for r in executed),
                                                     len(executed))
-        grasp['by_kind'] = {k: _summary_rate(sum(r['success'] for r in executed if r['kind'] == k),
-                                             sum(1 for r in executed if r['kind'] == k))
-                            for k in sorted({str(r['kind']) for r in executed})}
+        kinds = sorted({str(r['kind']) for r in executed})   # 'None': the hand closed on no object
+        grasp['by_kind'] = {k: _summary_rate(sum(r['success'] for r in executed if str(r['kind']) == k),
+                                             sum(1 for r in executed if str(r['kind']) == k)) for k in kinds}
+        grasp['by_clutter_kind'] = {
+            c: {k: _summary_rate(sum(r['success'] for r in executed if r['clutter'] == c and str(r['kind']) == k),
+                                 sum(1 for r in executed if r['clutter'] == c and str(r['kind']) == k))
+                for k in kinds} for c in settings.clutter_levels}
         reasons: Dict[str, int] = {}
         for r in grasp_rows:
             key = r['reason'].split(' ')[0]
@@ -404,7 +453,7 @@ def _summarise(object_rows, grasp_rows, scene_rows, settings, timing, frames, wa
 def run_tracking_evaluation(n_sequences: int, seed: int = 0, frames: int = 20, rate_hz: float = 10.0,
                             moving_objects: int = 2, noise: str = 'kinect', threshold: float = 0.05,
                             min_visible_pixels: int = 200, tracker_settings: Any = None,
-                            segmentation_settings: Any = None) -> Dict[str, Any]:
+                            segmentation_settings: Any = None, progress: Optional[TextIO] = None) -> Dict[str, Any]:
     """Track objects through simulated sequences with moving objects and score CLEAR-MOT against ground truth.
 
     Each sequence is a cluttered scene in which ``moving_objects`` objects slide at scripted
@@ -413,6 +462,7 @@ def run_tracking_evaluation(n_sequences: int, seed: int = 0, frames: int = 20, r
     frame's ``camera_to_fixed``) and fed to ``tracking.Tracker``. Ground truth per frame: the
     objects with at least ``min_visible_pixels`` visible pixels, at their world box centres.
     Returns MOTA, MOTP (m), ID switches, misses, false positives, velocity RMSE (m/s), frames/s.
+    ``progress``: a text stream for a progress bar, None for none.
     """
     if int(n_sequences) < 1 or int(frames) < 2 or not rate_hz > 0:
         raise ConfigError(f'run_tracking_evaluation: expected n_sequences >= 1, frames >= 2 and rate_hz > 0, '
@@ -423,6 +473,7 @@ def run_tracking_evaluation(n_sequences: int, seed: int = 0, frames: int = 20, r
     accumulator = MotAccumulator(threshold)
     started = time.perf_counter()
     rendered = 0
+    bar = Progress(int(n_sequences), progress, unit='sequences')
     for k in range(int(n_sequences)):
         scene_seed = int(seed) * 100003 + 50000 + k
         spec = generate_scene(scene_seed, SceneSettings(clutter='clutter', moving_objects=moving_objects))
@@ -440,6 +491,8 @@ def run_tracking_evaluation(n_sequences: int, seed: int = 0, frames: int = 20, r
                 seen = np.flatnonzero(gt.visible_pixels >= min_visible_pixels)
                 accumulator.update(offset + seen, gt.pose_world[seen, :3, 3], offset + tracks.track_id,
                                    tracks.position, gt.velocity_world[seen], tracks.velocity)
+        bar.update()
+    bar.close()
     metrics = accumulator.result()
     wall = time.perf_counter() - started
     values = {name: getattr(metrics, name) for name in
@@ -468,42 +521,63 @@ def _pct(rate: Dict[str, Any]) -> str:
             f"95 % CI {100 * low:.1f}-{100 * high:.1f} %)")
 
 
+def _num(value: Optional[float], scale: float = 1.0, digits: int = 3, unit: str = '') -> str:
+    """``value * scale`` with ``digits`` decimals and a unit, 'n/a' for None or NaN."""
+    if value is None or not math.isfinite(value):
+        return 'n/a'
+    return f'{value * scale:.{digits}f}{unit}'
+
+
 def render_markdown(report: Dict[str, Any]) -> str:
-    """Format a :func:`run_evaluation` report as Markdown."""
+    """Format a :func:`run_evaluation` report (with ``report['tracking']`` when present) as Markdown."""
+    render_fps = report['render_fps']
     lines = [f"# Simulation evaluation: {report['n_scenes']} scenes, seed {report['seed']}", '',
              f"Depth noise: `{report['settings']['noise']}`. Wall time {report['wall_time_s']:.1f} s; "
-             f"rendering {report['render_fps'] or 0:.1f} frames/s (colour + depth + segmentation + noise).", '',
+             f"rendering {_num(render_fps, digits=1)} frames/s (colour + depth + segmentation + noise).", '',
              '## Perception (segment_scene vs ground truth)', '',
-             '| subset | GT objects | recall @ IoU 0.5 | mean IoU | median transl. err | p90 transl. err '
-             '| median rot. err | median ADD-S |', '|---|---|---|---|---|---|---|---|']
+             'Ground-truth objects with >= '
+             f"{report['settings']['min_visible_pixels']} visible pixels, one-to-one matches at IoU >= "
+             f"{report['settings']['iou_threshold']:g}. Instances: mask IoU. Detection: 2D box IoU of the "
+             "pipeline's Detections (depth backend: the masks' tight boxes) with the boxes of the visible "
+             'ground-truth masks.', '',
+             '| subset | GT objects | mask recall | mask precision | mean mask IoU | box recall | box precision '
+             '| median transl. err | p90 transl. err | median rot. err | median ADD-S | ADD-S < 1 cm |',
+             '|---|---|---|---|---|---|---|---|---|---|---|---|']
     percep = report['perception']
     for name in ['all'] + list(report['settings']['clutter_levels']) + ['0.5-1.0 m']:
         p = percep[name]
-        lines.append(f"| {name} | {p['gt_objects']} | {p['recall_at_iou']:.3f} | {p['mean_iou_matched']:.3f} | "
-                     f"{1000 * p['median_translation_error_m']:.1f} mm | "
-                     f"{1000 * p['p90_translation_error_m']:.1f} mm | "
-                     f"{p['median_rotation_error_deg']:.1f} deg | {1000 * p['median_add_s_m']:.1f} mm |")
-    lines += ['', f"Precision @ IoU 0.5: {percep['all'].get('precision_at_iou', float('nan')):.3f}", '',
-              '| kind | GT objects | recall | median transl. err |', '|---|---|---|---|']
+        lines.append(f"| {name} | {p['gt_objects']} | {_num(p['recall_at_iou'])} | "
+                     f"{_num(p.get('precision_at_iou'))} | {_num(p['mean_iou_matched'])} | "
+                     f"{_num(p['box_recall_at_iou'])} | {_num(p.get('box_precision_at_iou'))} | "
+                     f"{_num(p['median_translation_error_m'], 1000, 1, ' mm')} | "
+                     f"{_num(p['p90_translation_error_m'], 1000, 1, ' mm')} | "
+                     f"{_num(p['median_rotation_error_deg'], 1, 1, ' deg')} | "
+                     f"{_num(p['median_add_s_m'], 1000, 1, ' mm')} | {_num(p['add_s_below_1cm'])} |")
+    lines += ['', 'Precision is over all predictions of the subset\'s scenes (n/a for the distance band).', '',
+              '| kind | GT objects | mask recall | box recall | median transl. err |', '|---|---|---|---|---|']
     for kind, p in percep['by_kind'].items():
-        lines.append(f"| {kind} | {p['gt_objects']} | {p['recall_at_iou']:.3f} | "
-                     f"{1000 * p['median_translation_error_m']:.1f} mm |")
+        lines.append(f"| {kind} | {p['gt_objects']} | {_num(p['recall_at_iou'])} | {_num(p['box_recall_at_iou'])} | "
+                     f"{_num(p['median_translation_error_m'], 1000, 1, ' mm')} |")
     grasp = report.get('grasping')
     if grasp:
         source = report['settings'].get('grasp_source', 'planner')
         title = ('planner top-1 per scene' if source == 'planner'
                  else 'ORACLE ground-truth top-down grasp per scene: checks the simulated hand, not the planner')
+        levels = list(grasp['by_clutter'])
         lines += ['', f'## Closed-loop grasping ({title}, executed in MuJoCo)', '',
                   f"Executed grasps: {_pct(grasp['executed_rate'])}", '',
+                  f"Planner yield (scenes with a grasp / scenes): {_pct(grasp['planner_yield'])}", '',
                   f"Per scene (no grasp found counts as a failure): {_pct(grasp['per_scene_rate'])}", '',
                   *([f"Any of the top-{report['settings']['top_k']} grasps (each executed from the same state): "
                      f"{_pct(grasp['top_k_any_rate'])}", ''] if 'top_k_any_rate' in grasp else []),
-                  '| clutter | executed grasps | per scene |', '|---|---|---|']
+                  '| clutter | success of executed grasps | planner yield | per scene |', '|---|---|---|---|']
         for c, rate in grasp['by_clutter'].items():
-            lines.append(f"| {c} | {_pct(rate)} | {_pct(grasp['by_clutter_per_scene'][c])} |")
-        lines += ['', '| object kind | success (executed) |', '|---|---|']
+            lines.append(f"| {c} | {_pct(rate)} | {_pct(grasp['by_clutter_yield'][c])} | "
+                         f"{_pct(grasp['by_clutter_per_scene'][c])} |")
+        lines += ['', '| object kind | ' + ' | '.join(levels) + ' | all |', '|---' * (len(levels) + 2) + '|']
         for k, rate in grasp['by_kind'].items():
-            lines.append(f'| {k} | {_pct(rate)} |')
+            lines.append(f'| {k} | ' + ' | '.join(_pct(grasp['by_clutter_kind'][c][k]) for c in levels)
+                         + f' | {_pct(rate)} |')
         lines += ['', 'Outcomes: ' + ', '.join(f'{k}: {v}' for k, v in sorted(grasp['reasons'].items()))]
     tracking = report.get('tracking')
     if tracking:
@@ -513,41 +587,15 @@ def render_markdown(report: Dict[str, Any]) -> str:
                   f"{tracking['num_switches']}, misses {tracking['num_misses']} of {tracking['num_gt']}, "
                   f"false positives {tracking['num_false_positives']}, "
                   f"velocity RMSE {tracking['velocity_rmse']:.3f} m/s, "
-                  f"{tracking['pipeline_fps']:.1f} frames/s (render + segment + track)"]
+                  f"{tracking['pipeline_fps']:.1f} frames/s (render + segment + track), "
+                  f"wall time {tracking['wall_time_s']:.1f} s"]
     t = report['timing_s']
     lines += ['', '## Time (s)', '',
-              ', '.join(f'{k} {v:.1f}' for k, v in t.items()) + f", total {report['wall_time_s']:.1f} s"]
+              ', '.join(f'{k} {v:.1f}' for k, v in t.items()) + f", total {report['wall_time_s']:.1f} s"
+              + (f" (+ tracking {tracking['wall_time_s']:.1f} s)" if tracking else '')]
     return '\n'.join(lines) + '\n'
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    """Command-line entry point: ``python -m robot_vision.sim.evaluate --scenes N --seed S --out DIR``."""
-    parser = argparse.ArgumentParser(prog='python -m robot_vision.sim.evaluate', description=__doc__.splitlines()[0])
-    parser.add_argument('--scenes', type=int, default=20, help='number of generated scenes')
-    parser.add_argument('--seed', type=int, default=0)
-    parser.add_argument('--out', default='artifacts/sim_eval', help='output folder for report.json/report.md')
-    parser.add_argument('--noise', default='kinect', choices=NOISE_MODELS)
-    parser.add_argument('--clutter', default='isolated,clutter', help='comma-separated clutter levels to cycle')
-    parser.add_argument('--no-grasping', action='store_true', help='perception only')
-    parser.add_argument('--top-k', type=int, default=1, help='also execute the k best planner grasps')
-    parser.add_argument('--tracking-sequences', type=int, default=0,
-                        help='also score tracking (CLEAR-MOT) on this many moving-object sequences')
-    parser.add_argument('--grasp-source', default='planner', choices=('planner', 'oracle'),
-                        help='planner: robot_vision.grasping top-1; oracle: ground-truth top-down grasp')
-    args = parser.parse_args(argv)
-    settings = EvaluationSettings(clutter_levels=tuple(args.clutter.split(',')), noise=args.noise,
-                                  grasping=not args.no_grasping, grasp_source=args.grasp_source,
-                                  top_k=args.top_k)
-    report = run_evaluation(args.scenes, args.seed, None, settings, progress=True)
-    if args.tracking_sequences > 0:
-        report['tracking'] = run_tracking_evaluation(args.tracking_sequences, args.seed, noise=args.noise)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / 'report.json').write_text(json.dumps(report, indent=2, default=_json_default))
-    (out / 'report.md').write_text(render_markdown(report))
-    print(render_markdown(report))
-    return 0
-
-
 if __name__ == '__main__':
+    from robot_vision.sim.cli import main
     sys.exit(main())
