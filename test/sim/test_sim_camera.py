@@ -1,14 +1,19 @@
-"""Simulated RGB-D camera: linear depth, intrinsics, optical frame, ground truth, noise, motion."""
+"""Simulated RGB-D camera: linear depth, intrinsics, optical frame, ground truth, noise, range codes, motion."""
+
+import dataclasses
 
 import cv2
 import numpy as np
 import pytest
 
 from robot_vision.camera import deproject, project
+from robot_vision.detection import detections_from_objects
 from robot_vision.errors import ConfigError, InputError
 from robot_vision.geometry import invert_transform, transform_points
 from robot_vision.sim import DepthNoise, SceneSettings, SimScene, apply_depth_noise, generate_scene
+from robot_vision.sim.noise import range_codes
 from robot_vision.sim.simulator import import_mujoco, intrinsics_from_fovy
+from robot_vision.types import Objects3D
 
 
 @pytest.fixture(scope='module')
@@ -80,6 +85,79 @@ def test_ground_truth_boxes_and_detections(clutter_render):
     for box, mask in zip(dets.xyxy, dets.mask):
         ys, xs = np.nonzero(mask)
         assert tuple(box) == (xs.min(), ys.min(), xs.max() + 1, ys.max() + 1)
+
+
+@pytest.mark.parametrize('frame_name', ['camera', 'world'])
+def test_ground_truth_objects_are_objects3d_in_either_frame(clutter_render, frame_name):
+    """GroundTruth.objects: every object with the exact box pose, size and class, masks and detection rows."""
+    _, frame, gt, _ = clutter_render
+    objects = gt.objects(frame_name)
+    assert isinstance(objects, Objects3D) and len(objects) == len(gt)
+    expected = gt.pose_camera if frame_name == 'camera' else gt.pose_world
+    np.testing.assert_array_equal(objects.pose, expected)
+    np.testing.assert_array_equal(objects.centroid, expected[:, :3, 3])
+    np.testing.assert_array_equal(objects.size, gt.size)
+    np.testing.assert_array_equal(objects.class_id, gt.class_id)
+    assert (objects.confidence == 1).all() and objects.mask is gt.mask
+    # the camera-frame objects are the world-frame ones seen from the camera (frame.camera_to_fixed)
+    if frame_name == 'world':
+        np.testing.assert_allclose(invert_transform(frame.camera_to_fixed)[None] @ objects.pose,
+                                   gt.objects('camera').pose, atol=1e-6)
+    # detection_index is the object's row in GroundTruth.detections(), whose boxes the masks' boxes are
+    detections = gt.detections()
+    rows = objects.detection_index
+    assert (rows >= 0).all() and len(detections) == len(gt)
+    np.testing.assert_array_equal(detections.tracker_id[rows], gt.object_id)
+    np.testing.assert_array_equal(detections.xyxy[rows], detections_from_objects(objects).xyxy)
+
+
+def test_ground_truth_objects_of_hidden_objects(clutter_render):
+    """An object with no visible pixel keeps its pose but gets detection_index -1; later rows shift up."""
+    _, _, gt, _ = clutter_render
+    mask = gt.mask.copy()
+    mask[1] = False
+    hidden = dataclasses.replace(gt, mask=mask, visible_pixels=mask.sum((1, 2)))
+    objects = hidden.objects()
+    assert len(objects) == len(gt) and objects.detection_index[1] == -1
+    np.testing.assert_array_equal(objects.detection_index[[0] + list(range(2, len(gt)))],
+                                  np.arange(len(gt) - 1))
+    np.testing.assert_array_equal(objects.pose[1], gt.pose_camera[1])
+    assert len(hidden.detections()) == len(gt) - 1
+    with pytest.raises(InputError, match="'camera' or 'world'"):
+        gt.objects('base_link')
+
+
+def test_range_codes_on_a_rendered_frame(clutter_render):
+    """Out-of-range pixels of a real render become +inf (too far) and -inf (too near); the rest is kept."""
+    _, frame, gt, _ = clutter_render
+    clean = gt.depth_clean
+    low, high = np.percentile(clean, [20, 80])
+    noise = DepthNoise(min_range=float(low), max_range=float(high))
+    coded = range_codes(apply_depth_noise(clean, frame.intrinsics, noise), clean, noise)
+    too_far, too_near = clean > high, clean < low
+    assert too_far.mean() > 0.1 and too_near.mean() > 0.1
+    np.testing.assert_array_equal(np.isposinf(coded), too_far)
+    np.testing.assert_array_equal(np.isneginf(coded), too_near)
+    inside = ~too_far & ~too_near
+    np.testing.assert_array_equal(coded[inside], clean[inside])
+    assert coded.dtype == np.float32 and not np.isnan(coded).any()
+
+
+def test_range_codes_keep_sensor_dropouts_as_nan():
+    """Kinect edge dropouts inside the range stay NaN; only true range violations are coded."""
+    spec = generate_scene(4, SceneSettings(clutter='clutter'))
+    noise = DepthNoise('kinect', seed=1)
+    with SimScene(spec, noise) as scene:
+        frame, gt = scene.render()
+    coded = range_codes(frame.depth, gt.depth_clean, noise)
+    low, high = noise.ranges
+    finite = np.isfinite(frame.depth)
+    np.testing.assert_array_equal(coded[finite], frame.depth[finite])
+    dropped = ~finite & (gt.depth_clean >= low) & (gt.depth_clean <= high)
+    assert dropped.sum() > 100 and np.isnan(coded[dropped]).all()
+    np.testing.assert_array_equal(np.isposinf(coded), ~finite & (gt.depth_clean > high))
+    with pytest.raises(InputError, match='one shape'):
+        range_codes(frame.depth, gt.depth_clean[:-1], noise)
 
 
 def test_render_is_reproducible_and_noise_is_seeded():
