@@ -439,6 +439,14 @@ class _Grid:
         return self.occupied[flat] & inside
 
 
+@lru_cache(maxsize=4)
+def _upper_triangle(m: int) -> np.ndarray:
+    """(m, m) bool, True above the diagonal (read-only, shared)."""
+    upper = np.triu(np.ones((m, m), bool), 1)
+    upper.setflags(write=False)
+    return upper
+
+
 @lru_cache(maxsize=8)
 def _cached_planner(gripper: GripperModel, settings: GraspSettings) -> _Planner:
     return _Planner(gripper, settings)
@@ -817,14 +825,19 @@ class _Planner:
         pp = np.einsum('ic,cj->ij', p32, np.ascontiguousarray(p32.T))  # p_i . p_j
         sq = np.einsum('ic,ic->i', p32, p32)
         own = np.einsum('ic,ic->i', n32, p32)  # n_i . p_i
-        dist = np.sqrt(np.maximum(sq[:, None] + sq[None, :] - 2 * pp, 0))
-        inv = 1.0 / np.maximum(dist, np.float32(1e-9))
-        cos_i = (own[:, None] - pn) * inv  # -n_i . (p_j - p_i) / |p_j - p_i|
-        cos_j = (own[None, :] - pn.T) * inv  # n_j . (p_j - p_i) / |p_j - p_i|
-        quality = np.minimum(cos_i, cos_j)
+        pp *= 2
+        dist = np.add.outer(sq, sq)
+        dist -= pp
+        np.maximum(dist, 0, out=dist)
+        np.sqrt(dist, out=dist)
+        inv = np.maximum(dist, np.float32(1e-9))
+        np.divide(1.0, inv, out=inv)
+        quality = own[:, None] - pn
+        quality *= inv  # cos_i = -n_i . (p_j - p_i) / |p_j - p_i|; cos_j = n_j . (p_j - p_i) / |.| is its transpose
+        np.minimum(quality, quality.T.copy(), out=quality)
         valid = quality >= np.float32(self.cos_cone)
         valid &= dist >= np.float32(max(g.min_opening, 2 * s.contact_band, s.min_width))
-        valid &= np.triu(np.ones((m, m), bool), 1)
+        valid &= _upper_triangle(m)
         wide = np.count_nonzero(valid)
         valid &= dist <= np.float32(g.max_opening - 2 * s.finger_gap)
         ii, jj = np.nonzero(valid)
