@@ -67,6 +67,10 @@ class GraspSettings:
     at the pre-grasp opening. ``clearance_margin`` (0.01 m): distance around the fingers in which
     scene points lower the clearance score. ``min_insertion`` (0.01 m): the contact pair must lie
     at least this far behind the fingertips once the hand is pushed in as far as allowed.
+    ``max_objects`` (8): :func:`plan_scene_grasps` plans at most this many objects per call, those
+    whose box fits the opening first (some side within ``max_opening``), then the nearest to the
+    viewpoint; 0 plans every object. Each object costs a few milliseconds even when nothing fits,
+    so this bounds the time per frame in clutter.
     """
 
     num_candidates: int = 500
@@ -97,6 +101,7 @@ class GraspSettings:
     finger_gap: float = 0.002
     clearance_margin: float = 0.01
     min_insertion: float = 0.01
+    max_objects: int = 8
 
     def __post_init__(self) -> None:
         """Validate every field; raise ConfigError naming the field, expected and actual value."""
@@ -106,8 +111,10 @@ class GraspSettings:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
                 raise ConfigError(f'GraspSettings.{name}: expected an integer >= {low}, got {value!r}')
-        if isinstance(self.seed, bool) or not isinstance(self.seed, (int, np.integer)) or self.seed < 0:
-            raise ConfigError(f'GraspSettings.seed: expected a non-negative integer, got {self.seed!r}')
+        for name in ('seed', 'max_objects'):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
+                raise ConfigError(f'GraspSettings.{name}: expected a non-negative integer, got {value!r}')
         positive = ('mu', 'nms_distance', 'object_voxel', 'collision_voxel', 'contact_band')
         non_negative = ('approach_weight', 'antipodal_weight', 'contact_weight', 'clearance_weight',
                         'min_object_thickness', 'finger_gap', 'clearance_margin', 'nms_angle_deg',
@@ -144,7 +151,8 @@ class GraspResult:
     frame, i.e. grasp frame @ ``gripper.tcp_offset``; ``width`` is the object width between the
     contacts in metres). ``reason``: 'ok', or why no grasp was found. ``candidates_evaluated``:
     candidates sampled and checked. ``timings_ms``: wall time per stage. ``rejected``: how many
-    candidates each check removed.
+    candidates each check removed. ``skipped_objects``: rows that :func:`plan_scene_grasps` did
+    not plan because of ``max_objects``.
     """
 
     grasps: Grasps
@@ -152,6 +160,7 @@ class GraspResult:
     candidates_evaluated: int = 0
     timings_ms: Dict[str, float] = field(default_factory=dict)
     rejected: Dict[str, int] = field(default_factory=dict)
+    skipped_objects: List[int] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -190,8 +199,11 @@ def plan_scene_grasps(objects: Objects3D, scene_points: np.ndarray,
 
     Uses each object's ``points`` cloud; other arguments as in :func:`plan_grasps`. Grasps are
     ordered by object row, then by descending score, and carry their row in ``object_index``.
-    ``reason`` is 'ok' when any object got a grasp, otherwise the per-object reasons joined.
-    ``timings_ms`` and ``rejected`` are summed over the objects.
+    At most ``settings.max_objects`` rows are planned (when non-zero): first those whose box
+    (``objects.size``) has a side within the gripper's ``max_opening``, then by distance of the
+    ``centroid`` from the viewpoint (from the origin without one); the others are listed in
+    ``skipped_objects``. ``reason`` is 'ok' when any object got a grasp, otherwise the per-object
+    reasons joined. ``timings_ms`` and ``rejected`` are summed over the objects.
     """
     if not isinstance(objects, Objects3D):
         raise InputError(f'objects: expected Objects3D, got {type(objects).__name__}')
@@ -206,6 +218,9 @@ def plan_scene_grasps(objects: Objects3D, scene_points: np.ndarray,
         if bad:
             raise InputError(f'object_indices: expected rows in [0, {len(objects)}), got {bad}')
     planner = _planner(gripper, settings)
+    skipped: List[int] = []
+    if settings.max_objects and len(rows) > settings.max_objects:
+        rows, skipped = _select_objects(objects, rows, settings.max_objects, gripper.max_opening, view)
     parts: List[Grasps] = []
     reasons: List[str] = []
     timings: Dict[str, float] = {}
@@ -230,7 +245,20 @@ def plan_scene_grasps(objects: Objects3D, scene_points: np.ndarray,
         reason = 'ok'
     else:
         reason = '; '.join(reasons)
-    return GraspResult(grasps, reason, evaluated, timings, rejected)
+        if skipped:
+            reason += f'; objects {skipped} not planned (max_objects {settings.max_objects})'
+    return GraspResult(grasps, reason, evaluated, timings, rejected, skipped)
+
+
+def _select_objects(objects: Objects3D, rows: List[int], count: int, max_opening: float,
+                    viewpoint: Optional[np.ndarray]) -> Tuple[List[int], List[int]]:
+    """Split ``rows`` into the ``count`` to plan (box fits the opening first, then nearest) and the rest."""
+    index = np.asarray(rows)
+    too_wide = np.asarray(objects.size)[index].min(axis=1) > max_opening
+    centroid = np.asarray(objects.centroid, np.float64)[index]
+    distance = np.linalg.norm(centroid - (0.0 if viewpoint is None else viewpoint), axis=1)
+    order = np.lexsort((index, distance, too_wide))
+    return sorted(index[order[:count]].tolist()), sorted(index[order[count:]].tolist())
 
 
 # ----------------------------------------------------------------------------------------------

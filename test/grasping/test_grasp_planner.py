@@ -229,6 +229,37 @@ def test_scene_grasps_ordering_and_selection():
     assert len(empty.grasps) == 0 and empty.reason == 'no objects selected'
 
 
+def test_max_objects_plans_fitting_objects_nearest_first():
+    obj, scene, plane = _cylinder_scene()
+    # Rows: 0 far, 1 near, 2 wider than the opening and nearest, 3 middle; all on one table.
+    shifts = [(0.15, 0.0, 0.25), (-0.15, 0.0, 0.0), (0.0, 0.0, -0.1), (0.15, 0.0, 0.1)]
+    clouds = [obj + np.array(shift, np.float32) for shift in shifts]
+    wide, _, _ = _cylinder_scene(radius=0.06)
+    clouds[2] = wide + np.array(shifts[2], np.float32)
+    size = np.array([[0.06, 0.06, 0.1]] * 4)
+    size[2] = (0.12, 0.12, 0.1)
+    objects = Objects3D(pose=np.tile(np.eye(4), (4, 1, 1)), size=size,
+                        centroid=np.stack([c.mean(0) for c in clouds]).astype(np.float64),
+                        confidence=np.ones(4), class_id=-np.ones(4), detection_index=-np.ones(4),
+                        points=clouds)
+    full = np.concatenate([scene] + clouds[1:])
+    settings = GraspSettings(top_k=3, max_objects=2)
+    result = plan_scene_grasps(objects, full, GRIPPER, settings, support_normal=plane, viewpoint=None)
+    assert result.reason == 'ok', result.reason
+    assert result.skipped_objects == [0, 2]
+    assert set(result.grasps.object_index.tolist()) == {1, 3}
+    every = plan_scene_grasps(objects, full, GRIPPER, GraspSettings(top_k=3, max_objects=0), support_normal=plane,
+                              viewpoint=None)
+    assert every.skipped_objects == [] and {0, 1, 3} <= set(every.grasps.object_index.tolist())
+    for row in (1, 3):  # the selection changes which objects are planned, not their grasps
+        np.testing.assert_array_equal(result.grasps.pose[result.grasps.object_index == row],
+                                      every.grasps.pose[every.grasps.object_index == row])
+    # An object wider than the opening comes after every one that fits, however near it is.
+    fit_first = plan_scene_grasps(objects, full, GRIPPER, GraspSettings(top_k=3, max_objects=1),
+                                  support_normal=plane, viewpoint=None, object_indices=[0, 2])
+    assert fit_first.skipped_objects == [2] and set(fit_first.grasps.object_index.tolist()) == {0}
+
+
 # ----------------------------------------------------------------------------------------------
 # Bad input: an empty result with a reason, never an exception
 
@@ -310,7 +341,7 @@ def test_gripper_from_dict():
 @pytest.mark.parametrize('field, value', [
     ('num_candidates', 0), ('mu', 0.0), ('top_k', 1.5), ('nms_distance', -1.0), ('seed', -1),
     ('approach_direction', (0.0, 0.0, 0.0)), ('collision_voxel', 0.5), ('max_approach_deviation_deg', 0.0),
-    ('antipodal_weight', float('nan')),
+    ('antipodal_weight', float('nan')), ('max_objects', -1), ('max_objects', True),
 ])
 def test_settings_validation_names_the_field(field, value):
     with pytest.raises(ConfigError, match=field):
