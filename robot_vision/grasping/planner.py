@@ -434,13 +434,13 @@ class _Grid:
         z = points[:, 2]
         slab = z >= self.lo[2]
         slab &= z < hi[2]
-        points = points[slab]
+        points = np.compress(slab, points, axis=0)  # faster than boolean indexing of an (N, 3) array
         x, y = points[:, 0], points[:, 1]
         mask = x >= self.lo[0]
         mask &= x < hi[0]
         mask &= y >= self.lo[1]
         mask &= y < hi[1]
-        return points[mask]
+        return np.compress(mask, points, axis=0)
 
     def flat(self, points: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
         """Flat cell index of each point and whether the point lies inside the grid."""
