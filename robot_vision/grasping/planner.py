@@ -443,11 +443,17 @@ class _Grid:
         return np.compress(mask, points, axis=0)
 
     def flat(self, points: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
-        """Flat cell index of each point and whether the point lies inside the grid."""
-        idx = np.floor((points - self.lo) * (1.0 / self.voxel)).astype(np.int64)
-        inside = np.all((idx >= 0) & (idx < self.dims), axis=-1)
-        idx = np.clip(idx, 0, self.dims - 1)
-        flat = (idx[..., 0] * self.dims[1] + idx[..., 1]) * self.dims[2] + idx[..., 2]
+        """Flat cell index of each point (..., 3) and whether the point lies inside the grid (column by column)."""
+        flat = np.zeros(points.shape[:-1], np.int64)
+        inside = np.ones(points.shape[:-1], bool)
+        for axis in range(3):
+            cell = np.floor((points[..., axis] - self.lo[axis]) * (1.0 / self.voxel)).astype(np.int64)
+            size = int(self.dims[axis])
+            inside &= cell >= 0
+            inside &= cell < size
+            np.clip(cell, 0, size - 1, out=cell)
+            flat *= size
+            flat += cell
         return flat, inside
 
     def mark_inside(self, points: np.ndarray) -> None:
@@ -456,10 +462,12 @@ class _Grid:
         np.minimum(idx, self.dims - 1, out=idx)
         self.occupied[(idx[:, 0] * self.dims[1] + idx[:, 1]) * self.dims[2] + idx[:, 2]] = True
 
-    def mark(self, points: np.ndarray) -> None:
-        """Mark the cells of ``points`` (which must lie in the box) as occupied."""
+    def mark(self, points: np.ndarray) -> np.ndarray:
+        """Mark the cells of the ``points`` inside the box as occupied; returns their flat indices."""
         flat, inside = self.flat(points)
-        self.occupied[flat[inside]] = True
+        cells = flat[inside]
+        self.occupied[cells] = True
+        return cells
 
     def lookup(self, points: np.ndarray) -> np.ndarray:
         """Occupancy of the cells holding ``points`` (..., 3); outside the box is free."""
@@ -540,7 +548,7 @@ class _Planner:
 
         if len(obj) == 0:
             return _empty('object cloud is empty')
-        obj = obj[np.isfinite(obj[:, 0]) & np.isfinite(obj[:, 1]) & np.isfinite(obj[:, 2])]
+        obj = np.compress(np.isfinite(obj[:, 0]) & np.isfinite(obj[:, 1]) & np.isfinite(obj[:, 2]), obj, axis=0)
         if len(obj) < s.min_object_points:
             return _empty(f'too few object points: {len(obj)} finite points, need at least '
                           f'{s.min_object_points} (min_object_points)')
@@ -725,9 +733,8 @@ class _Planner:
         near = grid.crop(scene)
         lap('crop')
         grid.mark_inside(near)
-        grid.mark(obj)
         own = _Grid(box_lo, box_hi, s.collision_voxel)  # same box, so the same cell indices
-        own.mark(obj)
+        own.occupied[grid.mark(obj)] = True
         lap('grid')
 
         # ---- chunks in pre-score order: grid collision, clearance, NMS against the accepted
