@@ -74,6 +74,21 @@ def test_launch_file_references_exist(launch_file):
         assert len(item.elts) == 3 and ast.unparse(item.elts[2]).strip("'\""), ast.unparse(item)
 
 
+def test_readme_documents_every_node_parameter_and_launch_argument():
+    readme = (ROOT / 'README.md').read_text()
+    missing = sorted(name for name in ALL_NAMES if f'`{name}`' not in readme)
+    assert not missing, f'README lacks node parameters {missing}'
+    for launch_file in LAUNCH_FILES:
+        tree = ast.parse(launch_file.read_text())
+        arguments = next(n for n in ast.walk(tree) if isinstance(n, ast.Assign)
+                         and getattr(n.targets[0], 'id', '') == 'ARGUMENTS')
+        names = [item.elts[0].value for item in arguments.value.elts]
+        assert f'`{launch_file.name}`' in readme, launch_file.name
+        undocumented = [n for n in names if not re.search(rf'`{n}(`|:=)', readme)
+                        and not (n.endswith('_topic') and '`*_topic`' in readme)]
+        assert not undocumented, f'README lacks the {launch_file.name} arguments {undocumented}'
+
+
 def _flatten(value, prefix=''):
     if not isinstance(value, dict):
         return {prefix[:-1]: value}
