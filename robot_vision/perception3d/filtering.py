@@ -112,7 +112,7 @@ def voxel_downsample(points: np.ndarray, voxel_size: float, return_index: bool =
     counts = np.diff(np.append(starts, sorted_keys.size))
     means = np.empty((starts.size, 3), points.dtype)
     for i, c in enumerate(columns):
-        means[:, i] = np.add.reduceat(c[order].astype(np.float64), starts) / counts
+        means[:, i] = np.add.reduceat(c[order], starts, dtype=np.float64) / counts
     if return_index:
         return means, finite[order[starts]]
     return means
