@@ -17,6 +17,7 @@ from robot_vision.grasping import plan_scene_grasps
 from robot_vision.perception3d.box_points import objects_with_box_points, support_plane
 from robot_vision.pipeline import FrameResult, PipelineSettings, scene_points
 from robot_vision.ros import conversions as cv
+from robot_vision.ros.diagnostics import ERROR
 from robot_vision.ros.node_base import PipelineNode, main_for
 
 _GRASPS = ('grasps', 'best_grasp', 'grasp_markers')
@@ -100,7 +101,7 @@ class GraspPlannerNode(PipelineNode):
         rows = [i for i, det_id in enumerate(ids) if not request or det_id == request]
         if request and not rows:
             text = f'grasp request {request!r}: no object with that id in the latest objects; ids available: {ids}'
-            self.diag.problem('request', text, 2)
+            self.diag.problem('request', text, ERROR)
             self.get_logger().error(text)
             return
         frame = self.frame(depth=msgs['depth'])

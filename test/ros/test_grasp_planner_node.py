@@ -5,6 +5,7 @@ import time
 import numpy as np
 import pytest
 import rclpy
+from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import PoseArray, PoseStamped
 from node_harness import FeedNode, spin_until, start_node, stop
 from rclpy.lifecycle import TransitionCallbackReturn
@@ -69,13 +70,17 @@ class _Client:
         self.got = {'grasps': [], 'best_grasp': [], 'grasp_markers': []}
         for topic, msg_type in (('grasps', PoseArray), ('best_grasp', PoseStamped), ('grasp_markers', MarkerArray)):
             self.node.create_subscription(msg_type, topic, self.got[topic].append, 10)
+        self.diagnostics = []
+        self.node.create_subscription(DiagnosticArray, '/diagnostics', self.diagnostics.append, 10)
         self.executor = rclpy.executors.SingleThreadedExecutor(context=context)
         self.executor.add_node(self.feed.node)
         self.executor.add_node(self.node)
 
     def wait_subscribed(self, topic='objects'):
-        publisher = self.objects_pub if topic == 'objects' else self.request_pub
-        assert spin_until(self.executor, lambda: publisher.get_subscription_count() > 0, 60), 'never subscribed'
+        """Wait until the node subscribes to the request topic, or to objects, depth and camera info."""
+        publishers = [self.request_pub] if topic == 'request' else [self.objects_pub, self.feed.depth, self.feed.info]
+        assert spin_until(self.executor, lambda: all(p.get_subscription_count() for p in publishers), 60), \
+            'never subscribed'
 
     def publish_set(self):
         stamp = self.feed.publish()
@@ -88,6 +93,10 @@ class _Client:
 
     def spin(self, seconds, condition=lambda: False):
         return spin_until(self.executor, condition, seconds)
+
+    def diagnosed(self, key):
+        """Every value the node's diagnostics reported under ``key``."""
+        return [kv.value for d in self.diagnostics for s in d.status for kv in s.values if kv.key == key]
 
 
 def test_continuous_grasps_match_the_core_and_are_transformed_into_the_target_frame(ros_context, scene):
@@ -128,7 +137,8 @@ def test_on_request_plans_once_for_the_requested_object_only(ros_context, scene)
                          f'gripper.max_opening:={OPENING}')
     client = _Client(ros_context, frame, objects)
     try:
-        client.wait_subscribed('grasp_request')
+        client.wait_subscribed('request')
+        assert client.spin(10, lambda: client.diagnostics), 'no diagnostics'
         client.request('')  # before any objects: a warning, nothing planned
         client.spin(1.0)
         client.wait_subscribed('objects')
@@ -147,10 +157,13 @@ def test_on_request_plans_once_for_the_requested_object_only(ros_context, scene)
     finally:
         log = stop(process)
     assert early == 0, 'planned without a request'
-    assert first and second and alive, log[-3000:] + repr((first, second, alive))
-    assert 'no objects and depth received yet' in log
-    assert "grasp request '99': no object with that id" in log and "ids available: ['0', '1', '2'" in log
-    assert len(client.got['grasps']) == 2, 'one answer per valid request'
+    assert first and second and alive, (first, second, alive, process.returncode, log[-3000:])
+    assert 'no objects and depth received yet' in log, log[-3000:]
+    assert "grasp request '99': no object with that id" in log and "ids available: ['0', '1', '2'" in log, log[-3000:]
+    requests = client.diagnosed('request')
+    assert any('no objects and depth received yet' in v for v in requests), requests
+    assert any("grasp request '99'" in v for v in requests), requests
+    assert len(client.got['grasps']) == 2, ('one answer per valid request', log[-3000:])
     for answer, row in zip(client.got['grasps'], (1, 2)):
         assert answer.header.frame_id == frame.frame_id
         expected = _core_grasps(frame, last, [row])
