@@ -229,35 +229,31 @@ def test_scene_grasps_ordering_and_selection():
     assert len(empty.grasps) == 0 and empty.reason == 'no objects selected'
 
 
-def test_max_objects_plans_fitting_objects_nearest_first():
+def test_max_objects_plans_the_best_observed_objects():
     obj, scene, plane = _cylinder_scene()
-    # Rows: 0 far, 1 near, 2 wider than the opening and nearest, 3 middle; all on one table.
-    shifts = [(0.15, 0.0, 0.25), (-0.15, 0.0, 0.0), (0.0, 0.0, -0.1), (0.15, 0.0, 0.1)]
-    clouds = [obj + np.array(shift, np.float32) for shift in shifts]
-    wide, _, _ = _cylinder_scene(radius=0.06)
-    clouds[2] = wide + np.array(shifts[2], np.float32)
-    size = np.array([[0.06, 0.06, 0.1]] * 4)
-    size[2] = (0.12, 0.12, 0.1)
-    objects = Objects3D(pose=np.tile(np.eye(4), (4, 1, 1)), size=size,
+    # Four cylinders on one table, seen with 3000, 9000, 6000 and 1500 points.
+    counts = (3000, 9000, 6000, 1500)
+    clouds = [obj[:n] + np.array([0.15 * i - 0.2, 0.0, 0.0], np.float32) for i, n in enumerate(counts)]
+    objects = Objects3D(pose=np.tile(np.eye(4), (4, 1, 1)), size=np.full((4, 3), 0.06),
                         centroid=np.stack([c.mean(0) for c in clouds]).astype(np.float64),
                         confidence=np.ones(4), class_id=-np.ones(4), detection_index=-np.ones(4),
                         points=clouds)
-    full = np.concatenate([scene] + clouds[1:])
+    full = np.concatenate([scene[len(obj):]] + clouds)
     settings = GraspSettings(top_k=3, max_objects=2)
     result = plan_scene_grasps(objects, full, GRIPPER, settings, support_normal=plane, viewpoint=None)
     assert result.reason == 'ok', result.reason
-    assert result.skipped_objects == [0, 2]
-    assert set(result.grasps.object_index.tolist()) == {1, 3}
+    assert result.skipped_objects == [0, 3]
+    assert set(result.grasps.object_index.tolist()) == {1, 2}
     every = plan_scene_grasps(objects, full, GRIPPER, GraspSettings(top_k=3, max_objects=0), support_normal=plane,
                               viewpoint=None)
-    assert every.skipped_objects == [] and {0, 1, 3} <= set(every.grasps.object_index.tolist())
-    for row in (1, 3):  # the selection changes which objects are planned, not their grasps
+    assert every.skipped_objects == [] and set(every.grasps.object_index.tolist()) == {0, 1, 2, 3}
+    for row in (1, 2):  # the selection changes which objects are planned, not their grasps
         np.testing.assert_array_equal(result.grasps.pose[result.grasps.object_index == row],
                                       every.grasps.pose[every.grasps.object_index == row])
-    # An object wider than the opening comes after every one that fits, however near it is.
-    fit_first = plan_scene_grasps(objects, full, GRIPPER, GraspSettings(top_k=3, max_objects=1),
-                                  support_normal=plane, viewpoint=None, object_indices=[0, 2])
-    assert fit_first.skipped_objects == [2] and set(fit_first.grasps.object_index.tolist()) == {0}
+    # Within object_indices: the larger of rows 0 and 3.
+    within = plan_scene_grasps(objects, full, GRIPPER, GraspSettings(top_k=3, max_objects=1),
+                               support_normal=plane, viewpoint=None, object_indices=[3, 0])
+    assert within.skipped_objects == [3] and set(within.grasps.object_index.tolist()) == {0}
 
 
 # ----------------------------------------------------------------------------------------------
