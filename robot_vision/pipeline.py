@@ -233,12 +233,12 @@ class Pipeline:
 
     def plan_grasps(self, objects: Objects3D, points: np.ndarray,
                     plane: Optional[np.ndarray] = None) -> Tuple[Grasps, str]:
-        """Plan grasps for ``objects`` with ``points`` (N, 3) as the collision scene: (grasps, reason)."""
+        """Plan grasps for ``objects`` with ``points`` (N, 3) as the collision scene: (grasps best first, reason)."""
         if not len(objects):
             return Grasps.empty(), 'no objects'
         result = plan_scene_grasps(objects, points, self._settings.gripper, self._settings.grasping,
                                    support_normal=plane)
-        return result.grasps, result.reason
+        return result.grasps.best_first(), result.reason
 
     def track(self, objects: Objects3D, stamp: float, camera_to_fixed: Optional[np.ndarray] = None) -> Tracks:
         """Update the 3D tracker with objects seen at ``stamp`` (camera frame, moved by ``camera_to_fixed``)."""

@@ -366,6 +366,10 @@ class Grasps(ArrayBundle):
         'object_index': ((), np.int32),
     }
 
+    def best_first(self) -> Grasps:
+        """The grasps ranked by descending score over all objects (ties keep their order)."""
+        return self[np.argsort(-self.score, kind='stable')]
+
 
 @dataclass(frozen=True)
 class Tracks(ArrayBundle):

@@ -7,7 +7,6 @@ import threading
 import time
 from typing import Any, Dict, List, Optional, Tuple
 
-import numpy as np
 from sensor_msgs.msg import Image
 from std_msgs.msg import String
 from vision_msgs.msg import Detection3DArray
@@ -116,7 +115,7 @@ class GraspPlannerNode(PipelineNode):
                                           float(self.params['box_margin']), settings.segmentation)
         prepared = time.perf_counter()
         planned = plan_scene_grasps(objects, points, settings.gripper, settings.grasping, support_normal=plane)
-        grasps = planned.grasps[np.argsort(-planned.grasps.score, kind='stable')]
+        grasps = planned.grasps.best_first()
         result = FrameResult.empty(frame.stamp, target)
         result.grasps = dataclasses.replace(grasps, pose=camera_to_target @ grasps.pose)
         self.publish(result, _GRASPS, objects_msg.header.stamp)

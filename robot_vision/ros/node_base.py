@@ -64,6 +64,21 @@ CAMERA_INFO_WAIT_S = 0.5
 LATCHED = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL, reliability=ReliabilityPolicy.RELIABLE)
 
 
+def _logged(transition: Any) -> Any:
+    """Log an unexpected exception of a lifecycle transition (rclpy turns it into ERROR silently)."""
+    import functools
+    import traceback
+
+    @functools.wraps(transition)
+    def wrapper(self: LifecycleNode, state: LifecycleState) -> TransitionCallbackReturn:
+        try:
+            return transition(self, state)
+        except Exception as exc:  # noqa: BLE001 - any failure must reach the log, then rclpy handles it
+            self.get_logger().error(f'{transition.__name__} failed: {exc!r}\n{traceback.format_exc()}')
+            raise
+    return wrapper
+
+
 class PipelineNode(LifecycleNode):
     """Base class of robot_vision's lifecycle nodes (see the module docstring for the hooks)."""
 
@@ -126,6 +141,7 @@ class PipelineNode(LifecycleNode):
         if self.trigger_configure() == TransitionCallbackReturn.SUCCESS:
             self.trigger_activate()
 
+    @_logged
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
         """Read and validate parameters, build the core objects, create publishers."""
         problems = unknown_overrides(self, sorted(ALL_NAMES))
@@ -151,6 +167,7 @@ class PipelineNode(LifecycleNode):
                                f'{self.settings.fixed_frame}, outputs {", ".join(self.OUTPUTS)}')
         return TransitionCallbackReturn.SUCCESS
 
+    @_logged
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
         """Subscribe to the inputs and start the worker thread."""
         p = self.params
@@ -179,6 +196,7 @@ class PipelineNode(LifecycleNode):
         self.activated()
         return result
 
+    @_logged
     def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
         """Stop processing and unsubscribe."""
         self._stop_worker()
@@ -193,6 +211,7 @@ class PipelineNode(LifecycleNode):
             self._diag_timer = None
         return super().on_deactivate(state)
 
+    @_logged
     def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
         """Release the core objects (models) and the publishers."""
         self.teardown()
