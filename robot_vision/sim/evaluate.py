@@ -17,6 +17,7 @@ from typing import Any, Dict, List, Optional, TextIO, Tuple
 
 import numpy as np
 
+from robot_vision import __version__
 from robot_vision.detection.depth_backend import detections_from_objects
 from robot_vision.errors import ConfigError, InputError
 from robot_vision.geometry import invert_transform
@@ -224,6 +225,7 @@ def run_evaluation(n_scenes: int, seed: int = 0, out_dir: Optional[str] = 'artif
     started = time.perf_counter()
     timing = {'render_s': 0.0, 'segment_s': 0.0, 'plan_s': 0.0, 'execute_s': 0.0, 'build_s': 0.0}
     frames = 0
+    notes: Dict[str, int] = {}
     object_rows: List[Dict[str, Any]] = []
     grasp_rows: List[Dict[str, Any]] = []
     scene_rows: List[Dict[str, Any]] = []
@@ -232,6 +234,8 @@ def run_evaluation(n_scenes: int, seed: int = 0, out_dir: Optional[str] = 'artif
         scene_seed = int(seed) * 100003 + k
         t0 = time.perf_counter()
         spec = generate_scene(scene_seed, SceneSettings(clutter=clutter, width=width, height=height))
+        for note in spec.notes:
+            notes[note] = notes.get(note, 0) + 1
         scene = SimScene(spec, DepthNoise(settings.noise, seed=scene_seed))
         t1 = time.perf_counter()
         try:
@@ -269,6 +273,7 @@ def run_evaluation(n_scenes: int, seed: int = 0, out_dir: Optional[str] = 'artif
     wall = time.perf_counter() - started
     report = _summarise(object_rows, grasp_rows, scene_rows, settings, timing, frames, wall, n_scenes, seed,
                         exec_settings)
+    report['scene_notes'] = notes
     if out_dir is not None:
         write_reports(report, out_dir)
     return report
@@ -367,7 +372,8 @@ def _oracle_grasp_once(scene: SimScene, gt: GroundTruth, gripper, exec_settings,
 
 def _summarise(object_rows, grasp_rows, scene_rows, settings, timing, frames, wall, n_scenes, seed,
                exec_settings=None):
-    report: Dict[str, Any] = {'n_scenes': int(n_scenes), 'seed': int(seed), 'settings': asdict(settings),
+    report: Dict[str, Any] = {'n_scenes': int(n_scenes), 'seed': int(seed), 'version': __version__,
+                              'settings': asdict(settings),
                               'exec_settings': None if exec_settings is None else asdict(exec_settings),
                               'wall_time_s': wall, 'frames_rendered': frames,
                               'render_fps': frames / timing['render_s'] if timing['render_s'] else None,
@@ -534,6 +540,9 @@ def render_markdown(report: Dict[str, Any]) -> str:
     lines = [f"# Simulation evaluation: {report['n_scenes']} scenes, seed {report['seed']}", '',
              f"Depth noise: `{report['settings']['noise']}`. Wall time {report['wall_time_s']:.1f} s; "
              f"rendering {_num(render_fps, digits=1)} frames/s (colour + depth + segmentation + noise).", '',
+             *(['Scene generation notes (number of scenes): ' + '; '.join(
+                 f'{note} ({count})' for note, count in sorted(report['scene_notes'].items())), '']
+               if report.get('scene_notes') else []),
              '## Perception (segment_scene vs ground truth)', '',
              'Ground-truth objects with >= '
              f"{report['settings']['min_visible_pixels']} visible pixels, one-to-one matches at IoU >= "

@@ -165,6 +165,9 @@ def test_short_evaluation_writes_reports(tmp_path):
         for kind, rate in grasp['by_kind'].items():
             assert rate['trials'] == sum(grasp['by_clutter_kind'][c][kind]['trials'] for c in grasp['by_clutter'])
         assert 'Planner yield (scenes with a grasp / scenes)' in render_markdown(report)
+    assert isinstance(report['scene_notes'], dict) and report['version']
+    report['scene_notes'] = {'YCB mesh objects skipped: no data': 2}
+    assert 'YCB mesh objects skipped: no data (2)' in render_markdown(report)
 
 
 def test_oracle_grasps_are_held_in_physics(tmp_path):
