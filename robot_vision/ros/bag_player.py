@@ -27,7 +27,7 @@ DATA_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=10, reliability=Rel
 LATCHED_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1, reliability=ReliabilityPolicy.RELIABLE,
                          durability=DurabilityPolicy.TRANSIENT_LOCAL)
 #: Seconds given to DDS matching before the first message and to delivery after the last one.
-MATCH_WAIT_S = 1.5
+MATCH_WAIT_S = 2.5
 CLOCK_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1, reliability=ReliabilityPolicy.BEST_EFFORT,
                        durability=DurabilityPolicy.VOLATILE)
 
