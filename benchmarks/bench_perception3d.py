@@ -9,10 +9,11 @@ import time
 import numpy as np
 
 from benchmarks.harness import measure, row
+from robot_vision.camera import deproject
 from robot_vision.datasets import (load_organized_pcd, load_pcd_points, load_ycb_frame, load_ycb_model,
                                    shared_data_dir)
 from robot_vision.perception3d import (RegistrationSettings, objects_from_detections, register_model,
-                                       segment_scene)
+                                       segment_scene, voxel_downsample)
 from robot_vision.types import Detections
 
 STAGES = ('prepare', 'plane', 'cluster', 'boxes')
@@ -62,8 +63,14 @@ def run(quick: bool):
                             lambda f=frame, d=dets, p=seg.plane: objects_from_detections(f, d, plane=p),
                             repeat))
 
-    root = shared_data_dir()
+    # The whole frame at 5 mm, as the pipeline builds its collision scene.
     milk_frame = frames['milk (PCL Kinect)']
+    cloud = deproject(milk_frame.depth, milk_frame.intrinsics).reshape(-1, 3)
+    finite = cloud[np.isfinite(cloud[:, 2])]
+    rows.append(measure(f'voxel_downsample whole frame ({len(finite)} points, 5 mm)',
+                        lambda: voxel_downsample(finite, 0.005), repeat, voxels=len(voxel_downsample(finite, 0.005))))
+
+    root = shared_data_dir()
     model = load_pcd_points(root / 'pcl_kinect' / 'milk.pcd')
     seg = segment_scene(milk_frame)
     carton = seg.objects.points[int(np.argmax([len(p) for p in seg.objects.points]))]
