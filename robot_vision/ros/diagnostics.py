@@ -66,12 +66,14 @@ class NodeDiagnostics:
     """Collects a node's health figures and publishes them on /diagnostics as DiagnosticArray.
 
     ``inputs`` maps an input name to (topic, subscription QoS). Problems reported with
-    :meth:`problem` stay active for ``hold_s`` seconds after the last report.
+    :meth:`problem` stay active for ``hold_s`` seconds after the last report. The status is named
+    ``<node>: <name>``.
     """
 
     def __init__(self, node: Node, inputs: Dict[str, Tuple[str, QoSProfile]], input_timeout_s: float = 3.0,
-                 hold_s: float = 5.0) -> None:
+                 hold_s: float = 5.0, name: str = 'perception') -> None:
         self._node = node
+        self._name = name
         self._inputs = inputs
         self._timeout = input_timeout_s
         self._hold = hold_s
@@ -135,7 +137,7 @@ class NodeDiagnostics:
                        for stage, v in self.stage_ms.items() if v]
         values += [KeyValue(key=key, value=msg) for _, key, msg in problems]
         summary = 'ok' if not problems else '; '.join(msg for _, _, msg in problems)
-        status = DiagnosticStatus(level=level, name=f'{node_name}: perception', message=summary[:500],
+        status = DiagnosticStatus(level=level, name=f'{node_name}: {self._name}', message=summary[:500],
                                   hardware_id=node_name, values=values)
         array = DiagnosticArray(status=[status])
         array.header.stamp = self._node.get_clock().now().to_msg()

@@ -174,7 +174,7 @@ class SimCameraNode(Node):
         self._pub['detections'] = self.create_publisher(Detection2DArray, 'sim/ground_truth/detections', DATA_QOS)
         label_pub = self.create_publisher(LabelInfo, 'sim/ground_truth/label_info', LATCHED_QOS)
         label_pub.publish(cv.label_info_msg(CLASS_NAMES))
-        self._diag = NodeDiagnostics(self, {})
+        self._diag = NodeDiagnostics(self, {}, name='simulated camera')
         self._diag.rates['published'] = RateMeter()
         self._diag_timer = self.create_timer(1.0, self._diag.publish)
         self._scene: Optional[SimScene] = None
