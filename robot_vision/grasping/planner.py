@@ -476,11 +476,6 @@ class _Grid:
         self.occupied[cells] = True
         return cells
 
-    def lookup(self, points: np.ndarray) -> np.ndarray:
-        """Occupancy of the cells holding ``points`` (..., 3); outside the box is free."""
-        flat, inside = self.flat(points)
-        return self.occupied[flat] & inside
-
 
 @lru_cache(maxsize=4)
 def _upper_triangle(m: int) -> np.ndarray:
