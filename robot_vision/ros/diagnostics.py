@@ -83,6 +83,8 @@ class NodeDiagnostics:
         self.processed = 0
         self.dropped = 0
         self.errors = 0
+        #: Further counters, published as they are named.
+        self.counts: Dict[str, int] = {}
         self._problems: Dict[str, Tuple[int, str, float]] = {}
         self._started = time.monotonic()
         self._lock = threading.Lock()
@@ -101,6 +103,11 @@ class NodeDiagnostics:
             self.latency_ms.append(latency_ms)
             for stage, value in timings_ms.items():
                 self.stage_ms[stage].append(value)
+
+    def stage(self, name: str, value_ms: float) -> None:
+        """Record one time (ms) of a stage that runs apart from the frame (e.g. on another thread)."""
+        with self._lock:
+            self.stage_ms[name].append(value_ms)
 
     def active_problems(self) -> List[Tuple[int, str, str]]:
         """(level, key, message) of the problems reported within the hold time, plus input checks."""
@@ -130,6 +137,7 @@ class NodeDiagnostics:
             values += [KeyValue(key='frames processed', value=str(self.processed)),
                        KeyValue(key='frames dropped (latest-frame policy)', value=str(self.dropped)),
                        KeyValue(key='frame errors', value=str(self.errors))]
+            values += [KeyValue(key=key, value=str(value)) for key, value in self.counts.items()]
             if lat.size:
                 values += [KeyValue(key='latency p50 (ms)', value=f'{np.percentile(lat, 50):.1f}'),
                            KeyValue(key='latency p95 (ms)', value=f'{np.percentile(lat, 95):.1f}')]

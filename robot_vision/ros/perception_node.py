@@ -6,9 +6,10 @@ from typing import Any, Dict, List, Optional, Tuple
 
 from sensor_msgs.msg import Image
 
-from robot_vision.pipeline import Pipeline, PipelineSettings
+from robot_vision.pipeline import FrameResult, Pipeline, PipelineSettings
 from robot_vision.ros.node_base import PipelineNode, main_for
 from robot_vision.ros.topics import OUTPUT_TOPICS
+from robot_vision.types import RGBDFrame
 
 #: Topics published as soon as the objects are known, then after tracking, then after grasp planning.
 _PERCEPTION = ('detections', 'instance_labels', 'objects', 'object_points', 'object_markers')
@@ -24,8 +25,9 @@ class PerceptionNode(PipelineNode):
       (sensor_msgs/Image 16UC1/32FC1), ``camera/color/camera_info`` (sensor_msgs/CameraInfo);
       ``/tf``, ``/tf_static`` for camera -> ``fixed_frame``. ``mode`` picks the images.
     Published: every topic of robot_vision.ros.topics.OUTPUT_TOPICS and ``/diagnostics``. Per
-      frame, detections and objects go out first, then the tracks, then the grasps and the overlay,
-      so that the slowest stage (grasp planning) does not delay the others.
+      frame, detections and objects go out first, then the tracks; grasps and the overlay follow
+      from a second worker thread (latest frame only), so that the slowest stage, grasp planning,
+      never delays the perception of the next frame.
     Parameters: robot_vision.ros.node_parameters (perception_node) plus every pipeline setting.
     Processing: always the latest synchronised frame on a worker thread; frames that arrive while
     one is being processed replace the waiting one and are counted as dropped.
@@ -37,6 +39,7 @@ class PerceptionNode(PipelineNode):
     def __init__(self, node_name: str = 'robot_vision', **kwargs: Any) -> None:
         super().__init__(node_name, **kwargs)
         self.pipeline: Optional[Pipeline] = None
+        self._grasp_worker = None
 
     def setup(self, settings: PipelineSettings) -> None:
         """Load the pipeline (and its detector model)."""
@@ -59,11 +62,12 @@ class PerceptionNode(PipelineNode):
         return chosen
 
     def activated(self) -> None:
-        """Publish the detector's class names once (latched)."""
+        """Publish the detector's class names once (latched) and start the grasp worker."""
         self.publish_label_info(self.pipeline.class_names)
+        self._grasp_worker = self.worker('grasps', self._plan_grasps)
 
     def process(self, msgs: Dict[str, Any]) -> None:
-        """Run the pipeline on one frame and publish its results stage by stage."""
+        """Detect, estimate and track one frame and publish that; grasps are planned on their own worker."""
         frame = self.frame(msgs.get('color'), msgs.get('depth'))
         stamp = next(iter(msgs.values())).header.stamp
         settings = self.pipeline.settings
@@ -74,11 +78,20 @@ class PerceptionNode(PipelineNode):
         if settings.enable_tracking:
             self.pipeline.add_tracks(result, frame, track=frame.camera_to_fixed is not None)
             self.publish(result, _TRACKS, stamp)
+        self.finished(frame.stamp, result.timings_ms, result.warnings)
+        self._grasp_worker.submit((result, frame, stamp))
+        self.diag.counts['grasp sets dropped (planning slower than frames)'] = self._grasp_worker.dropped
+
+    def _plan_grasps(self, item: Tuple[FrameResult, RGBDFrame, Any]) -> None:
+        """Plan grasps for a perceived frame, publish them and the overlay that shows everything."""
+        result, frame, stamp = item
         self.pipeline.add_grasps(result, frame)
         self.publish(result, _GRASPS, stamp)
         if frame.color is not None:
             self.publish(result, ['detections_overlay'], stamp, frame.color, frame.camera_to_fixed)
-        self.finished(frame.stamp, result.timings_ms, result.warnings)
+        if 'grasps' in result.timings_ms:
+            self.diag.stage('grasps', result.timings_ms['grasps'])
+        self.diag.stage('latency to grasps', (self.get_clock().now().nanoseconds * 1e-9 - frame.stamp) * 1e3)
 
 
 def main(args: Optional[List[str]] = None) -> None:

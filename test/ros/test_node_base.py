@@ -1,0 +1,63 @@
+"""The nodes' shared machinery that runs without a ROS graph: the latest-item worker and malloc tuning."""
+
+import platform
+import threading
+
+import pytest
+
+from robot_vision.errors import InputError
+from robot_vision.ros.node_base import LatestWorker, tune_malloc
+
+
+def test_latest_worker_handles_the_newest_item_and_counts_replaced_ones():
+    gate, handled, errors = threading.Event(), [], []
+
+    def handle(item):
+        gate.wait(5.0)
+        if item == 'bad':
+            raise InputError('bad frame')
+        handled.append(item)
+
+    worker = LatestWorker('test_worker', handle, errors.append)
+    worker.submit(1)  # taken at once; the worker blocks on the gate
+    while worker._pending is not None:
+        pass
+    for item in (2, 3, 'bad'):
+        worker.submit(item)  # 2 and 3 are replaced while waiting
+    gate.set()
+    worker.submit(4)
+    deadline = threading.Event()
+    for _ in range(100):
+        if handled and handled[-1] == 4:
+            break
+        deadline.wait(0.05)
+    worker.stop()
+    assert handled[0] == 1 and handled[-1] == 4 and 2 not in handled and 3 not in handled
+    assert worker.dropped >= 2
+    assert [str(e) for e in errors] in ([], ['bad frame'])  # 'bad' may itself be replaced by 4
+    assert not worker.is_alive()
+
+
+def test_errors_reach_the_handler_and_the_worker_keeps_going():
+    done, errors = threading.Event(), []
+
+    def handle(item):
+        if item == 'bad':
+            raise InputError('depth image is 3x3')
+        done.set()
+
+    worker = LatestWorker('test_worker', handle, errors.append)
+    worker.submit('bad')
+    for _ in range(100):
+        if errors:
+            break
+        done.wait(0.05)
+    worker.submit('good')
+    assert done.wait(5.0)
+    worker.stop()
+    assert [str(e) for e in errors] == ['depth image is 3x3']
+
+
+@pytest.mark.skipif(platform.system() != 'Linux', reason='mallopt is glibc (Linux) only')
+def test_tune_malloc_applies_on_glibc():
+    assert tune_malloc() is True
