@@ -21,8 +21,7 @@ from vision_msgs.msg import Detection2DArray, Detection3DArray, LabelInfo
 from robot_vision.geometry import invert_transform
 from robot_vision.ros import conversions as cv
 from robot_vision.ros.compat import TransformSource
-from robot_vision.sim import CLASS_NAMES, DepthNoise, SceneSettings, SimScene, generate_scene
-from robot_vision.sim.noise import range_codes
+from robot_vision.sim import CLASS_NAMES
 
 pytestmark = pytest.mark.ros
 
@@ -76,27 +75,6 @@ class Listener:
     def by_stamp(self, topic):
         """{stamp in ns: message} of ``topic``."""
         return {m.header.stamp.sec * 10**9 + m.header.stamp.nanosec: m for m in self.got.get(topic, [])}
-
-
-def test_range_codes_mark_no_return_as_gazebo_does():
-    """+inf where nothing was hit or beyond the range, -inf too near, NaN for the sensor's dropouts."""
-    clean = np.array([[np.nan, 5.0, 0.3, 1.0, 1.0]], np.float32)
-    noisy = np.array([[np.nan, np.nan, np.nan, np.nan, 1.01]], np.float32)
-    out = range_codes(noisy, clean, DepthNoise('kinect'))
-    assert np.isposinf(out[0, :2]).all() and np.isneginf(out[0, 2]) and np.isnan(out[0, 3]) and out[0, 4] == 1.01
-
-
-def test_ground_truth_objects_in_both_frames():
-    spec = generate_scene(4, SceneSettings(num_objects=3, width=160, height=120))
-    with SimScene(spec) as scene:
-        _, truth = scene.render()
-    world, camera = truth.objects('world'), truth.objects('camera')
-    assert len(world) == len(camera) == 3
-    assert np.allclose(camera.pose, invert_transform(truth.camera_pose_world)[None] @ world.pose)
-    assert np.allclose(world.centroid, truth.pose_world[:, :3, 3]) and np.allclose(world.size, truth.size)
-    visible = truth.visible_pixels > 0
-    assert (world.detection_index[visible] == np.arange(visible.sum())).all()
-    assert (world.detection_index[~visible] == -1).all()
 
 
 def test_topics_ground_truth_and_tf(ros_context):
