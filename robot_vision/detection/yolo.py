@@ -31,6 +31,7 @@ import cv2
 import numpy as np
 
 from robot_vision.errors import InputError, ModelError
+from robot_vision.geometry import box_iou
 from robot_vision.types import Detections
 
 #: Output layouts understood by :func:`identify_layout`.
@@ -153,18 +154,6 @@ def identify_layout(pred_shape: Sequence[Optional[int]], proto_shape: Optional[S
     protos = f' and prototypes {tuple(proto_shape)}' if proto_shape is not None else ''
     raise ModelError(f'unknown output layout: {expected}; got an output of shape {tuple(pred_shape)}'
                      f'{protos}{extra}')
-
-
-def box_iou(boxes_a: np.ndarray, boxes_b: np.ndarray) -> np.ndarray:
-    """Pairwise IoU of (M, 4) and (K, 4) xyxy boxes, (M, K)."""
-    a = boxes_a[:, None, :]
-    b = boxes_b[None, :, :]
-    inter_w = np.clip(np.minimum(a[..., 2], b[..., 2]) - np.maximum(a[..., 0], b[..., 0]), 0, None)
-    inter_h = np.clip(np.minimum(a[..., 3], b[..., 3]) - np.maximum(a[..., 1], b[..., 1]), 0, None)
-    inter = inter_w * inter_h
-    area_a = (boxes_a[:, 2] - boxes_a[:, 0]) * (boxes_a[:, 3] - boxes_a[:, 1])
-    area_b = (boxes_b[:, 2] - boxes_b[:, 0]) * (boxes_b[:, 3] - boxes_b[:, 1])
-    return inter / np.maximum(area_a[:, None] + area_b[None, :] - inter, 1e-12)
 
 
 def nms(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float, class_id: Optional[np.ndarray] = None,

@@ -15,7 +15,7 @@ from typing import Any, Dict, List, Optional, Tuple
 import numpy as np
 
 from robot_vision.errors import InputError
-from robot_vision.geometry import matrix_from_quaternion, rotation_angle
+from robot_vision.geometry import box_iou, matrix_from_quaternion, rotation_angle
 
 #: Smallest IoU for two 2D detections to count as the same.
 IOU_MATCH = 0.5
@@ -34,18 +34,6 @@ def _load(run_dir: Path) -> Tuple[Dict[str, Any], Dict[str, Any]]:
         return tuple(json.loads(f.read_text(encoding='utf-8')) for f in files)  # type: ignore[return-value]
     except json.JSONDecodeError as exc:
         raise InputError(f'replay folder {run_dir}: unreadable JSON ({exc})') from exc
-
-
-def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """IoU matrix (N, M) of (N, 4) and (M, 4) xyxy boxes."""
-    a, b = np.asarray(a, np.float64).reshape(-1, 4), np.asarray(b, np.float64).reshape(-1, 4)
-    lt = np.maximum(a[:, None, :2], b[None, :, :2])
-    rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
-    inter = np.prod(np.clip(rb - lt, 0, None), axis=2)
-    area_a = np.prod(np.clip(a[:, 2:] - a[:, :2], 0, None), axis=1)
-    area_b = np.prod(np.clip(b[:, 2:] - b[:, :2], 0, None), axis=1)
-    union = area_a[:, None] + area_b[None, :] - inter
-    return np.where(union > 0, inter / np.where(union > 0, union, 1), 0.0)
 
 
 def _assign(cost: np.ndarray, valid: np.ndarray) -> List[Tuple[int, int]]:

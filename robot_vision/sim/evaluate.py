@@ -26,7 +26,7 @@ from robot_vision.sim.grasp_execution import GraspExecutionSettings, execute_gra
 from robot_vision.sim.noise import NOISE_MODELS, DepthNoise
 from robot_vision.sim.scene import CLUTTER_LEVELS, SceneSettings, generate_scene
 from robot_vision.sim.simulator import GroundTruth, SimScene
-from robot_vision.tracking.boxes import box_iou
+from robot_vision.geometry import box_iou
 from robot_vision.types import Detections
 
 #: Rotational symmetry used for the rotation error: which canonical axes are meaningful.

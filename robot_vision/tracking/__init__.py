@@ -7,7 +7,7 @@ Typical use (the ROS layer supplies ``camera_to_fixed`` for each frame's stamp):
     tracks = tracker.update(obs, stamp)      # types.Tracks in the fixed frame
 """
 
-from robot_vision.tracking.boxes import box_iou
+from robot_vision.geometry import box_iou
 from robot_vision.tracking.metrics import MotAccumulator, MotMetrics, clear_mot
 from robot_vision.tracking.observations import Observations, observations_from_objects
 from robot_vision.tracking.settings import LifecycleSettings, Tracker2DSettings, TrackerSettings

@@ -9,7 +9,7 @@ import numpy as np
 
 from robot_vision.errors import InputError
 from robot_vision.tracking._core import TrackerBase, TrackerFacade
-from robot_vision.tracking.boxes import box_iou
+from robot_vision.geometry import box_iou
 from robot_vision.tracking.settings import Tracker2DSettings
 from robot_vision.types import ArrayBundle, Detections
 
