@@ -8,7 +8,7 @@ from typing import Any, Dict, List, Optional, Tuple
 from sensor_msgs.msg import Image
 
 from robot_vision.errors import ConfigError
-from robot_vision.pipeline import FrameResult, Pipeline, PipelineSettings
+from robot_vision.pipeline import FrameResult, PipelineSettings
 from robot_vision.ros.node_base import PipelineNode, main_for
 
 
@@ -38,7 +38,6 @@ class DetectorNode(PipelineNode):
 
     def __init__(self, node_name: str = 'detector', **kwargs: Any) -> None:
         super().__init__(node_name, **kwargs)
-        self.pipeline: Optional[Pipeline] = None
 
     def setup(self, settings: PipelineSettings) -> None:
         """Check that ``mode`` gives the backend its image, then load the detector (model)."""
@@ -49,13 +48,7 @@ class DetectorNode(PipelineNode):
         if backend != 'depth' and mode == 'depth':
             raise ConfigError(f"mode 'depth' subscribes no colour image, but detector.backend {backend!r} runs "
                               f"a model on colour: use mode 'rgbd' or 'color', or detector.backend 'depth'")
-        self.pipeline = Pipeline(settings)
-
-    def teardown(self) -> None:
-        """Release the detector."""
-        if self.pipeline is not None:
-            self.pipeline.close()
-        self.pipeline = None
+        super().setup(settings)
 
     def inputs(self) -> List[Tuple[str, type, str]]:
         """Colour unless ``mode`` is 'depth'; depth only for the depth backend."""

@@ -30,7 +30,7 @@ from sensor_msgs.msg import CameraInfo, Image
 
 from robot_vision.camera import depth_unit_problem
 from robot_vision.errors import RobotVisionError
-from robot_vision.pipeline import FrameResult, PipelineSettings
+from robot_vision.pipeline import FrameResult, Pipeline, PipelineSettings
 from robot_vision.ros import conversions as cv
 from robot_vision.ros.compat import ApproximateSync, TransformSource
 from robot_vision.ros.diagnostics import NodeDiagnostics
@@ -148,6 +148,7 @@ class PipelineNode(LifecycleNode):
         self.add_on_set_parameters_callback(lambda params: validate_change(self, self._leaves, params))
         self.params: Dict[str, Any] = {}
         self.settings: Optional[PipelineSettings] = None
+        self.pipeline: Optional[Pipeline] = None
         self.outputs: Dict[str, Any] = {}
         self.tf: Optional[TransformSource] = None
         self.diag: Optional[NodeDiagnostics] = None
@@ -164,10 +165,17 @@ class PipelineNode(LifecycleNode):
 
     # ------------------------------------------------------------------ hooks
     def setup(self, settings: PipelineSettings) -> None:
-        """Build the node's core objects (load models); raise RobotVisionError to fail configuration."""
+        """Build the node's core objects (load models); raise RobotVisionError to fail configuration.
+
+        The default builds ``self.pipeline`` (loading the detector model of model backends).
+        """
+        self.pipeline = Pipeline(settings)
 
     def teardown(self) -> None:
-        """Release what :meth:`setup` built."""
+        """Release what :meth:`setup` built (the default closes ``self.pipeline``)."""
+        if self.pipeline is not None:
+            self.pipeline.close()
+        self.pipeline = None
 
     def inputs(self) -> List[Tuple[str, type, str]]:
         """The synchronised inputs as (name, message type, topic parameter value)."""

@@ -6,7 +6,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 from sensor_msgs.msg import Image
 
-from robot_vision.pipeline import FrameResult, Pipeline, PipelineSettings
+from robot_vision.pipeline import FrameResult
 from robot_vision.ros.node_base import PipelineNode, main_for
 from robot_vision.ros.topics import OUTPUT_TOPICS
 from robot_vision.types import RGBDFrame
@@ -38,18 +38,7 @@ class PerceptionNode(PipelineNode):
 
     def __init__(self, node_name: str = 'robot_vision', **kwargs: Any) -> None:
         super().__init__(node_name, **kwargs)
-        self.pipeline: Optional[Pipeline] = None
         self._grasp_worker = None
-
-    def setup(self, settings: PipelineSettings) -> None:
-        """Load the pipeline (and its detector model)."""
-        self.pipeline = Pipeline(settings)
-
-    def teardown(self) -> None:
-        """Release the pipeline's detector."""
-        if self.pipeline is not None:
-            self.pipeline.close()
-        self.pipeline = None
 
     def inputs(self) -> List[Tuple[str, type, str]]:
         """Colour and/or depth, by ``mode``."""

@@ -13,7 +13,7 @@ from vision_msgs.msg import Detection2DArray, LabelInfo
 from robot_vision.detection import DetectorSettings
 from robot_vision.errors import InputError
 from robot_vision.perception3d import objects_from_detections
-from robot_vision.pipeline import FrameResult, Pipeline, PipelineSettings
+from robot_vision.pipeline import FrameResult, PipelineSettings
 from robot_vision.ros import conversions as cv
 from robot_vision.ros.node_base import LATCHED, PipelineNode, main_for
 from robot_vision.types import Detections
@@ -83,16 +83,15 @@ class PoseEstimatorNode(PipelineNode):
 
     def __init__(self, node_name: str = 'pose_estimator', **kwargs: Any) -> None:
         super().__init__(node_name, **kwargs)
-        self.pipeline: Optional[Pipeline] = None
         self.class_names: Dict[int, str] = {}
 
     def setup(self, settings: PipelineSettings) -> None:
         """Load the object models; no detector (the detections arrive on a topic)."""
-        self.pipeline = Pipeline(dataclasses.replace(settings, detector=DetectorSettings(backend='depth')))
+        super().setup(dataclasses.replace(settings, detector=DetectorSettings(backend='depth')))
 
     def teardown(self) -> None:
         """Forget the models and the class names."""
-        self.pipeline = None
+        super().teardown()
         self.class_names = {}
 
     def inputs(self) -> List[Tuple[str, type, str]]:

@@ -1,7 +1,8 @@
-"""Fixtures of the ROS tests: an rclpy context on the test's own DDS domain."""
+"""Fixtures of the ROS tests: an rclpy context on the test's own DDS domain, and lifecycle nodes in it."""
 
 import pytest
 import rclpy
+from rclpy.parameter import Parameter
 
 
 @pytest.fixture
@@ -11,3 +12,17 @@ def ros_context(ros_domain):
     rclpy.init(context=context)
     yield context
     rclpy.try_shutdown(context=context)
+
+
+@pytest.fixture
+def lifecycle_node(ros_context):
+    """Factory: ``lifecycle_node(NodeClass, **parameters)`` builds a node in this test's context, autostart off."""
+    nodes = []
+
+    def make(node_class, **params):
+        overrides = [Parameter('autostart', value=False)] + [Parameter(k, value=v) for k, v in params.items()]
+        nodes.append(node_class(context=ros_context, parameter_overrides=overrides))
+        return nodes[-1]
+    yield make
+    for node in nodes:
+        node.destroy_node()

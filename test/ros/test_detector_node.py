@@ -1,19 +1,19 @@
 """The detector node as users run it (a real executable over DDS fed a real frame), and its lifecycle."""
 
+import functools
 import time
 
 import numpy as np
 import pytest
 import rclpy
-from node_harness import FeedNode, spin_until, start_node, stop
+from node_harness import (MILK_SETTINGS, RELIABLE, FeedNode, Recorder, lifecycle_state, milk_frame, spin_until,
+                          start_node, stop)
 from rclpy.lifecycle import TransitionCallbackReturn
 from rclpy.node import Node
-from rclpy.parameter import Parameter
 from rclpy.qos import ReliabilityPolicy
 from sensor_msgs.msg import Image
 from vision_msgs.msg import Detection2DArray, LabelInfo
 
-from robot_vision.datasets import load_organized_pcd
 from robot_vision.detection import detections_from_objects
 from robot_vision.perception3d import segment_scene
 from robot_vision.pipeline import Pipeline, PipelineSettings
@@ -23,62 +23,7 @@ from robot_vision.ros.node_base import LATCHED
 
 pytestmark = pytest.mark.ros
 
-#: The pipeline settings of config/robot_vision.yaml that matter for the milk frame.
-SETTINGS = PipelineSettings.from_dict({'segmentation': {'max_depth': 2.0}})
 COLOR, DEPTH = 'camera/color/image_raw', 'camera/aligned_depth_to_color/image_raw'
-#: Reliable inputs in the process tests: on a loaded 2-core machine best-effort 600-900 kB images lose
-#: fragments, and a set is only complete when every one of its images arrived.
-RELIABLE = ('-p', 'input_reliability:=reliable')
-
-
-def milk_frame(shared_data):
-    """The real Kinect milk frame as the nodes receive it (depth through 16UC1 mm), camera pose from TF.
-
-    ``camera_to_fixed`` puts the fixed frame 'odom' z up along the floor normal the core finds,
-    1 m under the camera, as the node's floor prior will see it through TF.
-    """
-    frame = load_organized_pcd(shared_data / 'pcl_kinect/milk_cartoon_all_small_clorox.pcd')
-    raw = np.round(np.nan_to_num(frame.depth) * 1000).astype(np.uint16)
-    frame.depth = cv.image_to_depth(cv.numpy_to_image(raw, '16UC1'))
-    plane = segment_scene(frame, SETTINGS.segmentation).plane
-    up = plane[:3] / np.linalg.norm(plane[:3])
-    x_axis = np.cross([0.0, 1.0, 0.0], up)
-    x_axis /= np.linalg.norm(x_axis)
-    camera_to_fixed = np.eye(4)
-    camera_to_fixed[:3, :3] = np.stack([x_axis, np.cross(up, x_axis), up])
-    camera_to_fixed[2, 3] = 1.0
-    frame.camera_to_fixed = camera_to_fixed
-    return frame
-
-
-def _stamp_ns(msg):
-    """A message's header stamp in ns (a MarkerArray's: its first marker's)."""
-    header = msg.header if hasattr(msg, 'header') else msg.markers[0].header
-    return header.stamp.sec * 10**9 + header.stamp.nanosec
-
-
-class Recorder:
-    """A node that keeps every message of the given topics ({topic: [msgs]})."""
-
-    def __init__(self, context, topics, name='recorder'):
-        self.node = Node(name, context=context)
-        self.got = {topic: [] for topic in topics}
-        for topic, msg_type in topics.items():
-            self.node.create_subscription(msg_type, topic, self.got[topic].append, 10)
-
-    def latest_matching(self, *topics):
-        """The newest messages of ``topics`` that share one header stamp (None when there is none).
-
-        Stamps agree to 1 us: MarkerArrays carry the stamp through float seconds (a few 100 ns off).
-        """
-        for first in reversed(self.got[topics[0]]):
-            stamp = _stamp_ns(first)
-            found = [next((m for m in self.got[t] if abs(_stamp_ns(m) - stamp) < 1000), None) for t in topics[1:]]
-            if all(m is not None for m in found):
-                return [first, *found]
-        return None
-
-
 def run_detector(context, frame, topics, *params, frames=2):
     """Start detector_node with ``params``, feed ``frame`` until ``frames`` sets of ``topics`` matched.
 
@@ -113,7 +58,7 @@ def run_detector(context, frame, topics, *params, frames=2):
 @pytest.mark.parametrize('mode', ['rgbd', 'depth'])
 def test_depth_backend_detections_and_labels_match_the_core(ros_context, shared_data, mode):
     frame = milk_frame(shared_data)
-    core = detections_from_objects(segment_scene(frame, SETTINGS.segmentation).objects)
+    core = detections_from_objects(segment_scene(frame, MILK_SETTINGS.segmentation).objects)
     topics = {'detections': Detection2DArray, 'instance_labels': Image}
     if mode == 'rgbd':
         topics['detections_overlay'] = Image
@@ -177,35 +122,21 @@ def test_model_backend_detects_on_colour_like_the_core(ros_context, shared_data,
 
 # ----------------------------------------------------------------------------- lifecycle
 @pytest.fixture
-def make_node(ros_domain):
-    context = rclpy.Context()
-    rclpy.init(context=context)
-    nodes = []
+def make_node(lifecycle_node):
+    return functools.partial(lifecycle_node, DetectorNode)
 
-    def make(**params):
-        overrides = [Parameter('autostart', value=False)] + [Parameter(k, value=v) for k, v in params.items()]
-        nodes.append(DetectorNode(context=context, parameter_overrides=overrides))
-        return nodes[-1]
-    yield make
-    for node in nodes:
-        node.destroy_node()
-    rclpy.try_shutdown(context=context)
-
-
-def _state(node):
-    return node._state_machine.current_state[1]
 
 
 @pytest.mark.parametrize('mode, subscribed', [('rgbd', (1, 1)), ('depth', (0, 1))])
 def test_lifecycle_transitions(make_node, mode, subscribed):
     node = make_node(mode=mode)
-    assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS and _state(node) == 'inactive'
+    assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS and lifecycle_state(node) == 'inactive'
     assert node.pipeline is not None and sorted(node.outputs) == sorted(DetectorNode.OUTPUTS)
-    assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS and _state(node) == 'active'
+    assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS and lifecycle_state(node) == 'active'
     assert (node.count_subscribers(COLOR), node.count_subscribers(DEPTH)) == subscribed
-    assert node.trigger_deactivate() == TransitionCallbackReturn.SUCCESS and _state(node) == 'inactive'
+    assert node.trigger_deactivate() == TransitionCallbackReturn.SUCCESS and lifecycle_state(node) == 'inactive'
     assert node.count_subscribers(COLOR) == node.count_subscribers(DEPTH) == 0
-    assert node.trigger_cleanup() == TransitionCallbackReturn.SUCCESS and _state(node) == 'unconfigured'
+    assert node.trigger_cleanup() == TransitionCallbackReturn.SUCCESS and lifecycle_state(node) == 'unconfigured'
     assert node.pipeline is None and not node.outputs
     assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
 
@@ -219,6 +150,6 @@ def test_lifecycle_transitions(make_node, mode, subscribed):
 ])
 def test_bad_configuration_fails_with_the_reason(make_node, capfd, params, message):
     node = make_node(**params)
-    assert node.trigger_configure() == TransitionCallbackReturn.FAILURE and _state(node) == 'unconfigured'
+    assert node.trigger_configure() == TransitionCallbackReturn.FAILURE and lifecycle_state(node) == 'unconfigured'
     log = capfd.readouterr().err
     assert 'configuration failed' in log and message in log, log

@@ -7,7 +7,7 @@ import pytest
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import PoseArray, PoseStamped
-from node_harness import FeedNode, spin_until, start_node, stop
+from node_harness import RELIABLE, FeedNode, lifecycle_state, spin_until, start_node, stop
 from rclpy.lifecycle import TransitionCallbackReturn
 from rclpy.node import Node
 from rclpy.parameter import Parameter
@@ -27,7 +27,6 @@ from robot_vision.ros.grasp_planner_node import GraspPlannerNode
 pytestmark = pytest.mark.ros
 
 #: Reliable inputs: best-effort 600 kB depth images are often lost on a loaded test machine.
-RELIABLE = ('-p', 'input_reliability:=reliable')
 #: A gripper wide enough for several of the milk scene's objects (0.08 m grasps only one of them).
 OPENING = 0.12
 SETTINGS = PipelineSettings.from_dict({'segmentation': {'max_depth': 2.0}, 'gripper': {'max_opening': OPENING}})
@@ -176,31 +175,23 @@ def test_on_request_plans_once_for_the_requested_object_only(ros_context, scene)
 
 
 @pytest.fixture
-def node(ros_domain):
-    context = rclpy.Context()
-    rclpy.init(context=context)
-    node = GraspPlannerNode(context=context, parameter_overrides=[Parameter('autostart', value=False)])
-    yield node
-    node.destroy_node()
-    rclpy.try_shutdown(context=context)
+def node(lifecycle_node):
+    return lifecycle_node(GraspPlannerNode)
 
-
-def _state(node):
-    return node._state_machine.current_state[1]
 
 
 def test_lifecycle_transitions(node):
     node.set_parameters([Parameter('grasp_mode', value='on_request')])
-    assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS and _state(node) == 'inactive'
+    assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS and lifecycle_state(node) == 'inactive'
     assert set(node.outputs) == {'grasps', 'best_grasp', 'grasp_markers'}
-    assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS and _state(node) == 'active'
+    assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS and lifecycle_state(node) == 'active'
     assert node._worker.is_alive()
     for topic in ('objects', 'camera/aligned_depth_to_color/image_raw', 'camera/color/camera_info', 'grasp_request'):
         assert node.count_subscribers(topic) == 1, topic
-    assert node.trigger_deactivate() == TransitionCallbackReturn.SUCCESS and _state(node) == 'inactive'
+    assert node.trigger_deactivate() == TransitionCallbackReturn.SUCCESS and lifecycle_state(node) == 'inactive'
     assert node._worker is None and node.count_subscribers('objects') == 0
     assert node.count_subscribers('grasp_request') == 0
-    assert node.trigger_cleanup() == TransitionCallbackReturn.SUCCESS and _state(node) == 'unconfigured'
+    assert node.trigger_cleanup() == TransitionCallbackReturn.SUCCESS and lifecycle_state(node) == 'unconfigured'
     assert not node.outputs
     assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
 
@@ -209,4 +200,4 @@ def test_lifecycle_transitions(node):
 def test_bad_parameter_fails_configuration(node, name, value):
     node.set_parameters([Parameter(name, value=value)])
     assert node.trigger_configure() == TransitionCallbackReturn.FAILURE
-    assert _state(node) == 'unconfigured'
+    assert lifecycle_state(node) == 'unconfigured'

@@ -1,7 +1,7 @@
 """The perception node walks its lifecycle cleanly: configure, activate, deactivate, cleanup, and rejects bad values."""
 
 import pytest
-import rclpy
+from node_harness import lifecycle_state
 from rclpy.lifecycle import TransitionCallbackReturn
 from rclpy.parameter import Parameter
 
@@ -11,29 +11,21 @@ pytestmark = pytest.mark.ros
 
 
 @pytest.fixture
-def node(ros_domain):
-    context = rclpy.Context()
-    rclpy.init(context=context)
-    node = PerceptionNode(context=context, parameter_overrides=[Parameter('autostart', value=False)])
-    yield node
-    node.destroy_node()
-    rclpy.try_shutdown(context=context)
+def node(lifecycle_node):
+    return lifecycle_node(PerceptionNode)
 
-
-def _state(node):
-    return node._state_machine.current_state[1]
 
 
 def test_lifecycle_transitions(node):
-    assert _state(node) == 'unconfigured'
-    assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS and _state(node) == 'inactive'
+    assert lifecycle_state(node) == 'unconfigured'
+    assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS and lifecycle_state(node) == 'inactive'
     assert node.pipeline is not None and len(node.outputs) == 13
-    assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS and _state(node) == 'active'
+    assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS and lifecycle_state(node) == 'active'
     assert node._worker.is_alive()
     assert node.count_subscribers('camera/color/image_raw') == 1
-    assert node.trigger_deactivate() == TransitionCallbackReturn.SUCCESS and _state(node) == 'inactive'
+    assert node.trigger_deactivate() == TransitionCallbackReturn.SUCCESS and lifecycle_state(node) == 'inactive'
     assert node._worker is None and node.count_subscribers('camera/color/image_raw') == 0
-    assert node.trigger_cleanup() == TransitionCallbackReturn.SUCCESS and _state(node) == 'unconfigured'
+    assert node.trigger_cleanup() == TransitionCallbackReturn.SUCCESS and lifecycle_state(node) == 'unconfigured'
     assert node.pipeline is None and not node.outputs
     # and again, from scratch
     assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
@@ -49,4 +41,4 @@ def test_invalid_parameter_change_is_refused_with_the_reason(node):
 def test_bad_mode_fails_configuration(node):
     node.set_parameters([Parameter('mode', value='stereo')])
     assert node.trigger_configure() == TransitionCallbackReturn.FAILURE
-    assert _state(node) == 'unconfigured'
+    assert lifecycle_state(node) == 'unconfigured'

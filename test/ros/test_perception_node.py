@@ -7,13 +7,13 @@ import pytest
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import PoseArray
-from node_harness import FeedNode, spin_until, start_node, stop
+from node_harness import MILK_SETTINGS, FeedNode, milk_frame, spin_until, start_node, stop
 from rclpy.node import Node
 from rclpy.qos import ReliabilityPolicy
 from vision_msgs.msg import Detection2DArray, Detection3DArray
 
 from robot_vision.datasets import load_organized_pcd
-from robot_vision.pipeline import Pipeline, PipelineSettings
+from robot_vision.pipeline import Pipeline
 from robot_vision.ros import conversions as cv
 
 pytestmark = pytest.mark.ros
@@ -24,20 +24,9 @@ def _start_node(*extra):
 
 
 def test_node_publishes_every_output_for_a_real_frame(ros_context, shared_data):
-    frame = load_organized_pcd(shared_data / 'pcl_kinect/milk_cartoon_all_small_clorox.pcd')
-    raw = np.round(np.nan_to_num(frame.depth) * 1000).astype(np.uint16)
-    frame.depth = cv.image_to_depth(cv.numpy_to_image(raw, '16UC1'))
-    direct = Pipeline(PipelineSettings.from_dict({'segmentation': {'max_depth': 2.0}})).process(frame)
-    # The fixed frame 'odom' has z up: the floor normal the core found, 1 m under the camera.
-    up = direct.plane[:3] / np.linalg.norm(direct.plane[:3])
-    x_axis = np.cross([0.0, 1.0, 0.0], up)
-    x_axis /= np.linalg.norm(x_axis)
-    camera_to_fixed = np.eye(4)
-    camera_to_fixed[:3, :3] = np.stack([x_axis, np.cross(up, x_axis), up])
-    camera_to_fixed[2, 3] = 1.0
-    # What the node computes: the same frame with the camera pose from TF (it informs the floor prior).
-    frame.camera_to_fixed = camera_to_fixed
-    direct = Pipeline(PipelineSettings.from_dict({'segmentation': {'max_depth': 2.0}})).process(frame)
+    frame = milk_frame(shared_data)  # with the camera pose from TF (it informs the floor prior)
+    camera_to_fixed = frame.camera_to_fixed
+    direct = Pipeline(MILK_SETTINGS).process(frame)
     process = _start_node()
     feed = FeedNode(ros_context, frame, camera_to_fixed=camera_to_fixed)
     got = {}

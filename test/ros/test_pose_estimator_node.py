@@ -1,18 +1,19 @@
 """The pose estimator node behind our detector and behind a foreign detector (real processes), and its lifecycle."""
 
+import functools
 import re
 import time
 
 import numpy as np
 import pytest
 import rclpy
-from node_harness import FeedNode, spin_until, start_node, stop
+from node_harness import (MILK_SETTINGS, RELIABLE, FeedNode, Recorder, lifecycle_state, milk_frame, spin_until,
+                          start_node, stop)
 from rclpy.lifecycle import TransitionCallbackReturn
-from rclpy.parameter import Parameter
 from rclpy.qos import ReliabilityPolicy
 from diagnostic_msgs.msg import DiagnosticArray
 from sensor_msgs.msg import PointCloud2
-from test_detector_node import DEPTH, RELIABLE, SETTINGS, Recorder, milk_frame
+from test_detector_node import DEPTH
 from vision_msgs.msg import BoundingBox2D, Detection2D, Detection2DArray, Detection3DArray, LabelInfo
 from vision_msgs.msg import ObjectHypothesisWithPose
 from visualization_msgs.msg import MarkerArray
@@ -40,7 +41,7 @@ def _spin_feeding(executor, publish, done, timeout=60.0):
 
 def test_objects_behind_our_detector_match_the_core(ros_context, shared_data):
     frame = milk_frame(shared_data)
-    core = Pipeline(SETTINGS).perceive(frame)
+    core = Pipeline(MILK_SETTINGS).perceive(frame)
     detector, estimator = start_node('detector_node', *RELIABLE), start_node('pose_estimator_node', *RELIABLE)
     feed = FeedNode(ros_context, frame, ReliabilityPolicy.RELIABLE, camera_to_fixed=frame.camera_to_fixed)
     recorder = Recorder(ros_context, {**OUTPUTS, 'detections': Detection2DArray})
@@ -84,7 +85,7 @@ def _foreign_detections(frame, boxes, class_names, ids):
 
 def test_foreign_box_detections_with_class_names_and_a_milk_model(ros_context, shared_data):
     frame = milk_frame(shared_data)
-    segmented = Pipeline(SETTINGS).perceive(frame)
+    segmented = Pipeline(MILK_SETTINGS).perceive(frame)
     boxes = segmented.detections.xyxy[:3]  # the milk carton and the two bottles in front
     class_names = ['milk', 'bleach', 'detergent']
     ids = ['carton', 'bottle-a', 'bottle-b']
@@ -142,36 +143,22 @@ def test_foreign_box_detections_with_class_names_and_a_milk_model(ros_context, s
 
 # ----------------------------------------------------------------------------- lifecycle and bad input
 @pytest.fixture
-def make_node(ros_domain):
-    context = rclpy.Context()
-    rclpy.init(context=context)
-    nodes = []
+def make_node(lifecycle_node):
+    return functools.partial(lifecycle_node, PoseEstimatorNode)
 
-    def make(**params):
-        overrides = [Parameter('autostart', value=False)] + [Parameter(k, value=v) for k, v in params.items()]
-        nodes.append(PoseEstimatorNode(context=context, parameter_overrides=overrides))
-        return nodes[-1]
-    yield make
-    for node in nodes:
-        node.destroy_node()
-    rclpy.try_shutdown(context=context)
-
-
-def _state(node):
-    return node._state_machine.current_state[1]
 
 
 @pytest.mark.parametrize('use_labels', [True, False])
 def test_lifecycle_transitions(make_node, use_labels):
     node = make_node(use_instance_labels=use_labels)
-    assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS and _state(node) == 'inactive'
+    assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS and lifecycle_state(node) == 'inactive'
     assert sorted(node.outputs) == sorted(PoseEstimatorNode.OUTPUTS)
-    assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS and _state(node) == 'active'
+    assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS and lifecycle_state(node) == 'active'
     topics = (DEPTH, 'detections', 'instance_labels', 'label_info')
     assert [node.count_subscribers(t) for t in topics] == [1, 1, int(use_labels), 1]
-    assert node.trigger_deactivate() == TransitionCallbackReturn.SUCCESS and _state(node) == 'inactive'
+    assert node.trigger_deactivate() == TransitionCallbackReturn.SUCCESS and lifecycle_state(node) == 'inactive'
     assert [node.count_subscribers(t) for t in topics] == [0, 0, 0, 0]
-    assert node.trigger_cleanup() == TransitionCallbackReturn.SUCCESS and _state(node) == 'unconfigured'
+    assert node.trigger_cleanup() == TransitionCallbackReturn.SUCCESS and lifecycle_state(node) == 'unconfigured'
     assert node.pipeline is None and not node.outputs
 
 
@@ -187,7 +174,7 @@ def test_bad_input_is_a_clear_error_and_good_input_still_works(make_node, shared
     assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
     assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
     node.camera_info = cv.intrinsics_to_camera_info(frame.intrinsics, frame.frame_id)
-    segmented = Pipeline(SETTINGS).perceive(frame)
+    segmented = Pipeline(MILK_SETTINGS).perceive(frame)
     raw = np.round(np.nan_to_num(frame.depth) * 1000).astype(np.uint16)
     depth = cv.numpy_to_image(raw, '16UC1', frame.frame_id)
     detections = cv.detections_to_msg(segmented.detections, frame.frame_id, 0.0)

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
-from node_harness import spin_until, start_node, static_transform, stop
+from node_harness import lifecycle_state, spin_until, start_node, static_transform, stop
 from rclpy.lifecycle import TransitionCallbackReturn
 from rclpy.node import Node
 from rclpy.parameter import Parameter
@@ -159,29 +159,21 @@ def test_missing_transform_is_diagnosed_and_skips_tracking(ros_context):
 
 
 @pytest.fixture
-def node(ros_domain):
-    context = rclpy.Context()
-    rclpy.init(context=context)
-    node = TrackerNode(context=context, parameter_overrides=[Parameter('autostart', value=False)])
-    yield node
-    node.destroy_node()
-    rclpy.try_shutdown(context=context)
+def node(lifecycle_node):
+    return lifecycle_node(TrackerNode)
 
-
-def _state(node):
-    return node._state_machine.current_state[1]
 
 
 def test_lifecycle_transitions(node):
-    assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS and _state(node) == 'inactive'
+    assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS and lifecycle_state(node) == 'inactive'
     assert node.tracker is not None and set(node.outputs) == {'tracked_objects', 'track_markers', 'obstacles'}
-    assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS and _state(node) == 'active'
+    assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS and lifecycle_state(node) == 'active'
     assert node._worker.is_alive()
     assert node.count_subscribers('objects') == 1
     assert node.count_subscribers('camera/color/camera_info') == 0  # boxes only, no camera
-    assert node.trigger_deactivate() == TransitionCallbackReturn.SUCCESS and _state(node) == 'inactive'
+    assert node.trigger_deactivate() == TransitionCallbackReturn.SUCCESS and lifecycle_state(node) == 'inactive'
     assert node._worker is None and node.count_subscribers('objects') == 0
-    assert node.trigger_cleanup() == TransitionCallbackReturn.SUCCESS and _state(node) == 'unconfigured'
+    assert node.trigger_cleanup() == TransitionCallbackReturn.SUCCESS and lifecycle_state(node) == 'unconfigured'
     assert node.tracker is None and not node.outputs
     assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
 
@@ -193,7 +185,7 @@ def test_bad_tracking_setting_fails_configuration(ros_domain):
                                                              Parameter('tracking.confirm_hits', value=0)])
     try:
         assert node.trigger_configure() == TransitionCallbackReturn.FAILURE
-        assert _state(node) == 'unconfigured'
+        assert lifecycle_state(node) == 'unconfigured'
     finally:
         node.destroy_node()
         rclpy.try_shutdown(context=context)
