@@ -27,7 +27,7 @@ Measured per case over the window (60 s; ``--quick``: 10 s):
 - latency from the image stamp to the DDS reception in this process of ``objects``
   (Detection3DArray; from the pose estimator when separate), of ``grasps`` (PoseArray, published
   for every planned frame with or without a grasp: the end-to-end figure) and of ``best_grasp``
-  (only frames with a grasp: in this sequence one frame in three): p50 and p95;
+  (only frames with a grasp; the row 'frames answered' says how many): p50 and p95;
 - frames answered: ``objects`` messages of frames published in the window over those frames;
 - output rate of ``objects``;
 - CPU %: user + system time of the node processes over the window (100 % = one core of the
@@ -35,10 +35,12 @@ Measured per case over the window (60 s; ``--quick``: 10 s):
 - RSS at start and end, summed over the node processes (per process as an extra field): sampled
   every ``RSS_SAMPLE_S`` s, start and end are the medians of the samples in the first and the last
   ``RSS_EDGE_S`` s of the window (one reading swings by +-10 MiB per process as numpy buffers come
-  and go, as much as the 5 % target); the growth row also gives the linear trend (MiB/min) and
-  the range of all samples;
-- frames dropped by the latest-frame policy: the change of each node's
-  'frames dropped (latest-frame policy)' in /diagnostics (1 Hz, so the window edges are +-1 s);
+  and go, as much as the 5 % target); the growth row also gives the linear trend (MiB/min), the
+  range of all samples and their medians per ``RSS_SERIES_S`` s (does RSS level off?);
+- frames dropped by the latest-frame policy: the change over the window of every 'dropped'
+  counter in the nodes' /diagnostics ('frames dropped (latest-frame policy)' of every node, and
+  the perception node's 'grasp sets dropped' of its grasp worker), summed, per counter as an
+  extra field (diagnostics come at 1 Hz, so the window edges are +-1 s);
 - each node's per-stage medians from /diagnostics (the last 300 frames) in the latency row's
   ``stages_ms`` field, to see where the time goes; the 1-minute load average at the start and
   the end of the case (other work on the machine slows every figure: compare runs at a similar load).
@@ -77,6 +79,8 @@ RATE_HZ = 15.0
 WARMUP_S = 5.0
 #: Interval of the RSS samples over the window, and the span at each end whose median is 'RSS at start/end' (s).
 RSS_SAMPLE_S, RSS_EDGE_S = 0.5, 5.0
+#: Bin of the RSS series (medians) on the growth row (s).
+RSS_SERIES_S = 10.0
 #: Time after the last frame to collect late outputs and the last diagnostics.
 DRAIN_S = 3.0
 FIXED_FRAME = 'odom'
@@ -221,9 +225,9 @@ class _Bench:
             self.executor.spin_once(timeout_sec=0.05)
 
     def dropped(self) -> Dict[str, int]:
-        """Node -> frames dropped by the latest-frame policy so far (from the latest diagnostics)."""
-        return {name: int(values.get('frames dropped (latest-frame policy)', 0))
-                for name, values in self.diagnostics.items()}
+        """'node: counter' -> its value so far, for every diagnostics counter of dropped sets."""
+        return {f'{name.lstrip("/")}: {key}': int(value) for name, values in self.diagnostics.items()
+                for key, value in values.items() if 'dropped' in key}
 
     def stages(self) -> Dict[str, Dict[str, float]]:
         """Node -> its per-stage medians and own latency p50 (ms) from the latest diagnostics."""
@@ -303,7 +307,7 @@ def _stream(setup: str, mode: str, frames, camera_to_fixed: np.ndarray, duration
         rclpy.try_shutdown(context=context)
     window = set(s for s in bench.sent if stamp_start <= s < stamp_end)
     latency = {name: [ms for stamp, ms in got if stamp in window] for name, got in bench.received.items()}
-    dropped = {name.lstrip('/'): dropped_end.get(name, 0) - dropped_start.get(name, 0) for name in dropped_end}
+    dropped = {name: value - dropped_start.get(name, 0) for name, value in dropped_end.items()}
     return _rows(f'{setup} {mode}', mode == 'depth-only', latency, len(window), duration, cpu, my_cpu,
                  rss_samples, dropped, stages, (load, os.getloadavg()[0]))
 
@@ -344,9 +348,11 @@ def _rows(case: str, targeted: bool, latency: Dict[str, List[float]], sent: int,
     rows.append(row(f'{case}: RSS at end', end, 'MiB'))
     growth = (end - start) / start
     slope = float(np.polyfit(times, total, 1)[0]) * 60 if len(times) > 1 else float('nan')
+    bins = (times // RSS_SERIES_S).astype(int)
+    series = [round(float(np.median(total[bins == b])), 1) for b in np.unique(bins)]
     rows.append(row(f'{case}: RSS growth', growth * 100, '%', f'< {TARGET_RSS_GROWTH * 100:.0f} %',
                     ok=bool(growth < TARGET_RSS_GROWTH), trend_mib_per_min=slope,
-                    min_max_mib=[float(total.min()), float(total.max())]))
+                    min_max_mib=[float(total.min()), float(total.max())], series_mib=series))
     rows.append(row(f'{case}: frames dropped by policy', sum(dropped.values()), 'frames', f'of {sent} sent',
-                    per_node=dropped))
+                    per_counter=dropped))
     return rows
