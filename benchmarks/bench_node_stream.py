@@ -19,7 +19,7 @@ prior and tracking work as on a robot.
 Warm-up: the first ``WARMUP_S`` seconds of streaming are not measured. They cover start-up
 costs that are not the steady state: DDS matching, first-call allocations (numpy/scipy buffers,
 k-d trees), the tracker confirming its tracks. Latencies of frames stamped in the warm-up are
-left out, and "RSS start" is read when it ends, so that the growth figure says whether memory
+left out, and "RSS at start" is taken after it (see below), so that the growth figure says whether memory
 keeps growing while the node runs, not how much start-up allocates.
 
 Measured per case over the window (60 s; ``--quick``: 10 s):
