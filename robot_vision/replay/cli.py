@@ -79,9 +79,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument('--loop', action='store_true', help='start again at the end')
     p.add_argument('--topics', nargs='+', metavar='TOPIC', help='publish only these topics')
     p.add_argument('--no-clock', action='store_true', help='do not publish /clock')
-    p.add_argument('--start-delay', type=float, default=5.0,
-                   help='wait up to this many seconds for every topic to have a subscriber before the first '
-                        'message (default 5; 0: start at once)')
+    p.add_argument('--start-delay', type=float, default=10.0,
+                   help='wait up to this many seconds for every topic to have steady subscribers before the '
+                        'first message (default 10; 0: start at once)')
     p.set_defaults(handler=cmd_play)
 
 

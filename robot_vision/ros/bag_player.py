@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence
 
 import rclpy
 from rclpy.node import Node
@@ -46,11 +46,11 @@ class BagPlayer(Node):
 
     def __init__(self, bag: Path | str, rate: float = 1.0, loop: bool = False,
                  topics: Optional[Sequence[str]] = None, clock: bool = True, clock_period: float = 0.01,
-                 node_name: str = 'robot_vision_bag_player'):
-        """Open the bag and create one publisher per played topic."""
+                 node_name: str = 'robot_vision_bag_player', **node_kwargs: Any):
+        """Open the bag and create one publisher per played topic (``node_kwargs`` go to rclpy's Node)."""
         if not (rate > 0 and rate < float('inf')):
             raise ConfigError(f'play rate: expected a positive factor, got {rate}')
-        super().__init__(node_name)
+        super().__init__(node_name, **node_kwargs)
         self.source = BagSource(bag)
         self.rate, self.loop, self.clock_period = float(rate), bool(loop), float(clock_period)
         self.codec = MessageCodec()
@@ -72,11 +72,19 @@ class BagPlayer(Node):
                                f'{" in a loop" if self.loop else ""}; /tf_static latched, /clock '
                                f'{"on" if clock else "off"}')
 
-    def wait_for_subscribers(self, topics: Sequence[str], timeout: float) -> bool:
-        """Wait up to ``timeout`` seconds until each of ``topics`` has a subscriber (discovery)."""
+    def wait_for_subscribers(self, topics: Sequence[str], timeout: float, settle: float = 0.0) -> bool:
+        """Wait up to ``timeout`` seconds until each of ``topics`` has a subscriber (discovery).
+
+        With ``settle`` > 0 it also waits until the subscriber counts have not changed for
+        ``settle`` seconds, so that several nodes starting together are all matched.
+        """
         deadline = time.monotonic() + timeout
+        last, since = None, time.monotonic()
         while time.monotonic() < deadline:
-            if all(self.publishers_by_topic[t].get_subscription_count() > 0 for t in topics):
+            counts = [self.publishers_by_topic[t].get_subscription_count() for t in topics]
+            if counts != last:
+                last, since = counts, time.monotonic()
+            if all(counts) and time.monotonic() - since >= settle:
                 return True
             time.sleep(0.05)
         return False
@@ -103,7 +111,7 @@ class BagPlayer(Node):
         start_wall, first_ns = time.monotonic(), None
         count = 0
         for raw in self.source.messages(self.topics):
-            if not rclpy.ok():
+            if not self.context.ok():
                 break
             first_ns = raw.log_ns if first_ns is None else first_ns
             due = start_wall + (raw.log_ns - first_ns) * 1e-9 / self.rate
@@ -125,7 +133,7 @@ class BagPlayer(Node):
     def play(self, max_loops: Optional[int] = None) -> int:
         """Play once, or repeatedly with ``loop`` (up to ``max_loops`` times); returns messages published."""
         total = 0
-        while rclpy.ok():
+        while self.context.ok():
             total += self.play_once()
             self.loops += 1
             if not self.loop or (max_loops is not None and self.loops >= max_loops):
@@ -139,11 +147,12 @@ class BagPlayer(Node):
 
 
 def play(bag: Path | str, rate: float = 1.0, loop: bool = False, topics: Optional[List[str]] = None,
-         clock: bool = True, start_delay: float = 5.0, args: Optional[List[str]] = None) -> int:
+         clock: bool = True, start_delay: float = 10.0, args: Optional[List[str]] = None) -> int:
     """Run a :class:`BagPlayer` until the bag ends (or Ctrl-C / external shutdown); returns an exit code.
 
     Before the first message the player waits up to ``start_delay`` seconds until every bag topic
-    has a subscriber (DDS discovery), then MATCH_WAIT_S more for the subscribers to match it, so
+    has a subscriber and the counts have been steady for MATCH_WAIT_S (DDS discovery of every node
+    started with it), then MATCH_WAIT_S more for the subscribers to match it, so
     that nodes started with the player receive the beginning of the bag; after the last message it
     stays MATCH_WAIT_S so that DDS delivers the last messages before the process exits.
     Subscribers should be reliable: large best-effort images can be lost between processes.
@@ -153,7 +162,7 @@ def play(bag: Path | str, rate: float = 1.0, loop: bool = False, topics: Optiona
     try:
         player = BagPlayer(bag, rate=rate, loop=loop, topics=topics, clock=clock)
         if start_delay > 0:
-            if not player.wait_for_subscribers(sorted(player.publishers_by_topic), start_delay):
+            if not player.wait_for_subscribers(sorted(player.publishers_by_topic), start_delay, settle=MATCH_WAIT_S):
                 player.get_logger().info(f'some topics have no subscriber after {start_delay:.1f} s; playing anyway')
             time.sleep(MATCH_WAIT_S)
         count = player.play()
@@ -165,6 +174,10 @@ def play(bag: Path | str, rate: float = 1.0, loop: bool = False, topics: Optiona
     except (InputError, ConfigError) as exc:
         print(f'error: {exc}')
         return 1
+    except Exception:
+        if rclpy.ok():
+            raise
+        return 0  # SIGTERM/SIGINT shut the context down while a message was being published
     finally:
         if player is not None:
             player.destroy_node()
