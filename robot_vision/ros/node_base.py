@@ -17,7 +17,10 @@ turns :class:`~robot_vision.errors.RobotVisionError` from a frame into a throttl
 
 from __future__ import annotations
 
+import functools
+import importlib
 import threading
+import traceback
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -47,7 +50,6 @@ _CHOICES = {'input_reliability': ('best_effort', 'reliable'), 'mode': ('rgbd', '
 
 def message_class(type_name: str) -> type:
     """Import a message class from its ROS type name, e.g. 'vision_msgs/msg/Detection2DArray'."""
-    import importlib
     package, _, name = type_name.split('/')
     return getattr(importlib.import_module(f'{package}.msg'), name)
 
@@ -116,9 +118,6 @@ class LatestWorker:
 
 def _logged(transition: Any) -> Any:
     """Log an unexpected exception of a lifecycle transition (rclpy turns it into ERROR silently)."""
-    import functools
-    import traceback
-
     @functools.wraps(transition)
     def wrapper(self: LifecycleNode, state: LifecycleState) -> TransitionCallbackReturn:
         try:

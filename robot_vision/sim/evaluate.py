@@ -303,15 +303,15 @@ def _grasp_once(scene: SimScene, frame, gt: GroundTruth, seg, matches, gripper, 
     if not result.ok:
         row.update(success=False, reason='no_grasp', detail=result.reason, kind=None)
         return row
-    ranked = np.argsort(-result.grasps.score, kind='stable')
+    ranked = result.grasps.best_first()[:top_k]
     tcp_to_grasp = invert_transform(np.asarray(gripper.tcp_offset))
     outcomes = []
-    for best in ranked[:top_k]:
-        pred_index = int(result.grasps.object_index[best])
+    for best in range(len(ranked)):
+        pred_index = int(ranked.object_index[best])
         target = next((g for g, p, _ in matches if p == pred_index), None)
-        grasp_world = frame.camera_to_fixed @ result.grasps.pose[best] @ tcp_to_grasp
+        grasp_world = frame.camera_to_fixed @ ranked.pose[best] @ tcp_to_grasp
         outcomes.append((best, target, grasp_world,
-                         execute_grasp(scene, grasp_world, float(result.grasps.width[best]), gripper,
+                         execute_grasp(scene, grasp_world, float(ranked.width[best]), gripper,
                                        exec_settings, target_index=target)))
     timing['execute_s'] += time.perf_counter() - t1
     best, target, grasp_world, outcome = outcomes[0]
@@ -322,7 +322,7 @@ def _grasp_once(scene: SimScene, frame, gt: GroundTruth, seg, matches, gripper, 
                lifted_height_m=outcome.lifted_height, target=target, object=index,
                kind=gt.kind[index] if index >= 0 else None,
                class_name=gt.class_name[index] if index >= 0 else None,
-               score=float(result.grasps.score[best]), width_m=float(result.grasps.width[best]),
+               score=float(ranked.score[best]), width_m=float(ranked.width[best]),
                approach_z_world=float(grasp_world[2, 2]), approach_blocked=outcome.approach_blocked)
     return row
 

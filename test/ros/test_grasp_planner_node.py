@@ -49,8 +49,8 @@ def _core_grasps(frame, objects_msg, rows):
     plane = support_plane(frame, SETTINGS.segmentation)
     objects = objects_with_box_points(cv.msg_to_objects(objects_msg)[rows], points, plane, 0.01,
                                       SETTINGS.segmentation)
-    grasps = plan_scene_grasps(objects, points, SETTINGS.gripper, SETTINGS.grasping, support_normal=plane).grasps
-    return grasps[np.argsort(-grasps.score, kind='stable')]
+    return plan_scene_grasps(objects, points, SETTINGS.gripper, SETTINGS.grasping,
+                             support_normal=plane).grasps.best_first()
 
 
 def _poses(msg):
