@@ -383,8 +383,11 @@ class PipelineNode(LifecycleNode):
         """Record a processed set: latency from the input stamp to now, stage times, pipeline warnings."""
         for warning in warnings:
             self.diag.problem('pipeline', warning)
-        now = self.get_clock().now().nanoseconds * 1e-9
-        self.diag.processed_frame((now - stamp_s) * 1e3, timings_ms)
+        self.diag.processed_frame(self.latency_ms(stamp_s), timings_ms)
+
+    def latency_ms(self, stamp_s: float) -> float:
+        """Milliseconds from an input stamp (s) to now, on the node's clock (simulated time with use_sim_time)."""
+        return (self.get_clock().now().nanoseconds * 1e-9 - stamp_s) * 1e3
 
 
 def spin(node: LifecycleNode, threads: int = 3) -> None:

@@ -80,7 +80,7 @@ class PerceptionNode(PipelineNode):
             self.publish(result, ['detections_overlay'], stamp, frame.color, frame.camera_to_fixed)
         if 'grasps' in result.timings_ms:
             self.diag.stage('grasps', result.timings_ms['grasps'])
-        self.diag.stage('latency to grasps', (self.get_clock().now().nanoseconds * 1e-9 - frame.stamp) * 1e3)
+        self.diag.stage('latency to grasps', self.latency_ms(frame.stamp))
 
 
 def main(args: Optional[List[str]] = None) -> None:
