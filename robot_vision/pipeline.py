@@ -183,17 +183,29 @@ class Pipeline:
                 warnings.append(problem)
         with _Lap(timings, 'segment' if self._detector is None else 'detect'):
             detections, objects, plane = self.detect(frame, warnings)
-        if self._detector is not None and frame.depth is not None:
-            with _Lap(timings, 'objects_3d'):
-                objects = objects_from_detections(frame, detections, self._settings.segmentation)
-        if self._models and len(objects):
-            with _Lap(timings, 'register'):
-                objects = self.refine(objects, self.class_names, warnings)
+        if frame.depth is not None:  # the depth backend's segmentation already gave the objects
+            objects = self.estimate(frame, detections, self.class_names, warnings, timings,
+                                    objects if self._detector is None else None)
         result = FrameResult(stamp=frame.stamp, frame_id=frame.frame_id, fixed_frame=self._settings.fixed_frame,
                              intrinsics=frame.intrinsics, detections=detections, objects=objects,
                              grasps=Grasps.empty(), grasp_reason='pending', tracks=Tracks.empty(), plane=plane,
                              tracks_2d=None, class_names=self.class_names, timings_ms=timings, warnings=warnings)
         return result
+
+    def estimate(self, frame: RGBDFrame, detections: Detections, class_names: Mapping[int, str],
+                 warnings: List[str], timings: Dict[str, float], objects: Optional[Objects3D] = None) -> Objects3D:
+        """3D objects of 2D ``detections`` on the frame's depth (unless ``objects`` are given), model-refined.
+
+        Classes with a model in ``object_models`` (named through ``class_names``) are refined by
+        registration. Stage times go into ``timings`` ('objects_3d', 'register'), problems into ``warnings``.
+        """
+        if objects is None:
+            with _Lap(timings, 'objects_3d'):
+                objects = objects_from_detections(frame, detections, self._settings.segmentation)
+        if self._models and len(objects):
+            with _Lap(timings, 'register'):
+                objects = self.refine(objects, class_names, warnings)
+        return objects
 
     def detect(self, frame: RGBDFrame, warnings: List[str]) -> Tuple[Detections, Objects3D, Optional[np.ndarray]]:
         """Run the detector: (detections, objects, support plane).

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import time
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -12,7 +11,6 @@ from vision_msgs.msg import Detection2DArray, LabelInfo
 
 from robot_vision.detection import DetectorSettings
 from robot_vision.errors import InputError
-from robot_vision.perception3d import objects_from_detections
 from robot_vision.pipeline import FrameResult, PipelineSettings
 from robot_vision.ros import conversions as cv
 from robot_vision.ros.node_base import LATCHED, PipelineNode, main_for
@@ -127,13 +125,7 @@ class PoseEstimatorNode(PipelineNode):
         if settings.segmentation.use_frame_up and settings.segmentation.up_vector is None:
             frame.camera_to_fixed = self.lookup(settings.fixed_frame, frame.frame_id, frame.stamp, 'floor prior')
         timings: Dict[str, float] = {}
-        start = time.perf_counter()
-        objects = objects_from_detections(frame, detections, settings.segmentation)
-        timings['objects_3d'] = (time.perf_counter() - start) * 1e3
-        if settings.object_models and len(objects):
-            start = time.perf_counter()
-            objects = self.pipeline.refine(objects, self.class_names, warnings)
-            timings['register'] = (time.perf_counter() - start) * 1e3
+        objects = self.pipeline.estimate(frame, detections, self.class_names, warnings, timings)
         result = FrameResult.empty(frame.stamp, frame.frame_id, settings.fixed_frame, frame.intrinsics,
                                    self.class_names)
         result.objects = objects
