@@ -74,6 +74,8 @@ from robot_vision.ros import conversions as cv
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIG = ROOT / 'config' / 'robot_vision.yaml'
+#: The Fast DDS profile the launch file gives the nodes (shared memory large enough for the images).
+DDS_PROFILE = ROOT / 'config' / 'fastdds_large_images.xml'
 LOGS = ROOT / 'artifacts' / 'node_stream'
 RATE_HZ = 15.0
 WARMUP_S = 5.0
@@ -256,6 +258,8 @@ def _ready(bench: _Bench, setup: str, mode: str) -> bool:
 
 def _stream(setup: str, mode: str, frames, camera_to_fixed: np.ndarray, duration: float,
             domain: int) -> List[dict]:
+    for variable in ('FASTRTPS_DEFAULT_PROFILES_FILE', 'FASTDDS_DEFAULT_PROFILES_FILE'):
+        os.environ.setdefault(variable, str(DDS_PROFILE))  # this process and the nodes, as the launch file does
     load = os.getloadavg()[0]
     print(f'  [{setup} {mode}] load average (1 min) {load:.2f}; warm-up {WARMUP_S:.0f} s + {duration:.0f} s',
           flush=True)

@@ -5,6 +5,8 @@ latency); ``nodes:=separate`` starts the detector, pose estimator, grasp planner
 separate lifecycle nodes (each can be replaced, e.g. by Isaac ROS or depthai detections); a comma
 list such as ``nodes:=pose_estimator,grasp_planner`` starts just those. ``sim:=true`` also starts
 Gazebo with sim/gazebo/tabletop.sdf and ros_gz_bridge with sim/gazebo/bridge.yaml (needs ros_gz).
+``dds_profile`` (default config/fastdds_large_images.xml) gives Fast DDS a shared-memory segment
+large enough for 640x480 images; the camera driver should use the same profile (see that file).
 
 Examples:
   ros2 launch robot_vision robot_vision.launch.py camera_namespace:=/camera \
@@ -14,7 +16,7 @@ Examples:
 """
 
 from launch import LaunchDescription
-from launch.actions import DeclareLaunchArgument, IncludeLaunchDescription
+from launch.actions import DeclareLaunchArgument, IncludeLaunchDescription, SetEnvironmentVariable
 from launch.conditions import IfCondition
 from launch.launch_description_sources import PythonLaunchDescriptionSource
 from launch.substitutions import Command, LaunchConfiguration, PathJoinSubstitution, PythonExpression
@@ -41,6 +43,9 @@ ARGUMENTS = [
     ('publish_frames', 'false', 'publish the camera mount and gripper TCP frames from urdf/robot_vision.urdf.xacro'),
     ('sim', 'false', 'also start Gazebo (sim/gazebo/tabletop.sdf) and its ros_gz_bridge; sets use_sim_time'),
     ('namespace', '', 'namespace of the robot_vision nodes and their outputs'),
+    ('dds_profile', PathJoinSubstitution([FindPackageShare('robot_vision'), 'config', 'fastdds_large_images.xml']),
+     'Fast DDS profile the nodes (and processes started after them) get through FASTRTPS_/FASTDDS_DEFAULT_'
+     "PROFILES_FILE: shared memory large enough for camera images; '' keeps the environment as it is"),
 ]
 
 #: Separate node name -> executable.
@@ -63,6 +68,9 @@ def generate_launch_description() -> LaunchDescription:
     sim_time = PythonExpression(["'", cfg['use_sim_time'], "'.lower() == 'true' or '", cfg['sim'],
                                  "'.lower() == 'true'"])
     use_sim_time = ParameterValue(sim_time, value_type=bool)
+    profile_given = IfCondition(PythonExpression(["'", cfg['dds_profile'], "' != ''"]))
+    dds = [SetEnvironmentVariable(variable, cfg['dds_profile'], condition=profile_given)
+           for variable in ('FASTRTPS_DEFAULT_PROFILES_FILE', 'FASTDDS_DEFAULT_PROFILES_FILE')]
     parameters = [cfg['config_file'], {
         'use_sim_time': use_sim_time,
         'detector.backend': cfg['detector_backend'],
@@ -111,4 +119,4 @@ def generate_launch_description() -> LaunchDescription:
         condition=IfCondition(cfg['sim']),
         arguments=['--roll', '-1.570796', '--pitch', '0', '--yaw', '-1.570796',
                    '--frame-id', 'camera_link', '--child-frame-id', 'camera_color_optical_frame'])
-    return LaunchDescription(args + [perception, *separate, frames, gazebo, bridge, camera_in_world, optical])
+    return LaunchDescription(args + dds + [perception, *separate, frames, gazebo, bridge, camera_in_world, optical])

@@ -10,15 +10,17 @@ from __future__ import annotations
 import dataclasses
 import time
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Mapping, Optional, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Tuple, Union
 
 import numpy as np
 
-from robot_vision.camera import deproject, depth_unit_problem
+from robot_vision.camera import depth_unit_problem
 from robot_vision.config import dataclass_from_dict
 from robot_vision.detection import DetectorSettings, create_detector, detections_from_objects
 from robot_vision.errors import ConfigError
-from robot_vision.grasping import GraspSettings, GripperModel, plan_scene_grasps
+from robot_vision.grasping import GraspSettings, GripperModel
+from robot_vision.grasping.stream import StreamGraspPlanner
+from robot_vision.grasping.workers import SceneCloud
 from robot_vision.perception3d import (
     RegistrationSettings,
     SegmentationSettings,
@@ -26,7 +28,6 @@ from robot_vision.perception3d import (
     register_model,
     segment_scene,
 )
-from robot_vision.perception3d.filtering import voxel_downsample
 from robot_vision.types import CameraIntrinsics, Detections, Grasps, Objects3D, RGBDFrame, Tracks
 from robot_vision.tracking import (
     Tracker,
@@ -133,13 +134,15 @@ class _Lap:
 class Pipeline:
     """Run detection, 3D estimation, registration, grasp planning and tracking on RGB-D frames."""
 
-    def __init__(self, settings: PipelineSettings = PipelineSettings()) -> None:
+    def __init__(self, settings: PipelineSettings = PipelineSettings(), grasp_processes: int = 0) -> None:
+        """``grasp_processes`` > 0: plan grasps in that many processes (:mod:`robot_vision.grasping.workers`)."""
         self._settings = settings
         self._detector = None if settings.detector.backend == 'depth' else create_detector(
             settings.detector.backend, settings.detector)
         self._models = {name: _load_model(path) for name, path in settings.object_models}
         self._tracker = Tracker(settings.tracking)
         self._tracker_2d = Tracker2D(settings.tracking_2d)
+        self._grasp_planner = StreamGraspPlanner(settings.gripper, settings.grasping, grasp_processes)
 
     @property
     def settings(self) -> PipelineSettings:
@@ -152,14 +155,21 @@ class Pipeline:
         return {} if self._detector is None else dict(enumerate(self._detector.class_names))
 
     def reset(self) -> None:
-        """Forget all tracks (e.g. when a bag loops or time jumps back)."""
+        """Forget all tracks and kept grasps (e.g. when a bag loops or time jumps back)."""
         self._tracker.reset()
         self._tracker_2d.reset()
+        self._grasp_planner.reset()
+
+    @property
+    def grasp_planner(self) -> StreamGraspPlanner:
+        """The grasp planner of the stream (its counters say how many objects were searched or kept)."""
+        return self._grasp_planner
 
     def close(self) -> None:
-        """Release the detector's resources."""
+        """Release the detector's resources and stop the grasp worker processes."""
         if self._detector is not None:
             self._detector.close()
+        self._grasp_planner.close()
 
     def process(self, frame: RGBDFrame, track: bool = True) -> FrameResult:
         """Process one frame; see :class:`FrameResult`. Raises InputError for unusable frames.
@@ -234,6 +244,11 @@ class Pipeline:
                 observations = observations_from_objects(result.objects, frame.camera_to_fixed)
                 result.tracks = self._tracker.update(observations, frame.stamp)
 
+    def prepare_grasps(self, frame: RGBDFrame) -> None:
+        """Let idle grasp worker processes deproject ``frame``'s depth while its objects are found (optional)."""
+        if self._settings.enable_grasps and frame.depth is not None:
+            self._grasp_planner.prepare(frame.stamp, self._scene(frame))
+
     def add_grasps(self, result: FrameResult, frame: RGBDFrame) -> None:
         """Plan grasps for ``result``'s objects on ``frame``'s depth and store them (and the reason)."""
         if not self._settings.enable_grasps:
@@ -243,17 +258,24 @@ class Pipeline:
             if frame.depth is None:
                 result.grasps, result.grasp_reason = Grasps.empty(), 'no depth'
             else:
-                result.grasps, result.grasp_reason = self.plan_grasps(
-                    result.objects, scene_points(frame, self._settings.scene_voxel), result.plane)
+                result.grasps, result.grasp_reason = self.plan_grasps(result.objects, self._scene(frame), frame.stamp,
+                                                                      result.plane)
 
-    def plan_grasps(self, objects: Objects3D, points: np.ndarray,
+    def plan_grasps(self, objects: Objects3D, scene: Union[SceneCloud, np.ndarray], stamp: float,
                     plane: Optional[np.ndarray] = None) -> Tuple[Grasps, str]:
-        """Plan grasps for ``objects`` with ``points`` (N, 3) as the collision scene: (grasps best first, reason)."""
+        """Plan grasps for ``objects`` of the frame stamped ``stamp`` in ``scene`` (SceneCloud or (N, 3) points).
+
+        Returns (grasps best first, reason). Objects still where they were in the previous frame
+        keep their grasps once these pass the final checks again (see
+        :mod:`robot_vision.grasping.stream`).
+        """
         if not len(objects):
             return Grasps.empty(), 'no objects'
-        result = plan_scene_grasps(objects, points, self._settings.gripper, self._settings.grasping,
-                                   support_normal=plane)
+        result = self._grasp_planner.plan(objects, scene, stamp, support_normal=plane)
         return result.grasps.best_first(), result.reason
+
+    def _scene(self, frame: RGBDFrame) -> SceneCloud:
+        return SceneCloud(frame.depth, frame.intrinsics, self._settings.scene_voxel)
 
     def track(self, objects: Objects3D, stamp: float, camera_to_fixed: Optional[np.ndarray] = None) -> Tracks:
         """Update the 3D tracker with objects seen at ``stamp`` (camera frame, moved by ``camera_to_fixed``)."""
@@ -281,11 +303,7 @@ class Pipeline:
 
 def scene_points(frame: RGBDFrame, voxel: float) -> np.ndarray:
     """Valid scene points (N, 3) float32 of a frame, voxel-downsampled for collision checks."""
-    cloud = deproject(frame.depth, frame.intrinsics).reshape(-1, 3)
-    points = cloud[np.isfinite(cloud[:, 2])]
-    if voxel <= 0 or not len(points):
-        return points
-    return voxel_downsample(points, voxel)
+    return SceneCloud(frame.depth, frame.intrinsics, voxel).points
 
 
 def _load_model(path: str) -> np.ndarray:

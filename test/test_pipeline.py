@@ -39,9 +39,9 @@ def test_process_equals_its_stages(frame):
 def test_plan_grasps_on_explicit_scene_points(frame):
     pipeline = Pipeline(SETTINGS)
     result = pipeline.perceive(frame)
-    grasps, reason = pipeline.plan_grasps(result.objects, scene_points(frame, 0.005), result.plane)
+    grasps, reason = pipeline.plan_grasps(result.objects, scene_points(frame, 0.005), frame.stamp, result.plane)
     assert reason == 'ok' and len(grasps) and set(grasps.object_index) <= set(range(len(result.objects)))
-    assert pipeline.plan_grasps(result.objects[:0], scene_points(frame, 0.005))[1] == 'no objects'
+    assert pipeline.plan_grasps(result.objects[:0], scene_points(frame, 0.005), frame.stamp)[1] == 'no objects'
 
 
 def test_disabled_stages_and_missing_depth(frame):

@@ -71,6 +71,13 @@ class GraspSettings:
     with the most points first (on real scenes the certified grasps are on the well observed
     objects, rarely on fragments); 0 plans every object. Each object costs a few milliseconds even
     when nothing fits, so this bounds the time per frame in clutter.
+    ``reuse_distance`` (0.03 m) applies to streams
+    (:class:`robot_vision.grasping.stream.StreamGraspPlanner`: the nodes and bag replay): an object
+    whose centroid moved less than this since the previous frame keeps its grasps, moved with it
+    and checked again on the new frame (every check after the search: collisions, clearance, NMS,
+    the exact point-in-box test and the raw contacts), instead of a new search; one such object
+    per frame, the one searched longest ago, is searched again. 0 searches every object in every
+    frame.
     """
 
     num_candidates: int = 500
@@ -102,6 +109,7 @@ class GraspSettings:
     clearance_margin: float = 0.01
     min_insertion: float = 0.01
     max_objects: int = 8
+    reuse_distance: float = 0.03
 
     def __post_init__(self) -> None:
         """Validate every field; raise ConfigError naming the field, expected and actual value."""
@@ -118,8 +126,7 @@ class GraspSettings:
         positive = ('mu', 'nms_distance', 'object_voxel', 'collision_voxel', 'contact_band')
         non_negative = ('approach_weight', 'antipodal_weight', 'contact_weight', 'clearance_weight',
                         'min_object_thickness', 'finger_gap', 'clearance_margin', 'nms_angle_deg',
-                        'min_insertion',
-                        'cone_margin_deg', 'min_width')
+                        'min_insertion', 'cone_margin_deg', 'min_width', 'reuse_distance')
         for name in positive + non_negative:
             value = getattr(self, name)
             ok = isinstance(value, (int, float, np.floating, np.integer)) and not isinstance(value, bool)
@@ -204,11 +211,21 @@ def plan_scene_grasps(objects: Objects3D, scene_points: np.ndarray,
     'ok' when any object got a grasp, otherwise the per-object reasons joined. ``timings_ms``
     and ``rejected`` are summed over the objects.
     """
-    if not isinstance(objects, Objects3D):
-        raise InputError(f'objects: expected Objects3D, got {type(objects).__name__}')
     scene = _as_points(scene_points, 'scene_points')
     normal = _as_direction(support_normal, 'support_normal')
     view = _as_viewpoint(viewpoint)
+    rows, skipped = planned_rows(objects, object_indices, settings)
+    planner = _planner(gripper, settings)
+    results = [planner.plan(_as_points(objects.points[row], f'objects.points[{row}]'), scene, normal, view)
+               for row in rows]
+    return scene_result(rows, results, skipped, settings)
+
+
+def planned_rows(objects: Objects3D, object_indices: Optional[Sequence[int]],
+                 settings: GraspSettings) -> Tuple[List[int], List[int]]:
+    """The rows of ``objects`` to plan (``object_indices`` or all, at most ``max_objects``) and those skipped."""
+    if not isinstance(objects, Objects3D):
+        raise InputError(f'objects: expected Objects3D, got {type(objects).__name__}')
     if object_indices is None:
         rows = list(range(len(objects)))
     else:
@@ -216,20 +233,22 @@ def plan_scene_grasps(objects: Objects3D, scene_points: np.ndarray,
         bad = [i for i in rows if not 0 <= i < len(objects)]
         if bad:
             raise InputError(f'object_indices: expected rows in [0, {len(objects)}), got {bad}')
-    planner = _planner(gripper, settings)
-    skipped: List[int] = []
     if settings.max_objects and len(rows) > settings.max_objects:
-        rows, skipped = _select_objects(objects, rows, settings.max_objects)
+        return _select_objects(objects, rows, settings.max_objects)
+    return rows, []
+
+
+def scene_result(rows: Sequence[int], results: Sequence[GraspResult], skipped: List[int],
+                 settings: GraspSettings) -> GraspResult:
+    """Combine the per-object results of ``rows`` as :func:`plan_scene_grasps` returns them."""
     parts: List[Grasps] = []
     reasons: List[str] = []
     timings: Dict[str, float] = {}
     rejected: Dict[str, int] = {}
     evaluated = 0
-    for row in rows:
-        result = planner.plan(_as_points(objects.points[row], f'objects.points[{row}]'), scene, normal, view)
+    for row, result in zip(rows, results):
         grasps = result.grasps
-        parts.append(Grasps(grasps.pose, grasps.width, grasps.score,
-                            np.full(len(grasps), row, np.int32)))
+        parts.append(Grasps(grasps.pose, grasps.width, grasps.score, np.full(len(grasps), row, np.int32)))
         if not result.ok:
             reasons.append(f'object {row}: {result.reason}')
         evaluated += result.candidates_evaluated
@@ -716,8 +735,64 @@ class _Planner:
         q_approach = (1.0 + np.einsum('ki,i->k', r_all[:, :, 2], preferred)) / 2
         weights = np.array([s.antipodal_weight, s.contact_weight, s.clearance_weight, s.approach_weight])
         partial = (weights[0] * q_anti + weights[1] * q_contact + weights[3] * q_approach) / weights.sum()
-        order = np.lexsort((idx, -partial))  # stable: ties broken by candidate index
 
+        acc = self._accept(obj, scene, viewpoint, r_all, o_all, op_all, partial, idx, True, rejected, lap)
+        if acc is None:
+            return _empty(self._reason(rejected, width, k_total), k_total, timings, rejected)
+        timings['total'] = (time.perf_counter() - start_time) * 1e3
+        return GraspResult(self._grasps(*acc), 'ok', k_total, timings, rejected)
+
+    def reverify(self, obj: np.ndarray, scene: np.ndarray, grasps: Grasps,
+                 viewpoint: Optional[np.ndarray]) -> GraspResult:
+        """Re-run the final checks of :meth:`plan` on given grasps (e.g. last frame's, moved with the object).
+
+        ``grasps``: TCP poses and widths as :meth:`plan` returns them; each is checked with the
+        pre-grasp opening of its width against the occupancy grid (fingers, palm, closing region),
+        NMS, the exact point-in-box test on ``scene`` and the raw contacts on ``obj``, best score
+        first, and keeps its score. Returns the grasps that pass (up to ``top_k``), best first.
+        """
+        timings: Dict[str, float] = {}
+        rejected: Dict[str, int] = {}
+        start_time = time.perf_counter()
+        obj = np.compress(np.isfinite(obj).all(axis=1), obj, axis=0)
+        if not len(grasps) or len(obj) < self.s.min_object_points:
+            return _empty('nothing to re-verify', len(grasps))
+        frames = np.einsum('kij,jl->kil', grasps.pose, np.linalg.inv(self.g.tcp_offset))
+        acc = self._accept(obj, scene, viewpoint, frames[:, :3, :3], frames[:, :3, 3],
+                           self.g.pregrasp_opening(grasps.width), grasps.score.astype(np.float64),
+                           np.arange(len(grasps)), False, rejected, lambda name: None)
+        timings['total'] = (time.perf_counter() - start_time) * 1e3
+        if acc is None:
+            return _empty(f'none of {len(grasps)} grasps passed again (rejected: '
+                          + ', '.join(f'{k} {v}' for k, v in rejected.items() if v) + ')',
+                          len(grasps), timings, rejected)
+        return GraspResult(self._grasps(*acc), 'ok', len(grasps), timings, rejected)
+
+    def _grasps(self, rot: List[np.ndarray], origin: List[np.ndarray], width: List[float], score: List[float],
+                key: List[int]) -> Grasps:
+        """Accepted grasps as TCP poses, best first (ties: lower key)."""
+        final = np.lexsort((np.asarray(key), -np.asarray(score)))
+        poses = np.zeros((len(final), 4, 4))
+        poses[:, :3, :3] = np.asarray(rot)[final]
+        poses[:, :3, 3] = np.asarray(origin)[final]
+        poses[:, 3, 3] = 1.0
+        poses = np.einsum('kij,jl->kil', poses, self.g.tcp_offset)
+        return Grasps(poses, np.asarray(width)[final], np.asarray(score, np.float32)[final],
+                      np.zeros(len(final), np.int32))
+
+    def _accept(self, obj: np.ndarray, scene: np.ndarray, viewpoint: Optional[np.ndarray], r_all: np.ndarray,
+                o_all: np.ndarray, op_all: np.ndarray, partial: np.ndarray, keys: np.ndarray, rescore: bool,
+                rejected: Dict[str, int], lap) -> Optional[Tuple[List, List, List, List, List]]:
+        """Candidates (grasp-frame rotations, origins, openings) best first until ``top_k`` pass every check.
+
+        ``partial``: each candidate's score without clearance, to which the clearance term is
+        added when ``rescore`` (else it is the final score); ``keys`` break score ties. Adds the
+        rejections to ``rejected``; returns (rot, origin, width, score, key) lists, or None when
+        nothing passed.
+        """
+        g, s = self.g, self.s
+        weights = np.array([s.antipodal_weight, s.contact_weight, s.clearance_weight, s.approach_weight])
+        order = np.lexsort((keys, -partial))  # stable: ties broken by candidate key
         # ---- occupancy grid over the boxes of every surviving candidate (corners only)
         m = s.clearance_margin + s.collision_voxel
         outer = op_all / 2 + g.finger_thickness + m
@@ -775,8 +850,8 @@ class _Planner:
             crowd = (grid.occupied[flat] & inside).mean(axis=1)
             counts['scene_collision'] += int(np.sum(hit))
             counts['neighbour_in_closing_region'] += int(np.sum(intruder & ~hit))
-            score = partial[rows] + weights[2] * (1.0 - crowd) / weights.sum()
-            for j in np.lexsort((idx[rows], -score)):
+            score = partial[rows] + weights[2] * (1.0 - crowd) / weights.sum() if rescore else partial[rows]
+            for j in np.lexsort((keys[rows], -score)):
                 if hit[j] or intruder[j]:
                     continue
                 if acc_org:
@@ -802,7 +877,7 @@ class _Planner:
                 acc_org.append(o[j])
                 acc_width.append(raw)
                 acc_score.append(float(score[j]))
-                acc_key.append(int(idx[rows[j]]))
+                acc_key.append(int(keys[rows[j]]))
                 if len(acc_org) == s.top_k:
                     break
             if len(acc_org) == s.top_k:
@@ -810,17 +885,8 @@ class _Planner:
         rejected.update(counts)
         lap('verify')
         if not acc_org:
-            return _empty(self._reason(rejected, width, k_total), k_total, timings, rejected)
-        final = np.lexsort((np.asarray(acc_key), -np.asarray(acc_score)))
-        poses = np.zeros((len(final), 4, 4))
-        poses[:, :3, :3] = np.asarray(acc_rot)[final]
-        poses[:, :3, 3] = np.asarray(acc_org)[final]
-        poses[:, 3, 3] = 1.0
-        poses = np.einsum('kij,jl->kil', poses, g.tcp_offset)
-        grasps = Grasps(poses, np.asarray(acc_width)[final], np.asarray(acc_score, np.float32)[final],
-                        np.zeros(len(final), np.int32))
-        timings['total'] = (time.perf_counter() - start_time) * 1e3
-        return GraspResult(grasps, 'ok', k_total, timings, rejected)
+            return None
+        return acc_rot, acc_org, acc_width, acc_score, acc_key
 
     # ------------------------------------------------------------------------------------------
     def _palm_top(self, homog: np.ndarray, proj: np.ndarray) -> Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:

@@ -11,8 +11,8 @@ from sensor_msgs.msg import Image
 from std_msgs.msg import String
 from vision_msgs.msg import Detection3DArray
 
+from robot_vision.detection import DetectorSettings
 from robot_vision.errors import RobotVisionError
-from robot_vision.grasping import plan_scene_grasps
 from robot_vision.perception3d.box_points import objects_with_box_points, support_plane
 from robot_vision.pipeline import FrameResult, PipelineSettings, scene_points
 from robot_vision.ros import conversions as cv
@@ -55,9 +55,10 @@ class GraspPlannerNode(PipelineNode):
         self._request_lock = threading.Lock()
 
     def setup(self, settings: PipelineSettings) -> None:
-        """Check the box margin; forget sets and requests of a previous configuration."""
+        """Check the box margin, build the grasp planner; forget sets and requests of a previous configuration."""
         if not self.params['box_margin'] >= 0:
             raise RobotVisionError(f'box_margin: expected metres >= 0, got {self.params["box_margin"]}')
+        super().setup(dataclasses.replace(settings, detector=DetectorSettings(backend='depth')))  # no detector
         self._latest, self._requests = None, []
 
     def inputs(self) -> List[Tuple[str, type, str]]:
@@ -114,12 +115,11 @@ class GraspPlannerNode(PipelineNode):
         objects = objects_with_box_points(cv.msg_to_objects(objects_msg)[rows], points, plane,
                                           float(self.params['box_margin']), settings.segmentation)
         prepared = time.perf_counter()
-        planned = plan_scene_grasps(objects, points, settings.gripper, settings.grasping, support_normal=plane)
-        grasps = planned.grasps.best_first()
+        grasps, reason = self.pipeline.plan_grasps(objects, points, frame.stamp, plane)
         result = FrameResult.empty(frame.stamp, target)
         result.grasps = dataclasses.replace(grasps, pose=camera_to_target @ grasps.pose)
         self.publish(result, _GRASPS, objects_msg.header.stamp)
-        warnings = [f'grasps: {planned.reason}'] if rows and not planned.ok else []
+        warnings = [f'grasps: {reason}'] if rows and not len(grasps) else []
         self.finished(frame.stamp, {'prepare': (prepared - start) * 1e3,
                                     'grasps': (time.perf_counter() - prepared) * 1e3}, warnings)
 

@@ -42,7 +42,11 @@ _CAMERA: Table = {
 
 #: Per node (executable name -> its own parameters, COMMON excluded).
 NODES: Dict[str, Table] = {
-    'perception_node': dict(_CAMERA),
+    'perception_node': {
+        **_CAMERA,
+        'grasp_processes': (1, 'worker processes that search for grasps beside the node (0: in its own grasp '
+                               'thread, which slows perception: Python threads share one interpreter lock)'),
+    },
     'detector_node': dict(_CAMERA),
     'pose_estimator_node': {
         **_DEPTH,

@@ -6,7 +6,8 @@ from typing import Any, Dict, List, Optional, Tuple
 
 from sensor_msgs.msg import Image
 
-from robot_vision.pipeline import FrameResult
+from robot_vision.errors import RobotVisionError
+from robot_vision.pipeline import FrameResult, Pipeline, PipelineSettings
 from robot_vision.ros.node_base import PipelineNode, main_for
 from robot_vision.ros.topics import OUTPUT_TOPICS
 from robot_vision.types import RGBDFrame
@@ -15,6 +16,7 @@ from robot_vision.types import RGBDFrame
 _PERCEPTION = ('detections', 'instance_labels', 'objects', 'object_points', 'object_markers')
 _TRACKS = ('tracked_objects', 'track_markers', 'obstacles')
 _GRASPS = ('grasps', 'best_grasp', 'grasp_markers')
+MAX_GRASP_PROCESSES = 16
 
 
 class PerceptionNode(PipelineNode):
@@ -40,6 +42,13 @@ class PerceptionNode(PipelineNode):
         super().__init__(node_name, **kwargs)
         self._grasp_worker = None
 
+    def setup(self, settings: PipelineSettings) -> None:
+        """Build the pipeline with ``grasp_processes`` grasp worker processes (loads the detector model)."""
+        processes = self.params['grasp_processes']
+        if not 0 <= processes <= MAX_GRASP_PROCESSES:
+            raise RobotVisionError(f'grasp_processes: expected 0 to {MAX_GRASP_PROCESSES}, got {processes}')
+        self.pipeline = Pipeline(settings, grasp_processes=processes)
+
     def inputs(self) -> List[Tuple[str, type, str]]:
         """Colour and/or depth, by ``mode``."""
         mode = self.params['mode']
@@ -58,6 +67,7 @@ class PerceptionNode(PipelineNode):
     def process(self, msgs: Dict[str, Any]) -> None:
         """Detect, estimate and track one frame and publish that; grasps are planned on their own worker."""
         frame = self.frame(msgs.get('color'), msgs.get('depth'))
+        self.pipeline.prepare_grasps(frame)
         stamp = next(iter(msgs.values())).header.stamp
         settings = self.pipeline.settings
         if settings.enable_tracking:  # the camera pose also gives segmentation its floor prior

@@ -1,0 +1,239 @@
+"""Grasp searches in worker processes: planning runs on other cores, beside the caller's own work.
+
+Grasp planning is many small numpy steps, so threads of one Python process take turns on its
+interpreter lock: a grasp thread halves the speed of a perception thread beside it.
+:class:`WorkerPool` runs the searches in ``processes`` child processes instead (started with
+'spawn', so no thread or DDS state of the parent is copied). Each frame's collision scene goes
+to a worker once, as the depth image (about 1 MB at 640x480; the worker deprojects it) or as
+points; the jobs of a frame are split over the workers by their size. :meth:`WorkerPool.prepare`
+sends the scene as soon as the frame arrives, when the workers are idle, so that they deproject
+it while the caller is still finding the objects; a worker keeps the last ``KEPT_SCENES`` scenes.
+
+A worker that dies (killed, out of memory) makes that call raise :class:`GraspWorkerError`; the
+pool starts a new one for the next call. Workers ignore SIGINT (Ctrl-C stops the parent, which
+closes them) and exit when the parent's end of their pipe closes.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import signal
+import threading
+from dataclasses import dataclass
+from typing import Dict, Hashable, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+from robot_vision.camera import deproject
+from robot_vision.errors import RobotVisionError
+from robot_vision.grasping.gripper import GripperModel
+from robot_vision.grasping.planner import GraspResult, GraspSettings, _planner
+from robot_vision.types import CameraIntrinsics, Grasps
+
+#: Seconds a worker gets to exit on close before it is terminated.
+CLOSE_TIMEOUT_S = 2.0
+#: Scenes a worker keeps (a frame's scene may arrive before the jobs of the previous frame).
+KEPT_SCENES = 2
+
+
+class GraspWorkerError(RobotVisionError):
+    """A grasp worker process failed or exited."""
+
+
+class SceneCloud:
+    """The collision scene of one frame: a depth image deprojected where it is used, or points.
+
+    ``points`` (N, 3) float32: the valid scene points (computed once, from the depth image
+    voxel-downsampled by ``voxel`` when > 0). Pickles without the computed points, so a worker
+    receives only the depth image.
+    """
+
+    def __init__(self, depth: Optional[np.ndarray] = None, intrinsics: Optional[CameraIntrinsics] = None,
+                 voxel: float = 0.0, points: Optional[np.ndarray] = None) -> None:
+        if (points is None) == (depth is None):
+            raise ValueError('SceneCloud: give either a depth image and intrinsics, or points')
+        self.depth, self.intrinsics, self.voxel = depth, intrinsics, voxel
+        self._points = points
+
+    @property
+    def points(self) -> np.ndarray:
+        """Valid scene points (N, 3) float32."""
+        if self._points is None:
+            from robot_vision.perception3d.filtering import voxel_downsample
+            cloud = deproject(self.depth, self.intrinsics).reshape(-1, 3)
+            points = cloud[np.isfinite(cloud[:, 2])]
+            self._points = voxel_downsample(points, self.voxel) if self.voxel > 0 and len(points) else points
+        return self._points
+
+    def __getstate__(self) -> dict:
+        state = dict(self.__dict__)
+        if self.depth is not None:
+            state['_points'] = None
+        return state
+
+
+@dataclass(frozen=True)
+class Job:
+    """One object's work in a frame: 'search' its points, or check kept ``grasps`` 'again' on them."""
+
+    kind: str
+    points: np.ndarray
+    grasps: Optional[Grasps] = None
+
+    @property
+    def cost(self) -> float:
+        """Rough relative run time, to balance the workers (a check costs far less than a search)."""
+        return float(len(self.points)) * (1.0 if self.kind == 'search' else 0.2) + 1000.0
+
+
+def run_jobs(gripper: GripperModel, settings: GraspSettings, scene: SceneCloud, normal: Optional[np.ndarray],
+             viewpoint: Optional[np.ndarray], jobs: Sequence[Job]) -> List[GraspResult]:
+    """Run ``jobs`` on ``scene`` in this process, in order."""
+    planner = _planner(gripper, settings)
+    return [planner.plan(job.points, scene.points, normal, viewpoint) if job.kind == 'search'
+            else planner.reverify(job.points, scene.points, job.grasps, viewpoint) for job in jobs]
+
+
+def _serve(conn, gripper: GripperModel, settings: GraspSettings) -> None:
+    """Worker loop over messages from :class:`WorkerPool`; replies ('ok', results) or ('error', text) to jobs.
+
+    ('scene', key, scene): keep it and deproject it now. ('jobs', key, scene or None, normal,
+    viewpoint, jobs): run the jobs on the scene ``key`` (sent with them or before).
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    scenes: Dict[Hashable, SceneCloud] = {}
+
+    def keep(key: Hashable, scene: SceneCloud) -> None:
+        scenes[key] = scene
+        while len(scenes) > KEPT_SCENES:
+            del scenes[next(iter(scenes))]
+
+    while True:
+        try:
+            message = conn.recv()
+        except (EOFError, OSError):
+            return
+        if message is None:
+            return
+        if message[0] == 'scene':
+            keep(message[1], message[2])
+            len(message[2].points)  # deproject now, while the parent is busy elsewhere
+            continue
+        _, key, scene, normal, viewpoint, jobs = message
+        if scene is not None:
+            keep(key, scene)
+        try:
+            if key not in scenes:
+                raise GraspWorkerError(f'scene {key!r} was never sent to this worker')
+            conn.send(('ok', run_jobs(gripper, settings, scenes[key], normal, viewpoint, jobs)))
+        except Exception as exc:  # noqa: BLE001 - any failure goes back to the caller, the worker lives on
+            conn.send(('error', f'{type(exc).__name__}: {exc}'))
+
+
+class _Worker:
+    def __init__(self, context, gripper: GripperModel, settings: GraspSettings, index: int) -> None:
+        self.conn, child = context.Pipe()
+        self.process = context.Process(target=_serve, args=(child, gripper, settings), daemon=True,
+                                       name=f'robot_vision_grasp_worker_{index}')
+        self.process.start()
+        child.close()
+        self.scenes: List[Hashable] = []  # keys of the scenes the worker keeps, oldest first
+
+    def send_scene(self, key: Hashable, scene: SceneCloud) -> None:
+        self.conn.send(('scene', key, scene))
+        self.scenes = (self.scenes + [key])[-KEPT_SCENES:]
+
+    def send_jobs(self, key: Hashable, scene: SceneCloud, normal, viewpoint, jobs: List[Job]) -> None:
+        fresh = key not in self.scenes
+        self.conn.send(('jobs', key, scene if fresh else None, normal, viewpoint, jobs))
+        if fresh:
+            self.scenes = (self.scenes + [key])[-KEPT_SCENES:]
+
+    def close(self) -> None:
+        try:
+            self.conn.send(None)
+        except (OSError, ValueError):
+            pass
+        self.conn.close()
+        self.process.join(CLOSE_TIMEOUT_S)
+        if self.process.is_alive():
+            self.process.terminate()
+            self.process.join(CLOSE_TIMEOUT_S)
+
+
+class WorkerPool:
+    """``processes`` grasp worker processes for one (gripper, settings).
+
+    :meth:`prepare` may be called from another thread than :meth:`run`; :meth:`run` itself is
+    for one thread at a time.
+    """
+
+    def __init__(self, gripper: GripperModel, settings: GraspSettings, processes: int) -> None:
+        if processes < 1:
+            raise ValueError(f'WorkerPool: expected at least 1 process, got {processes}')
+        self._args = (gripper, settings)
+        self._context = multiprocessing.get_context('spawn')
+        self._workers = [_Worker(self._context, gripper, settings, i) for i in range(processes)]
+        self._lock = threading.Lock()
+        self._busy = False
+
+    def prepare(self, key: Hashable, scene: SceneCloud) -> None:
+        """Send the scene of frame ``key`` to the workers now if they are idle (else :meth:`run` sends it)."""
+        with self._lock:
+            if self._busy or not self._workers:
+                return
+            try:
+                for worker in self._workers:
+                    worker.send_scene(key, scene)
+            except (OSError, ValueError):
+                pass  # a dead worker: the next run reports it and starts a new one
+
+    def run(self, key: Hashable, scene: SceneCloud, normal: Optional[np.ndarray], viewpoint: Optional[np.ndarray],
+            jobs: Sequence[Job]) -> List[GraspResult]:
+        """Results of ``jobs`` in order, run on the scene of frame ``key``."""
+        results: List[Optional[GraspResult]] = [None] * len(jobs)
+        sent: List[Tuple[_Worker, List[int]]] = []
+        try:
+            with self._lock:
+                self._busy = True
+                for worker, rows in zip(self._workers, self._split(jobs)):
+                    if rows:
+                        worker.send_jobs(key, scene, normal, viewpoint, [jobs[i] for i in rows])
+                        sent.append((worker, rows))
+            for worker, rows in sent:
+                status, value = worker.conn.recv()
+                if status != 'ok':
+                    raise GraspWorkerError(f'grasp worker {worker.process.name}: {value}')
+                for i, result in zip(rows, value):
+                    results[i] = result
+        except (EOFError, OSError, ValueError) as exc:
+            with self._lock:
+                self._restart()
+            raise GraspWorkerError(f'a grasp worker process exited ({type(exc).__name__}: {exc}); '
+                                   f'a new one is started for the next frame') from exc
+        finally:
+            self._busy = False
+        return results  # type: ignore[return-value]
+
+    def _split(self, jobs: Sequence[Job]) -> List[List[int]]:
+        """Job rows per worker: largest first onto the least loaded worker."""
+        load = [0.0] * len(self._workers)
+        shares: List[List[int]] = [[] for _ in self._workers]
+        for i in sorted(range(len(jobs)), key=lambda i: -jobs[i].cost):
+            target = int(np.argmin(load))
+            shares[target].append(i)
+            load[target] += jobs[i].cost
+        return [sorted(rows) for rows in shares]
+
+    def _restart(self) -> None:
+        """New workers for all: the living ones may still hold a reply to the failed call."""
+        for i, worker in enumerate(self._workers):
+            worker.close()
+            self._workers[i] = _Worker(self._context, *self._args, i)
+
+    def close(self) -> None:
+        """Stop the worker processes."""
+        with self._lock:
+            for worker in self._workers:
+                worker.close()
+            self._workers = []

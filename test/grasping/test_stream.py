@@ -1,0 +1,152 @@
+"""Grasp planning on a stream (kept grasps re-checked on each frame) and in worker processes, on the real milk scene."""
+
+import dataclasses
+import os
+import signal
+
+import numpy as np
+import pytest
+
+from robot_vision.datasets import load_organized_pcd
+from robot_vision.grasping import GraspSettings, GripperModel, plan_scene_grasps
+from robot_vision.grasping.stream import MISSES_BEFORE_WAITING, StreamGraspPlanner
+from robot_vision.grasping.workers import GraspWorkerError, Job, SceneCloud, WorkerPool
+from robot_vision.perception3d.segmentation import SegmentationSettings, segment_scene
+from robot_vision.pipeline import Pipeline, PipelineSettings
+from robot_vision.types import Objects3D
+
+SETTINGS = GraspSettings(top_k=5)
+GRIPPER = GripperModel()
+
+
+@pytest.fixture(scope='module')
+def scene(request):
+    """The milk scene: its frame, segmented objects, floor plane and scene points."""
+    shared = request.getfixturevalue('shared_data')
+    frame = load_organized_pcd(shared / 'pcl_kinect/milk_cartoon_all_small_clorox.pcd')
+    seg = segment_scene(frame, SegmentationSettings(max_depth=2.0))
+    points = SceneCloud(frame.depth, frame.intrinsics).points
+    return frame, seg.objects, seg.plane, points
+
+
+def shifted(objects: Objects3D, points: np.ndarray, offset) -> tuple:
+    """The objects and scene moved by ``offset`` (as if the camera had moved the other way)."""
+    offset = np.asarray(offset, np.float32)
+    moved = dataclasses.replace(objects, points=[p + offset for p in objects.points])
+    return moved, points + offset
+
+
+def test_kept_grasps_are_checked_again_and_follow_the_object(scene):
+    _, objects, plane, points = scene
+    stream = StreamGraspPlanner(GRIPPER, SETTINGS)
+    first = stream.plan(objects, points, 0.0, support_normal=plane)
+    fresh = plan_scene_grasps(objects, points, GRIPPER, SETTINGS, support_normal=plane)
+    # The first frame is a plain plan.
+    assert first.ok and stream.last_reused == [] and np.allclose(first.grasps.pose, fresh.grasps.pose)
+    graspable = sorted(set(first.grasps.object_index.tolist()))
+
+    # Same scene 8 mm further: every object is matched; the graspable ones keep their grasps,
+    # moved by 8 mm, except the one searched again this frame (the one searched longest ago).
+    offset = np.array([0.008, 0.0, 0.0])
+    moved_objects, moved_points = shifted(objects, points, offset)
+    second = stream.plan(moved_objects, moved_points, 0.1, support_normal=plane)
+    assert second.ok and len(stream.last_reused) >= len(graspable) - 1
+    kept = [row for row in graspable if row in stream.last_reused]
+    assert kept, 'no graspable object kept its grasps'
+    for row in kept:
+        before = first.grasps.pose[first.grasps.object_index == row].copy()
+        before[:, :3, 3] += offset
+        after = second.grasps.pose[second.grasps.object_index == row]
+        assert 0 < len(after) <= len(before)
+        # Each kept grasp is one of the first frame's, moved with the object.
+        for pose in after:
+            assert np.abs(before - pose).max(axis=(1, 2)).min() < 1e-5
+    assert stream.searched == len(objects) + (len(objects) - len(stream.last_reused))
+
+    # Kept grasps that something now blocks are dropped: a point where each finger of each kept
+    # grasp would be (an obstacle that moved in) makes the checks fail.
+    pose, opening = second.grasps.pose, GRIPPER.pregrasp_opening(second.grasps.width)
+    out = (opening / 2 + GRIPPER.finger_thickness / 2)[:, None] * pose[:, :3, 0]
+    down = -GRIPPER.finger_depth / 2 * pose[:, :3, 2]
+    blocker = np.concatenate([pose[:, :3, 3] + out + down, pose[:, :3, 3] - out + down]).astype(np.float32)
+    third = stream.plan(moved_objects, np.concatenate([moved_points, blocker]), 0.2, support_normal=plane)
+    for old in second.grasps.pose:
+        assert np.abs(third.grasps.pose - old).max(axis=(1, 2)).min() > 1e-6 if len(third.grasps) else True
+
+
+def test_objects_that_keep_failing_wait_for_their_turn(scene):
+    _, objects, plane, points = scene
+    stream = StreamGraspPlanner(GRIPPER, SETTINGS)
+    empty_rows = None
+    for i in range(MISSES_BEFORE_WAITING + 2):
+        result = stream.plan(objects, points, 0.1 * i, support_normal=plane)
+        rows = set(range(len(objects))) - set(result.grasps.object_index.tolist())
+        empty_rows = rows if empty_rows is None else empty_rows & rows
+    assert empty_rows, 'every object of the milk scene is graspable: nothing to wait'
+    # After MISSES_BEFORE_WAITING empty searches an object waits: at most one object (the one
+    # searched longest ago) is searched per frame, graspable ones included.
+    before = stream.searched
+    stream.plan(objects, points, 1.0, support_normal=plane)
+    assert stream.searched - before == 1
+    assert len(stream.last_reused) == len(objects) - 1
+
+
+def test_reset_time_going_back_and_no_reuse(scene):
+    _, objects, plane, points = scene
+    stream = StreamGraspPlanner(GRIPPER, SETTINGS)
+    stream.plan(objects, points, 5.0, support_normal=plane)
+    stream.plan(objects, points, 4.0, support_normal=plane)  # a looping bag: time goes back
+    assert stream.last_reused == []
+    stream.reset()
+    stream.plan(objects, points, 6.0, support_normal=plane)
+    assert stream.last_reused == []
+    never = StreamGraspPlanner(GRIPPER, dataclasses.replace(SETTINGS, reuse_distance=0.0))
+    fresh = plan_scene_grasps(objects, points, GRIPPER, SETTINGS, support_normal=plane)
+    for i in range(3):
+        result = never.plan(objects, points, float(i), support_normal=plane)
+        assert never.last_reused == [] and np.allclose(result.grasps.pose, fresh.grasps.pose)
+    assert never.searched == 3 * len(objects)
+
+
+def test_worker_processes_give_the_in_process_result_and_recover_from_a_dead_worker(scene):
+    frame, objects, plane, points = scene
+    cloud = SceneCloud(frame.depth, frame.intrinsics)
+    jobs = [Job('search', p) for p in objects.points]
+    pool = WorkerPool(GRIPPER, SETTINGS, 2)
+    try:
+        pool.prepare('frame 1', cloud)  # sent early: the workers deproject it now
+        results = pool.run('frame 1', cloud, plane, np.zeros(3), jobs)
+        fresh = plan_scene_grasps(objects, points, GRIPPER, SETTINGS, support_normal=plane)
+        assert sum(len(r.grasps) for r in results) == len(fresh.grasps) > 0
+        assert np.allclose(np.concatenate([r.grasps.pose for r in results]), fresh.grasps.pose)
+        # A killed worker: that call fails with a clear error, the next one works again.
+        os.kill(pool._workers[0].process.pid, signal.SIGKILL)
+        pool._workers[0].process.join(5)
+        with pytest.raises(GraspWorkerError, match='grasp worker process exited'):
+            pool.run('frame 2', cloud, plane, np.zeros(3), jobs)
+        again = pool.run('frame 3', cloud, plane, np.zeros(3), jobs)
+        assert np.allclose(np.concatenate([r.grasps.pose for r in again]), fresh.grasps.pose)
+        # A failure inside a job comes back as an error; the worker lives on.
+        with pytest.raises(GraspWorkerError, match='TypeError'):
+            pool.run('frame 4', cloud, plane, np.zeros(3), [Job('again', objects.points[0], grasps=None)])
+        assert all(worker.process.is_alive() for worker in pool._workers)
+    finally:
+        processes = [worker.process for worker in pool._workers]
+        pool.close()
+    assert not any(process.is_alive() for process in processes)
+
+
+def test_pipeline_with_a_grasp_process_matches_the_in_process_pipeline(scene):
+    frame = scene[0]
+    settings = PipelineSettings.from_dict({'segmentation': {'max_depth': 2.0}})
+    local, remote = Pipeline(settings), Pipeline(settings, grasp_processes=1)
+    try:
+        for stamp in (0.0, 0.1):
+            frame_now = dataclasses.replace(frame, stamp=stamp)
+            remote.prepare_grasps(frame_now)
+            a, b = local.process(frame_now), remote.process(frame_now)
+            assert a.grasp_reason == b.grasp_reason == 'ok'
+            assert np.allclose(a.grasps.pose, b.grasps.pose)
+        assert remote.grasp_planner.reused == local.grasp_planner.reused > 0
+    finally:
+        remote.close()
