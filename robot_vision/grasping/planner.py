@@ -357,8 +357,9 @@ def _normals(points: np.ndarray, support: np.ndarray, k: int, viewpoint: Optiona
     right for every observed point; without a viewpoint they point away from the centroid.
 
     The smallest eigenvector of each 3x3 covariance comes in closed form (trigonometric
-    eigenvalue, then the cross product of two rows of C - lambda I), which is several times
-    faster than a batched ``eigh`` on a thousand matrices.
+    eigenvalue, then the cross product of two rows of C - lambda I) on the six covariance entries
+    as separate arrays, which is several times faster than a batched ``eigh`` on a thousand
+    matrices.
     """
     k = min(k, len(support))
     _, idx = tree.query(points, k=k)
@@ -368,38 +369,36 @@ def _normals(points: np.ndarray, support: np.ndarray, k: int, viewpoint: Optiona
     for axis in range(3):
         coord = support[:, axis][idx]
         centred.append(coord - coord.mean(axis=1, keepdims=True))
-    cov = np.empty((len(idx), 3, 3))
-    for i, j in ((0, 0), (1, 1), (2, 2), (0, 1), (0, 2), (1, 2)):
-        cov[:, i, j] = cov[:, j, i] = np.einsum('nk,nk->n', centred[i], centred[j]) / k
-    normals = _smallest_eigenvector(cov)
+    pairs = ((0, 0), (1, 1), (2, 2), (0, 1), (0, 2), (1, 2))
+    normals = _smallest_eigenvector(*(np.einsum('nk,nk->n', centred[i], centred[j]) / k for i, j in pairs))
     outward = points - support.mean(0) if viewpoint is None else viewpoint - points
     flip = np.einsum('ij,ij->i', normals, outward) < 0
     normals[flip] *= -1
     return normals
 
 
-def _smallest_eigenvector(cov: np.ndarray) -> np.ndarray:
-    """Unit eigenvector of the smallest eigenvalue of each symmetric (N, 3, 3) matrix."""
-    a00, a11, a22 = cov[:, 0, 0], cov[:, 1, 1], cov[:, 2, 2]
-    a01, a02, a12 = cov[:, 0, 1], cov[:, 0, 2], cov[:, 1, 2]
+def _smallest_eigenvector(a00: np.ndarray, a11: np.ndarray, a22: np.ndarray, a01: np.ndarray, a02: np.ndarray,
+                          a12: np.ndarray) -> np.ndarray:
+    """Unit eigenvector (N, 3) of the smallest eigenvalue of symmetric 3x3 matrices given by their entries (N,)."""
     q = (a00 + a11 + a22) / 3
-    p1 = a01 ** 2 + a02 ** 2 + a12 ** 2
-    p2 = (a00 - q) ** 2 + (a11 - q) ** 2 + (a22 - q) ** 2 + 2 * p1
-    p = np.sqrt(p2 / 6)
-    safe = np.where(p > 1e-18, p, 1.0)
-    b = (cov - q[:, None, None] * np.eye(3)) / safe[:, None, None]
-    det = (b[:, 0, 0] * (b[:, 1, 1] * b[:, 2, 2] - b[:, 1, 2] * b[:, 2, 1])
-           - b[:, 0, 1] * (b[:, 1, 0] * b[:, 2, 2] - b[:, 1, 2] * b[:, 2, 0])
-           + b[:, 0, 2] * (b[:, 1, 0] * b[:, 2, 1] - b[:, 1, 1] * b[:, 2, 0]))
-    phi = np.arccos(np.clip(det / 2, -1.0, 1.0)) / 3
-    smallest = q + 2 * p * np.cos(phi + 2 * np.pi / 3)
-    m = cov - smallest[:, None, None] * np.eye(3)
-    cands = np.stack([np.cross(m[:, 0], m[:, 1]), np.cross(m[:, 0], m[:, 2]), np.cross(m[:, 1], m[:, 2])], 1)
-    norms = np.linalg.norm(cands, axis=2)
-    best = np.argmax(norms, axis=1)
-    rows = np.arange(len(cov))
-    vec = cands[rows, best]
-    length = norms[rows, best]
+    d0, d1, d2 = a00 - q, a11 - q, a22 - q
+    p = np.sqrt((d0 ** 2 + d1 ** 2 + d2 ** 2 + 2 * (a01 ** 2 + a02 ** 2 + a12 ** 2)) / 6)
+    inv = 1.0 / np.where(p > 1e-18, p, 1.0)
+    # det(B) / 2 with B = (A - q I) / p gives the angle of the eigenvalues.
+    b00, b11, b22, b01, b02, b12 = d0 * inv, d1 * inv, d2 * inv, a01 * inv, a02 * inv, a12 * inv
+    det = b00 * (b11 * b22 - b12 * b12) - b01 * (b01 * b22 - b12 * b02) + b02 * (b01 * b12 - b11 * b02)
+    smallest = q + 2 * p * np.cos(np.arccos(np.clip(det / 2, -1.0, 1.0)) / 3 + 2 * np.pi / 3)
+    m00, m11, m22 = a00 - smallest, a11 - smallest, a22 - smallest
+    # Rows r0 = (m00, a01, a02), r1 = (a01, m11, a12), r2 = (a02, a12, m22) of A - lambda I: the
+    # eigenvector is the longest of their pairwise cross products.
+    cross = np.stack([np.stack([a01 * a12 - a02 * m11, a02 * a01 - m00 * a12, m00 * m11 - a01 * a01]),
+                      np.stack([a01 * m22 - a02 * a12, a02 * a02 - m00 * m22, m00 * a12 - a01 * a02]),
+                      np.stack([m11 * m22 - a12 * a12, a12 * a02 - a01 * m22, a01 * a12 - m11 * a02])])
+    norms = np.sqrt((cross ** 2).sum(axis=1))  # (3, N)
+    best = np.argmax(norms, axis=0)
+    columns = np.arange(len(a00))
+    vec = cross[best, :, columns]
+    length = norms[best, columns]
     degenerate = length < 1e-30
     vec[degenerate] = (0.0, 0.0, 1.0)
     length[degenerate] = 1.0
@@ -897,7 +896,7 @@ class _Planner:
         no point lies inside the palm's x-y outline).
         """
         g = self.g
-        lx, ly, lz = (np.einsum('nc,ck->nk', homog, proj[i]) for i in range(3))
+        lx, ly, lz = (homog @ proj[i] for i in range(3))  # BLAS: 5x faster than einsum here
         abs_ly = np.abs(ly)
         outside = abs_ly > np.float32(g.palm_thickness / 2)
         outside |= np.abs(lx) > np.float32(g.palm_width / 2)

@@ -21,7 +21,9 @@ Searched in a frame:
   ``max_objects`` frames apart, and one search per frame keeps the cost per frame flat. When this
   search finds nothing for an object with kept grasps, those that pass the checks stay.
 
-Objects are matched to the previous frame's greedily by centroid distance, same class only.
+Objects are matched to the previous frame's greedily by centroid distance, same class only; a
+result no object matches is kept for ``UNSEEN_FRAMES_KEPT`` frames (segmentation may miss or
+split an object for a frame).
 Time going backwards (a looping bag) forgets everything, as does :meth:`StreamGraspPlanner.reset`.
 """
 
@@ -48,6 +50,9 @@ from robot_vision.types import Objects3D
 
 #: Consecutive empty searches after which an object without grasps waits for its turn.
 MISSES_BEFORE_WAITING = 3
+#: Frames an object's result is kept while no object of a frame matches it (segmentation may
+#: miss or split an object for a frame or two).
+UNSEEN_FRAMES_KEPT = 3
 
 
 @dataclass(frozen=True)
@@ -59,6 +64,7 @@ class _Kept:
     result: GraspResult
     searched_at: float  # stamp (s) of the frame of the last search
     misses: int  # consecutive searches that found no grasp
+    unseen: int = 0  # frames since an object last matched it
 
 
 class StreamGraspPlanner:
@@ -109,7 +115,7 @@ class StreamGraspPlanner:
         self._last_stamp = stamp
         points = {row: _as_points(objects.points[row], f'objects.points[{row}]') for row in rows}
         centroids = {row: _centroid(points[row]) for row in rows}
-        match = self._match(rows, centroids, objects.class_id)
+        match, unmatched = self._match(rows, centroids, objects.class_id)
         waiting = [row for row, kept in match.items() if kept.result.ok or kept.misses >= MISSES_BEFORE_WAITING]
         refresh = min(waiting, key=lambda row: (match[row].searched_at, row)) if waiting else None
 
@@ -154,7 +160,8 @@ class StreamGraspPlanner:
             results.append(result)
             if np.all(np.isfinite(kept.centroid)):
                 kept_now.append(kept)
-        self._kept = kept_now
+        self._kept = kept_now + [dataclasses.replace(kept, unseen=kept.unseen + 1) for kept in unmatched
+                                 if kept.unseen + 1 < UNSEEN_FRAMES_KEPT]
         return scene_result(rows, results, skipped, s)
 
     def prepare(self, stamp: float, scene: SceneCloud) -> None:
@@ -170,8 +177,12 @@ class StreamGraspPlanner:
             return run_jobs(self._gripper, self._settings, scene, normal, view, jobs)
         return self._pool.run(stamp, scene, normal, view, jobs)
 
-    def _match(self, rows: List[int], centroids: Dict[int, np.ndarray], class_ids: np.ndarray) -> Dict[int, _Kept]:
-        """Row -> the kept result of the same class nearest to it within ``reuse_distance`` (greedy, one-to-one)."""
+    def _match(self, rows: List[int], centroids: Dict[int, np.ndarray],
+               class_ids: np.ndarray) -> Tuple[Dict[int, _Kept], List[_Kept]]:
+        """Row -> the kept result of the same class nearest to it within ``reuse_distance`` (greedy, one-to-one).
+
+        Also returns the kept results no row matched.
+        """
         pairs = []
         for row in rows:
             for index, kept in enumerate(self._kept):
@@ -186,7 +197,7 @@ class StreamGraspPlanner:
             if row not in match and index not in used:
                 match[row] = self._kept[index]
                 used.add(index)
-        return match
+        return match, [kept for index, kept in enumerate(self._kept) if index not in used]
 
 
 def _centroid(points: np.ndarray) -> np.ndarray:

@@ -89,6 +89,12 @@ def test_objects_that_keep_failing_wait_for_their_turn(scene):
     stream.plan(objects, points, 1.0, support_normal=plane)
     assert stream.searched - before == 1
     assert len(stream.last_reused) == len(objects) - 1
+    # An object the segmentation misses for a frame keeps its result: back in the next frame, it
+    # is not searched as a new object (still one search per frame).
+    stream.plan(objects[1:], points, 1.1, support_normal=plane)
+    before = stream.searched
+    stream.plan(objects, points, 1.2, support_normal=plane)
+    assert stream.searched - before == 1
 
 
 def test_reset_time_going_back_and_no_reuse(scene):
