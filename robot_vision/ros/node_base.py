@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import functools
 import importlib
+import os
 import threading
 import traceback
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
@@ -29,6 +30,7 @@ from rclpy.clock import Clock, ClockType
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+from rclpy.utilities import get_rmw_implementation_identifier
 from sensor_msgs.msg import CameraInfo, Image
 
 from robot_vision.camera import depth_unit_problem
@@ -36,7 +38,7 @@ from robot_vision.errors import RobotVisionError
 from robot_vision.pipeline import FrameResult, Pipeline, PipelineSettings
 from robot_vision.ros import conversions as cv
 from robot_vision.ros.compat import ApproximateSync, TransformSource
-from robot_vision.ros.diagnostics import NodeDiagnostics
+from robot_vision.ros.diagnostics import NodeDiagnostics, large_image_problem
 from robot_vision.ros.node_parameters import ALL_NAMES, node_parameters
 from robot_vision.ros.outputs import result_messages
 from robot_vision.ros.params import declare_settings, read_settings, unknown_overrides, validate_change
@@ -238,6 +240,7 @@ class PipelineNode(LifecycleNode):
             self.subscribe(CameraInfo, p['camera_info_topic'], self._on_info, info_qos)
             watched['camera_info'] = (p['camera_info_topic'], info_qos)
         self.diag = NodeDiagnostics(self, watched, float(p['input_timeout_s']))
+        self._transport: Dict[str, Optional[str]] = {}  # input -> its large-image transport problem
         # Steady clock: diagnostics keep coming while simulated time is paused or a bag has ended.
         self._diag_timer = self.create_timer(1.0, self.diag.publish, clock=Clock(clock_type=ClockType.STEADY_TIME))
         self.extra_subscriptions()
@@ -337,9 +340,19 @@ class PipelineNode(LifecycleNode):
     def frame(self, color: Optional[Image] = None, depth: Optional[Image] = None) -> RGBDFrame:
         """An RGBDFrame of the given images (at least one) with the latest CameraInfo.
 
-        Checks the depth units (diagnostics) and that colour and depth have the same size.
+        Checks the depth units (diagnostics) and that colour and depth have the same size; the first
+        image of each kind checks the DDS transport of large images (diagnostics, one log warning).
         """
         header = (color if color is not None else depth).header
+        for name, image in (('color', color), ('depth', depth)):
+            if image is not None and name not in self._transport:
+                self._transport[name] = large_image_problem(
+                    self.resolve_topic_name(self.params[f'{name}_topic']), len(image.data),
+                    get_rmw_implementation_identifier(), os.environ)
+                if self._transport[name]:
+                    self.get_logger().warn(self._transport[name])
+            if image is not None and self._transport[name]:
+                self.diag.problem(f'{name}_transport', self._transport[name])
         intrinsics = self.intrinsics()
         rgb = cv.image_to_rgb(color) if color is not None else None
         metres = None

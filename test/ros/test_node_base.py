@@ -1,4 +1,4 @@
-"""The nodes' shared machinery that runs without a ROS graph: the latest-item worker and malloc tuning."""
+"""The nodes' shared machinery that runs without a ROS graph: latest-item worker, malloc tuning, DDS checks."""
 
 import platform
 import threading
@@ -6,6 +6,7 @@ import threading
 import pytest
 
 from robot_vision.errors import InputError
+from robot_vision.ros.diagnostics import large_image_problem
 from robot_vision.ros.node_base import LatestWorker, tune_malloc
 
 
@@ -61,3 +62,15 @@ def test_errors_reach_the_handler_and_the_worker_keeps_going():
 @pytest.mark.skipif(platform.system() != 'Linux', reason='mallopt is glibc (Linux) only')
 def test_tune_malloc_applies_on_glibc():
     assert tune_malloc() is True
+
+
+def test_large_images_over_fast_dds_without_a_profile_are_diagnosed():
+    image = 640 * 480 * 2  # 16UC1 depth: 600 KiB
+    problem = large_image_problem('/camera/depth', image, 'rmw_fastrtps_cpp', {})
+    assert '/camera/depth: 600 KiB' in problem and 'fastdds_large_images.xml' in problem
+    assert large_image_problem('/camera/depth', image, 'rmw_fastrtps_cpp',
+                               {'FASTRTPS_DEFAULT_PROFILES_FILE': '/x.xml'}) is None
+    assert large_image_problem('/camera/depth', image, 'rmw_fastrtps_cpp',
+                               {'FASTDDS_DEFAULT_PROFILES_FILE': '/x.xml'}) is None
+    assert large_image_problem('/camera/depth', 320 * 240 * 2, 'rmw_fastrtps_cpp', {}) is None
+    assert large_image_problem('/camera/depth', image, 'rmw_cyclonedds_cpp', {}) is None
