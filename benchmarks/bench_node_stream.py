@@ -10,6 +10,10 @@ Cases: setup x mode.
 - ``depth-only`` (``mode:=depth``; only depth and CameraInfo are streamed, as from a depth
   camera) and ``rgbd`` (colour too).
 
+DDS: every process gets ``config/fastdds_large_images.xml`` (FASTRTPS_/FASTDDS_DEFAULT_PROFILES_FILE,
+as the launch file's ``dds_profile`` does): with Fast DDS's default 512 KiB shared memory, each
+600 KiB depth image would cross processes as fragmented UDP (13 ms instead of 2 ms here).
+
 Stream: the three frames of :func:`robot_vision.datasets.load_pcl_sequence` in turn, each stamped
 with its publish time, on reliable QoS (best effort loses fragments of 640x480 images between
 processes on a loaded machine, and a lost frame would count as nothing), plus a static TF
@@ -30,9 +34,10 @@ Measured per case over the window (60 s; ``--quick``: 10 s):
   (only frames with a grasp; the row 'frames answered' says how many): p50 and p95;
 - frames answered: ``objects`` messages of frames published in the window over those frames;
 - output rate of ``objects``;
-- CPU %: user + system time of the node processes over the window (100 % = one core of the
-  machine's two), summed and per process; the streaming process's own CPU as an extra field;
-- RSS at start and end, summed over the node processes (per process as an extra field): sampled
+- CPU %: user + system time of the node processes and their children (the all-in-one node's grasp
+  worker process) over the window (100 % = one core of the machine's two), summed and per node;
+  the streaming process's own CPU as an extra field;
+- RSS at start and end, summed over the node processes and their children (per node as an extra field): sampled
   every ``RSS_SAMPLE_S`` s, start and end are the medians of the samples in the first and the last
   ``RSS_EDGE_S`` s of the window (one reading swings by +-10 MiB per process as numpy buffers come
   and go, as much as the 5 % target); the growth row also gives the linear trend (MiB/min), the
@@ -41,6 +46,8 @@ Measured per case over the window (60 s; ``--quick``: 10 s):
   counter in the nodes' /diagnostics ('frames dropped (latest-frame policy)' of every node, and
   the perception node's 'grasp sets dropped' of its grasp worker), summed, per counter as an
   extra field (diagnostics come at 1 Hz, so the window edges are +-1 s);
+- grasp objects searched and kept (re-checked) over the window (the grasps row's ``grasp_objects``:
+  objects still where they were keep their grasps once these pass the checks again);
 - each node's per-stage medians from /diagnostics (the last 300 frames) in the latency row's
   ``stages_ms`` field, to see where the time goes; the 1-minute load average at the start and
   the end of the case (other work on the machine slows every figure: compare runs at a similar load).
@@ -226,10 +233,10 @@ class _Bench:
         while time.monotonic() < end:
             self.executor.spin_once(timeout_sec=0.05)
 
-    def dropped(self) -> Dict[str, int]:
-        """'node: counter' -> its value so far, for every diagnostics counter of dropped sets."""
+    def counters(self) -> Dict[str, int]:
+        """'node: counter' -> its value so far, for the diagnostics counters of dropped sets and grasp objects."""
         return {f'{name.lstrip("/")}: {key}': int(value) for name, values in self.diagnostics.items()
-                for key, value in values.items() if 'dropped' in key}
+                for key, value in values.items() if 'dropped' in key or 'grasp objects' in key}
 
     def stages(self) -> Dict[str, Dict[str, float]]:
         """Node -> its per-stage medians and own latency p50 (ms) from the latest diagnostics."""
@@ -277,7 +284,8 @@ def _stream(setup: str, mode: str, frames, camera_to_fixed: np.ndarray, duration
                 raise RuntimeError(f'{setup} {mode}: node {name} ' + ('exited' if dead else 'not ready in 120 s')
                                    + ':\n' + started[name][1].read_text()[-3000:])
             bench.executor.spin_once(timeout_sec=0.1)
-        procs = {name: psutil.Process(process.pid) for name, (process, _) in started.items()}
+        # Each node with its child processes (the perception node's grasp worker): CPU and RSS count them all.
+        procs = {name: _family(psutil.Process(process.pid)) for name, (process, _) in started.items()}
         period = 1.0 / RATE_HZ
         begin = time.monotonic()
         next_t, window_start, index = begin, None, 0
@@ -285,12 +293,13 @@ def _stream(setup: str, mode: str, frames, camera_to_fixed: np.ndarray, duration
             now = time.monotonic()
             if window_start is None and now - begin >= WARMUP_S:
                 window_start, stamp_start = now, bench.node.get_clock().now().nanoseconds
-                cpu_start = {name: sum(p.cpu_times()[:2]) for name, p in procs.items()}
+                cpu_start = {name: _cpu_s(family) for name, family in procs.items()}
                 my_cpu_start = sum(me.cpu_times()[:2])
-                dropped_start = bench.dropped()
+                counters_start = bench.counters()
                 rss_samples, next_sample = [], now
             if window_start is not None and now >= next_sample:
-                rss_samples.append((now - window_start, {name: p.memory_info().rss for name, p in procs.items()}))
+                rss_samples.append((now - window_start, {name: sum(p.memory_info().rss for p in family)
+                                                         for name, family in procs.items()}))
                 next_sample += RSS_SAMPLE_S
             if window_start is not None and now - window_start >= duration:
                 break
@@ -300,20 +309,32 @@ def _stream(setup: str, mode: str, frames, camera_to_fixed: np.ndarray, duration
                 next_t += period
             bench.executor.spin_once(timeout_sec=max(0.0, min(0.005, next_t - time.monotonic())))
         elapsed = time.monotonic() - window_start
-        cpu = {name: (sum(p.cpu_times()[:2]) - cpu_start[name]) / elapsed * 100 for name, p in procs.items()}
+        cpu = {name: (_cpu_s(family) - cpu_start[name]) / elapsed * 100 for name, family in procs.items()}
         my_cpu = (sum(me.cpu_times()[:2]) - my_cpu_start) / elapsed * 100
         stamp_end = bench.node.get_clock().now().nanoseconds
         bench.spin_for(DRAIN_S)
-        dropped_end, stages = bench.dropped(), bench.stages()
+        counters_end, stages = bench.counters(), bench.stages()
     finally:
         _stop(started)
         bench.node.destroy_node()
         rclpy.try_shutdown(context=context)
     window = set(s for s in bench.sent if stamp_start <= s < stamp_end)
     latency = {name: [ms for stamp, ms in got if stamp in window] for name, got in bench.received.items()}
-    dropped = {name: value - dropped_start.get(name, 0) for name, value in dropped_end.items()}
+    counts = {name: value - counters_start.get(name, 0) for name, value in counters_end.items()}
+    dropped = {name: value for name, value in counts.items() if 'dropped' in name}
+    grasp_objects = {name: value for name, value in counts.items() if 'grasp objects' in name}
     return _rows(f'{setup} {mode}', mode == 'depth-only', latency, len(window), duration, cpu, my_cpu,
-                 rss_samples, dropped, stages, (load, os.getloadavg()[0]))
+                 rss_samples, dropped, grasp_objects, stages, (load, os.getloadavg()[0]))
+
+
+def _family(process: psutil.Process) -> List[psutil.Process]:
+    """The process and its descendants (started at configuration, so they exist once the node is ready)."""
+    return [process] + process.children(recursive=True)
+
+
+def _cpu_s(family: List[psutil.Process]) -> float:
+    """User + system CPU seconds of the processes so far."""
+    return sum(sum(p.cpu_times()[:2]) for p in family)
 
 
 def _percentiles(values: List[float]) -> Tuple[float, float]:
@@ -324,7 +345,8 @@ def _percentiles(values: List[float]) -> Tuple[float, float]:
 
 def _rows(case: str, targeted: bool, latency: Dict[str, List[float]], sent: int, duration: float,
           cpu: Dict[str, float], my_cpu: float, rss_samples: List[Tuple[float, Dict[str, int]]],
-          dropped: Dict[str, int], stages: Dict[str, Dict[str, float]], load: Tuple[float, float]) -> List[dict]:
+          dropped: Dict[str, int], grasp_objects: Dict[str, int], stages: Dict[str, Dict[str, float]],
+          load: Tuple[float, float]) -> List[dict]:
     rows = []
     for name, label in (('objects', 'objects'), ('grasps', 'grasps (end to end)'), ('best_grasp', 'best grasp')):
         p50, p95 = _percentiles(latency[name])
@@ -333,6 +355,8 @@ def _rows(case: str, targeted: bool, latency: Dict[str, List[float]], sent: int,
             target = f'p50 <= {TARGET_P50_MS:.0f}, p95 <= {TARGET_P95_MS:.0f} ms'
             ok = bool(p50 <= TARGET_P50_MS and p95 <= TARGET_P95_MS)
         extra = {'stages_ms': stages, 'load_1min_start_end': load} if name == 'objects' else {}
+        if name == 'grasps':
+            extra = {'grasp_objects': grasp_objects}
         rows.append(row(f'{case}: stamp -> {label} p50', p50, 'ms', target, p95_ms=p95, n=len(latency[name]),
                         ok=ok, **extra))
     answered = len(latency['objects'])

@@ -90,6 +90,9 @@ class PerceptionNode(PipelineNode):
             self.publish(result, ['detections_overlay'], stamp, frame.color, frame.camera_to_fixed)
         if 'grasps' in result.timings_ms:
             self.diag.stage('grasps', result.timings_ms['grasps'])
+        planner = self.pipeline.grasp_planner
+        self.diag.counts['grasp objects searched'] = planner.searched
+        self.diag.counts['grasp objects kept (re-checked)'] = planner.reused
         self.diag.stage('latency to grasps', self.latency_ms(frame.stamp))
 
 
