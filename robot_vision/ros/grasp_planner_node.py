@@ -13,7 +13,7 @@ from vision_msgs.msg import Detection3DArray
 
 from robot_vision.detection import DetectorSettings
 from robot_vision.errors import RobotVisionError
-from robot_vision.perception3d.box_points import objects_with_box_points, support_plane
+from robot_vision.perception3d.box_points import SupportPlaneStream, objects_with_box_points
 from robot_vision.pipeline import FrameResult, PipelineSettings, scene_points
 from robot_vision.ros import conversions as cv
 from robot_vision.ros.diagnostics import ERROR
@@ -28,6 +28,12 @@ class GraspPlannerNode(PipelineNode):
     Each object's cloud is the scene (depth) points inside its box grown by ``box_margin``, less
     the support plane fitted to the depth image, so any 3D detector's boxes work (ours, or e.g.
     Isaac ROS FoundationPose). Grasps are ranked best first (by score over all objects).
+    The support plane is not refitted on every set: the plane of an earlier depth image is kept
+    while, on every ``segmentation.plane_stride``-th pixel of the new one, the fraction of valid
+    points within the segmentation inlier threshold of it is still at least 95 % of that fraction
+    when it was fitted, and it was fitted fewer than 30 sets ago; otherwise (the floor or the
+    camera moved, or objects now cover the floor) it is refitted
+    (:class:`~robot_vision.perception3d.box_points.SupportPlaneStream`). Configuring starts afresh.
 
     Subscribed (relative, remappable; QoS by ``input_reliability``): ``objects`` (vision_msgs/
       Detection3DArray in the camera frame), ``camera/aligned_depth_to_color/image_raw``
@@ -53,13 +59,15 @@ class GraspPlannerNode(PipelineNode):
         self._latest: Optional[Dict[str, Any]] = None
         self._requests: List[str] = []
         self._request_lock = threading.Lock()
+        self._support: Optional[SupportPlaneStream] = None
 
     def setup(self, settings: PipelineSettings) -> None:
-        """Check the box margin, build the grasp planner; forget sets and requests of a previous configuration."""
+        """Check the box margin, build the grasp planner; forget sets, requests and the support plane of before."""
         if not self.params['box_margin'] >= 0:
             raise RobotVisionError(f'box_margin: expected metres >= 0, got {self.params["box_margin"]}')
         super().setup(dataclasses.replace(settings, detector=DetectorSettings(backend='depth')))  # no detector
         self._latest, self._requests = None, []
+        self._support = SupportPlaneStream(settings.segmentation)
 
     def inputs(self) -> List[Tuple[str, type, str]]:
         """The objects and the depth image they were seen in."""
@@ -111,7 +119,7 @@ class GraspPlannerNode(PipelineNode):
             return
         settings, start = self.settings, time.perf_counter()
         points = scene_points(frame, settings.scene_voxel)
-        plane = support_plane(frame, settings.segmentation)
+        plane = self._support.update(frame)
         objects = objects_with_box_points(cv.msg_to_objects(objects_msg)[rows], points, plane,
                                           float(self.params['box_margin']), settings.segmentation)
         prepared = time.perf_counter()

@@ -1,12 +1,22 @@
 """Object clouds cut out of a scene by oriented boxes (for objects that arrive as boxes only)."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 
+from robot_vision.datasets import load_pcl_sequence
 from robot_vision.errors import InputError
-from robot_vision.geometry import make_transform
-from robot_vision.perception3d import SegmentationSettings, segment_scene
-from robot_vision.perception3d.box_points import objects_with_box_points, points_in_box, support_plane
+from robot_vision.geometry import make_transform, matrix_from_quaternion
+from robot_vision.perception3d import SegmentationSettings, plane_distance, segment_scene
+from robot_vision.perception3d.box_points import (
+    SupportPlaneStream,
+    objects_with_box_points,
+    plane_inlier_fraction,
+    points_in_box,
+    support_plane,
+)
+from robot_vision.pipeline import scene_points
 from robot_vision.types import Objects3D
 
 
@@ -60,3 +70,80 @@ def test_support_plane_is_the_one_segment_scene_finds(milk_frame):
     plane = support_plane(milk_frame, settings)
     assert plane is not None
     assert np.allclose(plane, segment_scene(milk_frame, settings).plane)
+
+
+@pytest.fixture(scope='module')
+def sequence(shared_data):
+    """The 3-frame PCL Kinect sequence: the same floor, seen from a camera that moves a little by the third."""
+    return load_pcl_sequence(shared_data / 'pcl_kinect' / 'sequence')
+
+
+def test_box_points_are_every_scene_point_inside_the_grown_box_above_the_floor_band(milk_frame):
+    """The bounds prefilter drops nothing: a brute-force box and band test over all points gives the same clouds."""
+    settings = SegmentationSettings(max_depth=2.0)
+    segmented = segment_scene(milk_frame, settings)
+    points = scene_points(milk_frame, 0.0)
+    rng = np.random.default_rng(3)
+    quaternions = rng.normal(size=(12, 4))
+    poses = np.array([make_transform(matrix_from_quaternion(q / np.linalg.norm(q)), points[rng.integers(len(points))])
+                      for q in quaternions])  # tilted boxes anywhere in the scene, floor included
+    boxes = _objects(np.concatenate([segmented.objects.pose, poses]),
+                     np.concatenate([segmented.objects.size, rng.uniform(0.02, 0.5, (12, 3))]))
+    band = plane_distance(points, segmented.plane) > settings.inlier_threshold(points[:, 2])
+    for margin in (0.01, -0.005):
+        got = objects_with_box_points(boxes, points, segmented.plane, margin, settings)
+        sizes = []
+        for i, cloud in enumerate(got.points):
+            expected = points[points_in_box(points, boxes.pose[i], boxes.size[i], margin) & band]
+            assert np.array_equal(cloud, expected), i  # same points, in scene order
+            if len(cloud):
+                assert np.allclose(got.centroid[i], expected.astype(np.float64).mean(axis=0), rtol=0, atol=1e-9)
+            else:
+                assert np.array_equal(got.centroid[i], boxes.position[i])
+            sizes.append(len(cloud))
+        assert sum(size > 100 for size in sizes) >= 6 and 0 in sizes  # real clouds, and boxes over floor only
+
+
+def test_plane_inlier_fraction_is_high_for_the_own_floor_and_low_for_another(milk_frame, sequence):
+    settings = SegmentationSettings(max_depth=2.0)
+    milk_plane, sequence_plane = support_plane(milk_frame, settings), support_plane(sequence[0], settings)
+    assert plane_inlier_fraction(milk_frame, milk_plane, settings) > 0.7
+    assert plane_inlier_fraction(sequence[0], sequence_plane, settings) > 0.6
+    assert plane_inlier_fraction(sequence[0], milk_plane, settings) < 0.1
+    assert plane_inlier_fraction(milk_frame, sequence_plane, settings) < 0.1
+    no_depth = dataclasses.replace(milk_frame, depth=np.full_like(milk_frame.depth, np.nan))
+    assert plane_inlier_fraction(no_depth, milk_plane, settings) == 0.0
+
+
+def test_support_plane_stream_keeps_a_still_fitting_plane_and_refits_a_moved_floor(milk_frame, sequence):
+    settings = SegmentationSettings(max_depth=2.0)
+    first, second, third = sequence
+    fitted = {name: support_plane(frame, settings) for name, frame in
+              (('first', first), ('second', second), ('third', third), ('milk', milk_frame))}
+    assert not np.allclose(fitted['first'], fitted['second'])  # each frame's own fit differs a little
+    stream = SupportPlaneStream(settings)
+    assert np.array_equal(stream.update(first), fitted['first'])
+    assert np.array_equal(stream.update(second), fitted['first'])  # same floor: kept
+    assert np.array_equal(stream.update(third), fitted['third'])  # the camera moved: refitted
+    assert np.array_equal(stream.update(milk_frame), fitted['milk'])  # another floor: refitted
+    assert np.array_equal(stream.update(milk_frame), fitted['milk'])
+    # The floor 3 cm further away (the camera moved back along its axis): refitted.
+    back = dataclasses.replace(milk_frame, depth=milk_frame.depth + np.float32(0.03))
+    assert np.array_equal(stream.update(back), support_plane(back, settings))
+    # No depth: no plane, and the next frame is fitted afresh.
+    no_depth = dataclasses.replace(milk_frame, depth=np.full_like(milk_frame.depth, np.nan))
+    assert stream.update(no_depth) is None
+    assert np.array_equal(stream.update(second), fitted['second'])
+
+
+def test_support_plane_stream_refits_after_max_age_frames(sequence):
+    settings = SegmentationSettings(max_depth=2.0)
+    first, second, _ = sequence
+    stream = SupportPlaneStream(settings, max_age=3)
+    planes = [stream.update(frame) for frame in (first, second, second, second, second)]
+    expected = support_plane(first, settings), support_plane(second, settings)
+    for plane, which in zip(planes, (0, 0, 0, 1, 1)):  # kept 2 frames, refitted on the 3rd after the fit
+        assert np.array_equal(plane, expected[which])
+    for bad in ({'keep_fraction': 0.0}, {'keep_fraction': 1.5}, {'max_age': 0}):
+        with pytest.raises(InputError):
+            SupportPlaneStream(settings, **bad)

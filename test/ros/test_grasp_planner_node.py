@@ -180,10 +180,12 @@ def node(lifecycle_node):
 
 
 
-def test_lifecycle_transitions(node):
+def test_lifecycle_transitions(node, scene):
     node.set_parameters([Parameter('grasp_mode', value='on_request')])
     assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS and lifecycle_state(node) == 'inactive'
     assert set(node.outputs) == {'grasps', 'best_grasp', 'grasp_markers'}
+    support = node._support  # the kept support plane follows the configured segmentation settings
+    assert support.settings == node.settings.segmentation and support.update(scene[0]) is not None
     assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS and lifecycle_state(node) == 'active'
     assert node._worker.is_alive()
     for topic in ('objects', 'camera/aligned_depth_to_color/image_raw', 'camera/color/camera_info', 'grasp_request'):
@@ -194,6 +196,7 @@ def test_lifecycle_transitions(node):
     assert node.trigger_cleanup() == TransitionCallbackReturn.SUCCESS and lifecycle_state(node) == 'unconfigured'
     assert not node.outputs
     assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
+    assert node._support is not support  # a new configuration fits its support plane afresh
 
 
 @pytest.mark.parametrize('name, value', [('grasp_mode', 'sometimes'), ('box_margin', -0.01)])
