@@ -128,6 +128,9 @@ class GraspPlannerNode(PipelineNode):
         result.grasps = dataclasses.replace(grasps, pose=camera_to_target @ grasps.pose)
         self.publish(result, _GRASPS, objects_msg.header.stamp)
         warnings = [f'grasps: {reason}'] if rows and not len(grasps) else []
+        planner = self.pipeline.grasp_planner
+        self.diag.counts['grasp objects searched'] = planner.searched
+        self.diag.counts['grasp objects kept (re-checked)'] = planner.reused
         self.finished(frame.stamp, {'prepare': (prepared - start) * 1e3,
                                     'grasps': (time.perf_counter() - prepared) * 1e3}, warnings)
 
