@@ -27,7 +27,7 @@ from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tupl
 import numpy as np
 from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.clock import Clock, ClockType
-from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.executors import ExternalShutdownException
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from rclpy.utilities import get_rmw_implementation_identifier
@@ -403,10 +403,17 @@ class PipelineNode(LifecycleNode):
         return (self.get_clock().now().nanoseconds * 1e-9 - stamp_s) * 1e3
 
 
-def spin(node: LifecycleNode, threads: int = 3) -> None:
-    """Spin ``node`` in a multi-threaded executor until Ctrl-C or external shutdown, then clean up."""
+def spin(node: LifecycleNode) -> None:
+    """Spin ``node`` until Ctrl-C or external shutdown, then clean up.
+
+    A single-threaded executor: the callbacks only hand messages to the node's worker threads
+    (and the grasp worker processes), which do the work and the waiting (TF, CameraInfo). rclpy's
+    MultiThreadedExecutor re-builds its wait set in a loop while a dispatched callback has not yet
+    taken its message, holding the interpreter lock about half of the time: in the node benchmark
+    the worker threads then stalled for up to 1.5 s and a quarter of the frames were dropped.
+    """
     import rclpy
-    executor = MultiThreadedExecutor(num_threads=threads)
+    executor = rclpy.executors.SingleThreadedExecutor()
     executor.add_node(node)
     try:
         executor.spin()
