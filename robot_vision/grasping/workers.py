@@ -200,8 +200,9 @@ class WorkerPool:
                     if rows:
                         worker.send_jobs(key, scene, normal, viewpoint, [jobs[i] for i in rows])
                         sent.append((worker, rows))
-            for worker, rows in sent:
-                status, value = worker.conn.recv()
+            # Every reply first: one left queued would answer the next call.
+            replies = [(worker, rows, worker.conn.recv()) for worker, rows in sent]
+            for worker, rows, (status, value) in replies:
                 if status != 'ok':
                     raise GraspWorkerError(f'grasp worker {worker.process.name}: {value}')
                 for i, result in zip(rows, value):

@@ -132,10 +132,18 @@ def test_worker_processes_give_the_in_process_result_and_recover_from_a_dead_wor
             pool.run('frame 2', cloud, plane, np.zeros(3), jobs)
         again = pool.run('frame 3', cloud, plane, np.zeros(3), jobs)
         assert np.allclose(np.concatenate([r.grasps.pose for r in again]), fresh.grasps.pose)
-        # A failure inside a job comes back as an error; the worker lives on.
+        # A failure inside a job comes back as an error; the workers live on, and the other worker's
+        # reply to that call does not answer the next one.
+        # (The failing job is the larger one, so the first worker is the one that fails.)
+        sizes = [len(p) for p in objects.points]
+        failing = Job('again', objects.points[int(np.argmax(sizes))], grasps=None)
+        small = Job('search', objects.points[int(np.argmin(sizes))])
+        assert failing.cost > small.cost
         with pytest.raises(GraspWorkerError, match='TypeError'):
-            pool.run('frame 4', cloud, plane, np.zeros(3), [Job('again', objects.points[0], grasps=None)])
+            pool.run('frame 4', cloud, plane, np.zeros(3), [small, failing])
         assert all(worker.process.is_alive() for worker in pool._workers)
+        after = pool.run('frame 5', cloud, plane, np.zeros(3), jobs)
+        assert np.allclose(np.concatenate([r.grasps.pose for r in after]), fresh.grasps.pose)
     finally:
         processes = [worker.process for worker in pool._workers]
         pool.close()
