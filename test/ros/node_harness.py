@@ -94,6 +94,17 @@ class FeedNode:
                                                                       camera_to_fixed)]))
         self.raw_depth = np.round(np.nan_to_num(frame.depth) * 1000).astype(np.uint16)
 
+    def wait_for_nodes(self, executor, nodes: int, topics: tuple, timeout: float = 60.0) -> bool:
+        """Spin until ``nodes`` nodes read /tf_static and ``topics`` have that many subscribers between them.
+
+        Then spin one more second, so the latched camera pose reaches the nodes before the first frame
+        (matching and the delivery of a transient-local sample are separate steps of DDS discovery).
+        """
+        matched = spin_until(executor, lambda: self.tf_static.get_subscription_count() >= nodes and sum(
+            self.node.count_subscribers(topic) for topic in topics) >= nodes, timeout)
+        spin_until(executor, lambda: False, 1.0)
+        return matched
+
     def publish(self):
         """Publish the frame once, stamped now; return the stamp."""
         stamp = self.node.get_clock().now().to_msg()

@@ -37,9 +37,7 @@ def run_detector(context, frame, topics, *params, frames=2):
     executor.add_node(recorder.node)
     label_info = []
     try:
-        assert spin_until(executor, lambda: feed.node.count_subscribers(COLOR) + feed.node.count_subscribers(DEPTH)
-                          > 0 and feed.tf_static.get_subscription_count() > 0, 60), 'the node never subscribed'
-        spin_until(executor, lambda: False, 1.0)  # the latched camera pose reaches the node before the first frame
+        assert feed.wait_for_nodes(executor, 1, (COLOR, DEPTH)), 'the node never subscribed'
         subscribers = {t: feed.node.count_subscribers(t) for t in (COLOR, DEPTH)}
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and len(recorder.got[next(iter(topics))]) < frames:

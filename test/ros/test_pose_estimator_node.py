@@ -49,7 +49,7 @@ def test_objects_behind_our_detector_match_the_core(ros_context, shared_data):
     executor.add_node(feed.node)
     executor.add_node(recorder.node)
     try:
-        assert spin_until(executor, lambda: feed.node.count_subscribers(DEPTH) == 2, 60), 'no node subscribed'
+        assert feed.wait_for_nodes(executor, 2, (DEPTH,)), 'the nodes never subscribed'
         _spin_feeding(executor, feed.publish, lambda: len(recorder.got['objects']) >= 2)
         spin_until(executor, lambda: recorder.latest_matching(*OUTPUTS, 'detections') is not None, 3)
     finally:
