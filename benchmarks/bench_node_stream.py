@@ -78,6 +78,7 @@ from robot_vision.datasets import load_pcl_sequence, shared_data_dir
 from robot_vision.perception3d.box_points import support_plane
 from robot_vision.replay.runner import load_config
 from robot_vision.ros import conversions as cv
+from robot_vision.ros.diagnostics import FASTDDS_PROFILE_VARIABLES
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIG = ROOT / 'config' / 'robot_vision.yaml'
@@ -265,7 +266,7 @@ def _ready(bench: _Bench, setup: str, mode: str) -> bool:
 
 def _stream(setup: str, mode: str, frames, camera_to_fixed: np.ndarray, duration: float,
             domain: int) -> List[dict]:
-    for variable in ('FASTRTPS_DEFAULT_PROFILES_FILE', 'FASTDDS_DEFAULT_PROFILES_FILE'):
+    for variable in FASTDDS_PROFILE_VARIABLES:
         os.environ.setdefault(variable, str(DDS_PROFILE))  # this process and the nodes, as the launch file does
     load = os.getloadavg()[0]
     print(f'  [{setup} {mode}] load average (1 min) {load:.2f}; warm-up {WARMUP_S:.0f} s + {duration:.0f} s',

@@ -7,9 +7,11 @@ from pathlib import Path
 import pytest
 
 from robot_vision.datasets import shared_data_dir
+from robot_vision.ros.diagnostics import FASTDDS_PROFILE_VARIABLES
 
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / 'artifacts'
+DDS_PROFILE = ROOT / 'config' / 'fastdds_large_images.xml'
 
 _SHARED = shared_data_dir()
 _passed = 0
@@ -35,10 +37,16 @@ def artifacts_dir(request) -> Path:
 
 @pytest.fixture
 def ros_domain(monkeypatch) -> int:
-    """Give this test (and the subprocesses it starts) a DDS domain of its own, local-host only."""
+    """Give this test (and the subprocesses it starts) a DDS domain of its own, local-host only.
+
+    Every process also gets config/fastdds_large_images.xml, as launch/robot_vision.launch.py gives the nodes,
+    so camera images cross processes through shared memory instead of fragmented UDP.
+    """
     domain = 1 + (os.getpid() * 7 + _domain_counter()) % 200
     monkeypatch.setenv('ROS_DOMAIN_ID', str(domain))
     monkeypatch.setenv('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
+    for variable in FASTDDS_PROFILE_VARIABLES:
+        monkeypatch.setenv(variable, str(DDS_PROFILE))
     return domain
 
 
