@@ -1,10 +1,15 @@
-"""The perception node walks its lifecycle cleanly: configure, activate, deactivate, cleanup, and rejects bad values."""
+"""The perception node walks its lifecycle cleanly, rejects bad values, and builds only outputs someone reads."""
 
 import pytest
-from node_harness import lifecycle_state
+import rclpy
+from builtin_interfaces.msg import Time
+from node_harness import lifecycle_state, spin_until
 from rclpy.lifecycle import TransitionCallbackReturn
+from rclpy.node import Node
 from rclpy.parameter import Parameter
+from vision_msgs.msg import Detection3DArray
 
+from robot_vision.pipeline import FrameResult
 from robot_vision.ros.perception_node import PerceptionNode
 
 pytestmark = pytest.mark.ros
@@ -42,3 +47,22 @@ def test_bad_mode_fails_configuration(node):
     node.set_parameters([Parameter('mode', value='stereo')])
     assert node.trigger_configure() == TransitionCallbackReturn.FAILURE
     assert lifecycle_state(node) == 'unconfigured'
+
+
+def test_only_outputs_with_a_subscriber_are_built_and_published(node, ros_context):
+    assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
+    assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
+    published = []
+    for topic, publisher in node.outputs.items():
+        publisher.publish = lambda msg, topic=topic, publish=publisher.publish: (published.append(topic), publish(msg))
+    listener = Node('listener', context=ros_context)
+    got = []
+    listener.create_subscription(Detection3DArray, 'objects', got.append, 5)
+    executor = rclpy.executors.SingleThreadedExecutor(context=ros_context)
+    executor.add_node(listener)
+    assert spin_until(executor, lambda: node.outputs['objects'].get_subscription_count() == 1, 10)
+    result = FrameResult.empty(12.5, 'camera_optical', 'odom')
+    node.publish(result, ('objects', 'object_points', 'object_markers', 'tracked_objects'), Time(sec=12))
+    assert spin_until(executor, lambda: bool(got), 10)
+    assert published == ['objects'] and got[0].header.stamp.sec == 12
+    listener.destroy_node()
