@@ -64,6 +64,7 @@ class _Kept:
     result: GraspResult
     searched_at: float  # stamp (s) of the frame of the last search
     misses: int  # consecutive searches that found no grasp
+    search_ms: float  # how long the last search took (balances the worker processes)
     unseen: int = 0  # frames since an object last matched it
 
 
@@ -130,7 +131,7 @@ class StreamGraspPlanner:
         for row in rows:
             kept = match.get(row)
             if kept is None or row not in waiting or row == refresh:
-                jobs[row, 'search'] = Job('search', points[row])
+                jobs[row, 'search'] = Job('search', points[row], expected_ms=kept.search_ms if kept else 0.0)
             if kept is not None and kept.result.ok and row in waiting:
                 jobs[row, 'again'] = moved(row)
         done = dict(zip(jobs, self._run(stamp, scene, normal, view, list(jobs.values()))))
@@ -138,7 +139,8 @@ class StreamGraspPlanner:
         failed = [row for row in rows if (row, 'again') in done and not done[row, 'again'].ok
                   and (row, 'search') not in done]
         if failed:
-            again = self._run(stamp, scene, normal, view, [Job('search', points[row]) for row in failed])
+            again = self._run(stamp, scene, normal, view,
+                              [Job('search', points[row], expected_ms=match[row].search_ms) for row in failed])
             done.update(((row, 'search'), result) for row, result in zip(failed, again))
 
         results: List[GraspResult] = []
@@ -150,7 +152,8 @@ class StreamGraspPlanner:
                 self.searched += 1
                 result = check if not search.ok and check is not None and check.ok else search
                 misses = 0 if result.ok else (kept.misses if kept is not None else 0) + 1
-                kept = _Kept(centroids[row], int(objects.class_id[row]), result, stamp, misses)
+                kept = _Kept(centroids[row], int(objects.class_id[row]), result, stamp, misses,
+                             search.timings_ms.get('total', sum(search.timings_ms.values())))
             else:  # kept grasps that passed again, or a kept 'no grasp'
                 result = check if check is not None else dataclasses.replace(
                     kept.result, candidates_evaluated=0, timings_ms={}, rejected={})

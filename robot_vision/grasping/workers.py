@@ -5,7 +5,7 @@ interpreter lock: a grasp thread halves the speed of a perception thread beside 
 :class:`WorkerPool` runs the searches in ``processes`` child processes instead (started with
 'spawn', so no thread or DDS state of the parent is copied). Each frame's collision scene goes
 to a worker once, as the depth image (about 1 MB at 640x480; the worker deprojects it) or as
-points; the jobs of a frame are split over the workers by their size. :meth:`WorkerPool.prepare`
+points; the jobs of a frame are split over the workers by their expected run time. :meth:`WorkerPool.prepare`
 sends the scene as soon as the frame arrives, when the workers are idle, so that they deproject
 it while the caller is still finding the objects; a worker keeps the last ``KEPT_SCENES`` scenes.
 
@@ -34,6 +34,9 @@ from robot_vision.types import CameraIntrinsics, Grasps
 CLOSE_TIMEOUT_S = 2.0
 #: Scenes a worker keeps (a frame's scene may arrive before the jobs of the previous frame).
 KEPT_SCENES = 2
+#: Run times (ms) of a grasp search and of a check of kept grasps on this machine, for jobs without
+#: their own expectation (searches take 3-15 ms per object, checks 1-3 ms).
+TYPICAL_SEARCH_MS, TYPICAL_CHECK_MS = 8.0, 1.5
 
 
 class GraspWorkerError(RobotVisionError):
@@ -74,16 +77,26 @@ class SceneCloud:
 
 @dataclass(frozen=True)
 class Job:
-    """One object's work in a frame: 'search' its points, or check kept ``grasps`` 'again' on them."""
+    """One object's work in a frame: 'search' its points, or check kept ``grasps`` 'again' on them.
+
+    ``expected_ms``: how long it should take, e.g. the object's last search (0: not known).
+    """
 
     kind: str
     points: np.ndarray
     grasps: Optional[Grasps] = None
+    expected_ms: float = 0.0
 
     @property
     def cost(self) -> float:
-        """Rough relative run time, to balance the workers (a check costs far less than a search)."""
-        return float(len(self.points)) * (1.0 if self.kind == 'search' else 0.2) + 1000.0
+        """Expected run time (ms), to balance the workers: ``expected_ms``, else a typical search or check.
+
+        The size of an object says little: its cloud is thinned to ``max_object_points``, and a
+        search that finds grasps costs twice one that finds none.
+        """
+        if self.expected_ms > 0:
+            return self.expected_ms
+        return TYPICAL_SEARCH_MS if self.kind == 'search' else TYPICAL_CHECK_MS
 
 
 def run_jobs(gripper: GripperModel, settings: GraspSettings, scene: SceneCloud, normal: Optional[np.ndarray],

@@ -44,8 +44,9 @@ _CAMERA: Table = {
 NODES: Dict[str, Table] = {
     'perception_node': {
         **_CAMERA,
-        'grasp_processes': (1, 'worker processes that search for grasps beside the node (0: in its own grasp '
-                               'thread, which slows perception: Python threads share one interpreter lock)'),
+        'grasp_processes': (2, 'worker processes that search for grasps beside the node, objects split between '
+                               'them (0: in its own grasp thread, which slows perception: Python threads share '
+                               'one interpreter lock)'),
     },
     'detector_node': dict(_CAMERA),
     'pose_estimator_node': {

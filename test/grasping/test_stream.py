@@ -125,6 +125,11 @@ def test_worker_processes_give_the_in_process_result_and_recover_from_a_dead_wor
         fresh = plan_scene_grasps(objects, points, GRIPPER, SETTINGS, support_normal=plane)
         assert sum(len(r.grasps) for r in results) == len(fresh.grasps) > 0
         assert np.allclose(np.concatenate([r.grasps.pose for r in results]), fresh.grasps.pose)
+        # Jobs go to the workers by expected run time (an object's last search), not by size.
+        few, many = sorted(objects.points, key=len)[0], sorted(objects.points, key=len)[-1]
+        timed = [Job('search', few, expected_ms=15.0), Job('search', few, expected_ms=14.0),
+                 Job('search', many, expected_ms=6.0)]
+        assert sorted(pool._split(timed)) == [[0], [1, 2]]
         # A killed worker: that call fails with a clear error, the next one works again.
         os.kill(pool._workers[0].process.pid, signal.SIGKILL)
         pool._workers[0].process.join(5)
@@ -134,10 +139,9 @@ def test_worker_processes_give_the_in_process_result_and_recover_from_a_dead_wor
         assert np.allclose(np.concatenate([r.grasps.pose for r in again]), fresh.grasps.pose)
         # A failure inside a job comes back as an error; the workers live on, and the other worker's
         # reply to that call does not answer the next one.
-        # (The failing job is the larger one, so the first worker is the one that fails.)
-        sizes = [len(p) for p in objects.points]
-        failing = Job('again', objects.points[int(np.argmax(sizes))], grasps=None)
-        small = Job('search', objects.points[int(np.argmin(sizes))])
+        # (The failing job is expected to take longer, so the first worker is the one that fails.)
+        failing = Job('again', objects.points[0], grasps=None, expected_ms=50.0)
+        small = Job('search', objects.points[1])
         assert failing.cost > small.cost
         with pytest.raises(GraspWorkerError, match='TypeError'):
             pool.run('frame 4', cloud, plane, np.zeros(3), [small, failing])
