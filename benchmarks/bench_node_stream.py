@@ -24,7 +24,7 @@ Subscribers: this process subscribes to ``objects``, ``grasps``, ``best_grasp`` 
 ``/diagnostics``, as a manipulation stack would. The nodes build only the outputs somebody reads
 (:meth:`robot_vision.ros.node_base.PipelineNode.publish`), so markers, clouds, label images and the
 overlay cost nothing here; with RViz showing all of them the nodes do more work (building and
-publishing every output made stamp -> grasps p50 7-15 ms longer in three paired 30 s runs).
+publishing every output made stamp -> grasps p50 7-16 ms longer in three paired 30 s runs).
 
 Warm-up: the first ``WARMUP_S`` seconds of streaming are not measured. They cover start-up
 costs that are not the steady state: DDS matching, first-call allocations (numpy/scipy buffers,

@@ -126,7 +126,8 @@ def test_worker_processes_give_the_in_process_result_and_recover_from_a_dead_wor
         assert sum(len(r.grasps) for r in results) == len(fresh.grasps) > 0
         assert np.allclose(np.concatenate([r.grasps.pose for r in results]), fresh.grasps.pose)
         # Jobs go to the workers by expected run time (an object's last search), not by size.
-        few, many = sorted(objects.points, key=len)[0], sorted(objects.points, key=len)[-1]
+        by_size = sorted(objects.points, key=len)
+        few, many = by_size[0], by_size[-1]
         timed = [Job('search', few, expected_ms=15.0), Job('search', few, expected_ms=14.0),
                  Job('search', many, expected_ms=6.0)]
         assert sorted(pool._split(timed)) == [[0], [1, 2]]
