@@ -28,6 +28,7 @@ from vision_msgs.msg import (
 )
 from visualization_msgs.msg import Marker, MarkerArray
 
+from robot_vision import compressed_images
 from robot_vision.camera import DEFAULT_DEPTH_SCALE, decode_depth
 from robot_vision.errors import InputError
 from robot_vision.geometry import matrix_from_quaternion, quaternion_from_matrix
@@ -112,8 +113,14 @@ def numpy_to_image(array: np.ndarray, encoding: str, frame_id: str = '',
     return msg
 
 
-def image_to_rgb(msg: Image) -> np.ndarray:
-    """Decode a colour (rgb8/bgr8/rgba8/bgra8) or mono8 Image to (H, W, 3) uint8 RGB."""
+def image_to_rgb(msg: Image | CompressedImage) -> np.ndarray:
+    """Decode a colour (rgb8/bgr8/rgba8/bgra8) or mono8 Image to (H, W, 3) uint8 RGB.
+
+    A CompressedImage (``compressed`` transport, JPEG/PNG) is decoded as compressed_image_transport
+    does (see :mod:`robot_vision.compressed_images`).
+    """
+    if isinstance(msg, CompressedImage):
+        return compressed_images.decode_color(msg.format, msg.data)
     array = image_to_numpy(msg)
     if msg.encoding in ('mono8', '8UC1'):
         return np.repeat(array[:, :, None], 3, axis=2)
@@ -124,28 +131,21 @@ def image_to_rgb(msg: Image) -> np.ndarray:
     return array if order is None else np.ascontiguousarray(array[:, :, order])
 
 
-def image_to_depth(msg: Image, scale: Optional[float] = None) -> np.ndarray:
+def image_to_depth(msg: Image | CompressedImage, scale: Optional[float] = None) -> np.ndarray:
     """Decode a depth Image (16UC1/mono16 millimetres or 32FC1 metres) to float32 metres, NaN invalid.
 
-    ``scale`` overrides the metres-per-unit of the encoding (e.g. 1e-4 for YCB-style depth).
+    A CompressedImage is decoded as compressed_depth_image_transport writes it (``compressedDepth``:
+    PNG 16UC1, or quantised inverse depth for 32FC1) or as a 16-bit PNG of the ``compressed``
+    transport (see :mod:`robot_vision.compressed_images`). ``scale`` overrides the metres-per-unit
+    of the encoding (e.g. 1e-4 for YCB-style depth).
     """
+    if isinstance(msg, CompressedImage):
+        raw, encoding = compressed_images.decode_depth(msg.format, msg.data)
+        return decode_depth(raw, scale=scale, encoding=encoding)
     if msg.encoding not in DEFAULT_DEPTH_SCALE:
         raise InputError(f'depth image encoding: expected one of {sorted(DEFAULT_DEPTH_SCALE)}, '
                          f'got {msg.encoding!r}')
     return decode_depth(image_to_numpy(msg), scale=scale, encoding=msg.encoding)
-
-
-def compressed_image_to_rgb(msg: CompressedImage) -> np.ndarray:
-    """Decode a sensor_msgs/CompressedImage (jpeg/png) to (H, W, 3) uint8 RGB."""
-    import cv2
-    buffer = np.frombuffer(memoryview(msg.data), dtype=np.uint8)
-    if buffer.size == 0:
-        raise InputError('CompressedImage.data: expected encoded image bytes, got 0 bytes')
-    image = cv2.imdecode(buffer, cv2.IMREAD_COLOR)
-    if image is None:
-        raise InputError(f'CompressedImage.data: could not decode {buffer.size} bytes as '
-                         f'format {msg.format!r}')
-    return np.ascontiguousarray(image[:, :, ::-1])
 
 
 # ----------------------------------------------------------------------------- camera info

@@ -7,7 +7,6 @@ import threading
 import time
 from typing import Any, Dict, List, Optional, Tuple
 
-from sensor_msgs.msg import Image
 from std_msgs.msg import String
 from vision_msgs.msg import Detection3DArray
 
@@ -37,7 +36,7 @@ class GraspPlannerNode(PipelineNode):
 
     Subscribed (relative, remappable; QoS by ``input_reliability``): ``objects`` (vision_msgs/
       Detection3DArray in the camera frame), ``camera/aligned_depth_to_color/image_raw``
-      (sensor_msgs/Image 16UC1/32FC1), ``camera/color/camera_info`` (sensor_msgs/CameraInfo);
+      (sensor_msgs/Image 16UC1/32FC1, or CompressedImage by ``depth_transport``), ``camera/color/camera_info`` (sensor_msgs/CameraInfo);
       ``grasp_request`` (std_msgs/String, ``grasp_mode`` 'on_request' only: a Detection3D id to
       plan for that object, '' for all); ``/tf``, ``/tf_static`` for camera -> ``target_frame``.
     Published (in ``target_frame``, empty: the camera frame; at the objects' stamp): ``grasps``
@@ -72,7 +71,7 @@ class GraspPlannerNode(PipelineNode):
     def inputs(self) -> List[Tuple[str, type, str]]:
         """The objects and the depth image they were seen in."""
         return [('objects', Detection3DArray, self.params['objects_topic']),
-                ('depth', Image, self.params['depth_topic'])]
+                self.image_input('depth')]
 
     def extra_subscriptions(self) -> None:
         """The request topic, in 'on_request' mode."""

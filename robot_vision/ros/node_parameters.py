@@ -31,12 +31,17 @@ _DEPTH: Table = {
     'depth_topic': ('camera/aligned_depth_to_color/image_raw',
                     'depth image aligned to colour (16UC1 mm or 32FC1 m)'),
     'camera_info_topic': ('camera/color/camera_info', 'CameraInfo of the colour (and aligned depth) image'),
+    'depth_transport': ('raw', "image_transport of the depth input: 'raw' (sensor_msgs/Image on depth_topic), "
+                               "'compressedDepth' or 'compressed' (sensor_msgs/CompressedImage on "
+                               "depth_topic/compressedDepth or depth_topic/compressed)"),
     'depth_scale': (0.0, 'metres per depth unit; 0 = from the encoding (16UC1: 0.001, 32FC1: 1)'),
 }
 _CAMERA: Table = {
     'mode': ('rgbd', "inputs: 'rgbd' (colour + aligned depth), 'depth' (depth only, class-agnostic) "
                      "or 'color' (colour only: 2D detections and 2D tracks)"),
     'color_topic': ('camera/color/image_raw', 'colour image topic (rgb8/bgr8/rgba8/bgra8/mono8)'),
+    'color_transport': ('raw', "image_transport of the colour input: 'raw' (sensor_msgs/Image on color_topic) or "
+                               "'compressed' (sensor_msgs/CompressedImage JPEG/PNG on color_topic/compressed)"),
     **_DEPTH,
 }
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any, Dict, List, Optional, Tuple
 
-from sensor_msgs.msg import Image
 
 from robot_vision.errors import RobotVisionError
 from robot_vision.pipeline import FrameResult, Pipeline, PipelineSettings
@@ -24,7 +23,9 @@ class PerceptionNode(PipelineNode):
 
     Subscribed (relative, remappable; sensor-data QoS by default, see ``input_reliability``):
       ``camera/color/image_raw`` (sensor_msgs/Image), ``camera/aligned_depth_to_color/image_raw``
-      (sensor_msgs/Image 16UC1/32FC1), ``camera/color/camera_info`` (sensor_msgs/CameraInfo);
+      (sensor_msgs/Image 16UC1/32FC1), ``camera/color/camera_info`` (sensor_msgs/CameraInfo); with
+      ``color_transport`` / ``depth_transport`` 'compressed' / 'compressedDepth' the images' image_transport
+      sub-topics (sensor_msgs/CompressedImage) instead;
       ``/tf``, ``/tf_static`` for camera -> ``fixed_frame``. ``mode`` picks the images.
     Published: every topic of robot_vision.ros.topics.OUTPUT_TOPICS and ``/diagnostics``. Per
       frame, detections and objects go out first, then the tracks; grasps and the overlay follow
@@ -54,9 +55,9 @@ class PerceptionNode(PipelineNode):
         mode = self.params['mode']
         chosen = []
         if mode in ('rgbd', 'color'):
-            chosen.append(('color', Image, self.params['color_topic']))
+            chosen.append(self.image_input('color'))
         if mode in ('rgbd', 'depth'):
-            chosen.append(('depth', Image, self.params['depth_topic']))
+            chosen.append(self.image_input('depth'))
         return chosen
 
     def activated(self) -> None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Dict, Tuple
 
+from robot_vision.compressed_images import TRANSPORTS
 from robot_vision.errors import InputError
 
 
@@ -64,7 +65,7 @@ OUTPUT_TOPIC_TYPES: Dict[str, str] = {t.name: t.msg_type for t in OUTPUT_TOPICS}
 #: Input topic roles the replay and the nodes understand, and the message types they accept.
 INPUT_TYPES: Dict[str, Tuple[str, ...]] = {
     'color': ('sensor_msgs/msg/Image', 'sensor_msgs/msg/CompressedImage'),
-    'depth': ('sensor_msgs/msg/Image',),
+    'depth': ('sensor_msgs/msg/Image', 'sensor_msgs/msg/CompressedImage'),
     'camera_info': ('sensor_msgs/msg/CameraInfo',),
     'tf': ('tf2_msgs/msg/TFMessage',),
     'tf_static': ('tf2_msgs/msg/TFMessage',),
@@ -83,3 +84,15 @@ def resolve(namespace: str, name: str) -> str:
     """Join a namespace ('/robot_vision', '' or '/') and a relative name into an absolute topic name."""
     namespace = '/' + namespace.strip('/') if namespace.strip('/') else ''
     return f'{namespace}/{name.lstrip("/")}'
+
+
+def image_topic(topic: str, transport: str) -> str:
+    """The topic an image input subscribes for ``transport`` (image_transport's names and layout).
+
+    'raw' is the base topic itself; 'compressed' and 'compressedDepth' are sub-topics of it, as
+    image_transport publishes them (``camera/color/image_raw/compressed``). Raises InputError for
+    other transports.
+    """
+    if transport not in TRANSPORTS:
+        raise InputError(f'image transport: expected one of {list(TRANSPORTS)}, got {transport!r}')
+    return topic if transport == 'raw' else f'{topic.rstrip("/")}/{transport}'
