@@ -36,7 +36,8 @@ class GraspPlannerNode(PipelineNode):
 
     Subscribed (relative, remappable; QoS by ``input_reliability``): ``objects`` (vision_msgs/
       Detection3DArray in the camera frame), ``camera/aligned_depth_to_color/image_raw``
-      (sensor_msgs/Image 16UC1/32FC1, or CompressedImage by ``depth_transport``), ``camera/color/camera_info`` (sensor_msgs/CameraInfo);
+      (sensor_msgs/Image 16UC1/32FC1, or CompressedImage by ``depth_transport``),
+      ``camera/color/camera_info`` (sensor_msgs/CameraInfo);
       ``grasp_request`` (std_msgs/String, ``grasp_mode`` 'on_request' only: a Detection3D id to
       plan for that object, '' for all); ``/tf``, ``/tf_static`` for camera -> ``target_frame``.
     Published (in ``target_frame``, empty: the camera frame; at the objects' stamp): ``grasps``

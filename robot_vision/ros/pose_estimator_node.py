@@ -58,7 +58,8 @@ class PoseEstimatorNode(PipelineNode):
 
     Subscribed (relative, remappable; sensor-data QoS by default, see ``input_reliability``),
       approximately synchronised (``sync_slop_s``): ``camera/aligned_depth_to_color/image_raw``
-      (sensor_msgs/Image 16UC1/32FC1, or CompressedImage by ``depth_transport``, aligned to the image the detector saw), ``detections``
+      (sensor_msgs/Image 16UC1/32FC1, or CompressedImage by ``depth_transport``, aligned to the image
+      the detector saw), ``detections``
       (vision_msgs/Detection2DArray from robot_vision's detector_node, Isaac ROS, depthai, ...) and,
       when ``use_instance_labels``, ``instance_labels`` (mono16, pixel = Detection2D id: the
       masks; without it each detection's box is used). Also ``camera/color/camera_info``
