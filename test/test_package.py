@@ -44,18 +44,21 @@ def test_xml_manifests_are_well_formed(path):
 
 
 @pytest.mark.skipif(shutil.which('xmllint') is None, reason='xmllint (libxml2-utils) is not installed')
-@pytest.mark.parametrize('xacro_file', sorted(p.name for p in (ROOT / 'urdf').glob('*.xacro')))
-def test_urdf_expands_and_is_well_formed(xacro_file, tmp_path):
+@pytest.mark.parametrize('gripper', [False, True])
+def test_urdf_expands_and_is_well_formed(gripper, tmp_path):
+    """The camera mount alone by default (what publish_frames publishes); the gripper frames only when asked."""
     urdf = tmp_path / 'robot.urdf'
-    expanded = subprocess.run([str(Path(sys.executable).parent / 'xacro'), str(ROOT / 'urdf' / xacro_file)],
-                              check=True, capture_output=True, text=True).stdout
+    xacro = [str(Path(sys.executable).parent / 'xacro'), str(ROOT / 'urdf' / 'robot_vision.urdf.xacro')]
+    expanded = subprocess.run(xacro + [f'gripper:={str(gripper).lower()}'], check=True, capture_output=True,
+                              text=True).stdout
     urdf.write_text(expanded)
     subprocess.run(['xmllint', '--noout', str(urdf)], check=True)
     links = re.findall(r'<link name="([^"]+)"', expanded)
     children = set(re.findall(r'<child link="([^"]+)"', expanded))
     assert len(links) == len(set(links)), 'duplicate link names'
     assert len([link for link in links if link not in children]) == 1, 'a URDF needs exactly one root link'
-    assert {'camera_color_optical_frame', 'gripper_tcp'} <= set(links)
+    camera = {'base_link', 'camera_link', 'camera_color_optical_frame', 'camera_depth_optical_frame'}
+    assert set(links) == (camera | {'gripper_flange', 'gripper_tcp'} if gripper else camera)
 
 
 def test_ruff_lint_clean():
