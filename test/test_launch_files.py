@@ -46,12 +46,19 @@ def test_launch_file_references_exist(launch_file):
     named = {n.value for n in ast.walk(tree) if isinstance(n, ast.Constant) and isinstance(n.value, str)
              and re.fullmatch(r'[a-z_]+_node', n.value)}
     assert named <= _entry_points() | {'robot_state_publisher'}, named - _entry_points()
-    # Commands run by ExecuteProcess that are this package's console scripts exist.
+    # This package's console scripts run by ExecuteProcess exist and start from the install space
+    # (colcon puts them in lib/robot_vision, which is not on PATH), never from PATH.
     for call in _calls(tree, 'ExecuteProcess'):
         command = next(kw.value for kw in call.keywords if kw.arg == 'cmd')
-        program = command.elts[0].value
-        if program.startswith('robot-vision'):
-            assert program in _entry_points(), program
+        program = command.elts[0]
+        if isinstance(program, ast.Name):  # a variable: its assignment in the file
+            program = next(n.value for n in ast.walk(tree) if isinstance(n, ast.Assign)
+                           and getattr(n.targets[0], 'id', '') == program.id)
+        text = ast.unparse(program)
+        if 'robot-vision' in text or "'robot_vision'" in text:
+            prefix = "PathJoinSubstitution([FindPackagePrefix('robot_vision'), 'lib', 'robot_vision', "
+            assert text.startswith(prefix), text
+            assert program.args[0].elts[-1].value in _entry_points(), text
     # Every file under share/robot_vision named by PathJoinSubstitution exists in the repo.
     for call in _calls(tree, 'PathJoinSubstitution'):
         elements = call.args[0].elts
