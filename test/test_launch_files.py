@@ -125,3 +125,21 @@ def test_launch_description_loads(launch_file):
     source = PythonLaunchDescriptionSource(str(launch_file))
     description = source.get_launch_description(None)
     assert description.entities
+
+
+def test_rviz_config_shows_output_topics_under_the_launch_namespace():
+    """config/robot_vision.rviz names output topics in the launch file's default namespace, with matching displays."""
+    from robot_vision.ros.topics import OUTPUT_TOPIC_TYPES
+    tree = ast.parse((ROOT / 'launch' / 'robot_vision.launch.py').read_text())
+    table = next(n.value for n in ast.walk(tree) if isinstance(n, ast.Assign)
+                 and getattr(n.targets[0], 'id', '') == 'ARGUMENTS')
+    namespace = next(item.elts[1].value for item in table.elts if item.elts[0].value == 'namespace')
+    layout = yaml.safe_load((ROOT / 'config' / 'robot_vision.rviz').read_text())
+    types = {'Image': 'sensor_msgs/msg/Image', 'MarkerArray': 'visualization_msgs/msg/MarkerArray',
+             'PointCloud2': 'sensor_msgs/msg/PointCloud2', 'PoseArray': 'geometry_msgs/msg/PoseArray'}
+    shown = {}
+    for display in layout['Visualization Manager']['Displays']:
+        if 'Topic' in display:
+            shown[display['Topic']['Value']] = types[display['Class'].split('/')[-1]]
+    assert shown and all(topic.startswith(f'/{namespace}/') for topic in shown), shown
+    assert {t.split('/', 2)[2]: m for t, m in shown.items()}.items() <= OUTPUT_TOPIC_TYPES.items()
