@@ -289,6 +289,30 @@ def grasps_to_pose_array(grasps: Grasps, frame_id: str, stamp: float | Time) -> 
     return PoseArray(header=make_header(frame_id, stamp), poses=[matrix_to_pose(p) for p in grasps.pose])
 
 
+def grasps_to_detections(grasps: Grasps, frame_id: str, stamp: float | Time, object_ids: Sequence[str],
+                         class_ids: Sequence[int]) -> Detection3DArray:
+    """Ranked grasps with their scores as a vision_msgs/Detection3DArray, in the PoseArray's order (best first).
+
+    One Detection3D per grasp: ``id`` is the grasped object's Detection3D id (``object_ids`` and
+    ``class_ids`` are per object, indexed by ``grasps.object_index``), ``results[0].hypothesis`` its
+    class id (numeric string) and the grasp's score (higher is better), ``results[0].pose.pose`` and
+    ``bbox.center`` the grasp pose (gripper TCP), ``bbox.size.x`` the grasp width (m; y, z are 0).
+    """
+    header = make_header(frame_id, stamp)
+    msg = Detection3DArray(header=header)
+    for i in range(len(grasps)):
+        row = int(grasps.object_index[i])
+        known = 0 <= row < len(object_ids)
+        hyp = ObjectHypothesisWithPose()
+        hyp.hypothesis.class_id = _class_string(class_ids[row], None) if known else '-1'
+        hyp.hypothesis.score = float(grasps.score[i])
+        hyp.pose.pose = matrix_to_pose(grasps.pose[i])
+        bbox = BoundingBox3D(center=hyp.pose.pose, size=Vector3(x=float(grasps.width[i]), y=0.0, z=0.0))
+        msg.detections.append(Detection3D(header=header, results=[hyp], bbox=bbox,
+                                          id=str(object_ids[row]) if known else ''))
+    return msg
+
+
 def pose_stamped(transform: np.ndarray, frame_id: str, stamp: float | Time) -> PoseStamped:
     """A 4x4 transform as a geometry_msgs/PoseStamped."""
     return PoseStamped(header=make_header(frame_id, stamp), pose=matrix_to_pose(transform))
@@ -464,13 +488,16 @@ def _delete_all(header: Header) -> Marker:
 
 
 def object_markers(objects: Objects3D, frame_id: str, stamp: float | Time, namespace: str = 'objects',
-                   labels: Optional[Sequence[str]] = None) -> MarkerArray:
-    """RViz markers: a DELETEALL, then per object a translucent CUBE and a TEXT label (unique ids)."""
+                   labels: Optional[Sequence[str]] = None, ids: Optional[Sequence[int]] = None) -> MarkerArray:
+    """RViz markers: a DELETEALL, then per object a translucent CUBE and a TEXT label (unique ids).
+
+    Each object's colour is :func:`palette` of its id in ``ids`` (the object's Detection3D id), else of its row.
+    """
     header = make_header(frame_id, stamp)
     markers = [_delete_all(header)]
     for i in range(len(objects)):
         cube = Marker(header=header, ns=namespace, id=2 * i, type=Marker.CUBE, action=Marker.ADD,
-                      pose=matrix_to_pose(objects.pose[i]), color=_color(palette(i), 0.5))
+                      pose=matrix_to_pose(objects.pose[i]), color=_color(palette(i if ids is None else ids[i]), 0.5))
         cube.scale = Vector3(x=max(float(objects.size[i][0]), 1e-3), y=max(float(objects.size[i][1]), 1e-3),
                              z=max(float(objects.size[i][2]), 1e-3))
         text = Marker(header=header, ns=namespace + '_labels', id=2 * i + 1, type=Marker.TEXT_VIEW_FACING,

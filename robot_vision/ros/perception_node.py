@@ -14,7 +14,7 @@ from robot_vision.types import RGBDFrame
 #: Topics published as soon as the objects are known, then after tracking, then after grasp planning.
 _PERCEPTION = ('detections', 'instance_labels', 'objects', 'object_points', 'object_markers')
 _TRACKS = ('tracked_objects', 'track_markers', 'obstacles')
-_GRASPS = ('grasps', 'best_grasp', 'grasp_markers')
+_GRASPS = ('grasps', 'scored_grasps', 'best_grasp', 'grasp_markers')
 MAX_GRASP_PROCESSES = 16
 
 

@@ -130,6 +130,9 @@ class PoseEstimatorNode(PipelineNode):
         result = FrameResult.empty(frame.stamp, frame.frame_id, settings.fixed_frame, frame.intrinsics,
                                    self.class_names)
         result.objects = objects
+        numeric = [d.id.strip() for d in source.detections]
+        if all(text.isdigit() for text in numeric):  # markers and cloud coloured by the source's ids
+            result.detections = dataclasses.replace(detections, tracker_id=np.array([int(t) for t in numeric]))
         self.outputs['objects'].publish(cv.objects_to_msg(objects, frame.frame_id, stamp,
                                                           ids=_source_ids(source, objects.detection_index)))
         self.publish(result, ('object_points', 'object_markers'), stamp)

@@ -40,7 +40,7 @@ OUTPUT_TOPICS: Tuple[OutputTopic, ...] = (
     OutputTopic('label_info', 'vision_msgs/msg/LabelInfo', 'camera', True,
                 'class id -> class name map (latched)'),
     OutputTopic('objects', 'vision_msgs/msg/Detection3DArray', 'camera', False,
-                'oriented 3D boxes of the object instances in the camera frame'),
+                'oriented 3D boxes of the object instances in the camera frame; id = the Detection2D id'),
     OutputTopic('object_points', 'sensor_msgs/msg/PointCloud2', 'camera', False,
                 "all objects' points, coloured by instance"),
     OutputTopic('object_markers', 'visualization_msgs/msg/MarkerArray', 'camera', False,
@@ -49,6 +49,9 @@ OUTPUT_TOPICS: Tuple[OutputTopic, ...] = (
                 'ranked grasp poses, best first'),
     OutputTopic('best_grasp', 'geometry_msgs/msg/PoseStamped', 'camera', False,
                 'the best grasp (only published when there is one)'),
+    OutputTopic('scored_grasps', 'vision_msgs/msg/Detection3DArray', 'camera', False,
+                "the grasps of 'grasps' in the same order, with their scores: per grasp the object's id and "
+                'class, the score, the pose and the width (bbox.size.x)'),
     OutputTopic('grasp_markers', 'visualization_msgs/msg/MarkerArray', 'camera', False,
                 'gripper outlines of the grasps (best one highlighted)'),
     OutputTopic('tracked_objects', 'vision_msgs/msg/Detection3DArray', 'fixed', False,
