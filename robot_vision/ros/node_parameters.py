@@ -45,10 +45,17 @@ _CAMERA: Table = {
     **_DEPTH,
 }
 
+#: Nodes that publish grasps.
+_TARGET: Table = {
+    'target_frame': ('', "frame of the published grasps, e.g. 'base_link' (empty: the camera frame); grasps are "
+                         "transformed through TF at the image stamp"),
+}
+
 #: Per node (executable name -> its own parameters, COMMON excluded).
 NODES: Dict[str, Table] = {
     'perception_node': {
         **_CAMERA,
+        **_TARGET,
         'grasp_processes': (2, 'worker processes that search for grasps beside the node, objects split between '
                                'them (0: in its own grasp thread, which slows perception: Python threads share '
                                'one interpreter lock)'),
@@ -66,7 +73,7 @@ NODES: Dict[str, Table] = {
     'grasp_planner_node': {
         **_DEPTH,
         'objects_topic': ('objects', 'vision_msgs/Detection3DArray (camera frame) to plan grasps for'),
-        'target_frame': ('', "frame of the published grasps, e.g. 'base_link' (empty: the camera frame)"),
+        **_TARGET,
         'grasp_mode': ('continuous', "'continuous' (plan on every objects message) or 'on_request' (plan "
                                      "only when a request arrives on request_topic)"),
         'request_topic': ('grasp_request', "std_msgs/String: a Detection3D id to plan for one object, "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any, Dict, List, Optional, Tuple
 
 
@@ -30,7 +31,9 @@ class PerceptionNode(PipelineNode):
     Published: every topic of robot_vision.ros.topics.OUTPUT_TOPICS and ``/diagnostics``. Per
       frame, detections and objects go out first, then the tracks; grasps and the overlay follow
       from a second worker thread (latest frame only), so that the slowest stage, grasp planning,
-      never delays the perception of the next frame.
+      never delays the perception of the next frame. The grasp topics are in ``target_frame``
+      (empty: the camera frame), transformed through TF at the image stamp; without that transform
+      they are not published for the frame (a 'tf' diagnostic and a throttled warning say why).
     Parameters: robot_vision.ros.node_parameters (perception_node) plus every pipeline setting.
     Processing: always the latest synchronised frame on a worker thread; frames that arrive while
     one is being processed replace the waiting one and are counted as dropped.
@@ -86,7 +89,14 @@ class PerceptionNode(PipelineNode):
         """Plan grasps for a perceived frame, publish them and the overlay that shows everything."""
         result, frame, stamp = item
         self.pipeline.add_grasps(result, frame)
-        self.publish(result, _GRASPS, stamp)
+        target = self.params['target_frame']
+        if not target or target == frame.frame_id:
+            self.publish(result, _GRASPS, stamp)
+        else:  # the grasps in target_frame (the overlay below draws them in the camera image)
+            camera_to_target = self.lookup(target, frame.frame_id, frame.stamp, 'grasps')
+            if camera_to_target is not None:
+                grasps = dataclasses.replace(result.grasps, pose=camera_to_target @ result.grasps.pose)
+                self.publish(dataclasses.replace(result, frame_id=target, grasps=grasps), _GRASPS, stamp)
         if frame.color is not None:
             self.publish(result, ['detections_overlay'], stamp, frame.color, frame.camera_to_fixed)
         if 'grasps' in result.timings_ms:
