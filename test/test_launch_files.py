@@ -121,9 +121,10 @@ def test_config_files_hold_only_declared_and_valid_parameters(config):
                            'executable with the same config file as a process-level equivalent.')
 @pytest.mark.parametrize('launch_file', LAUNCH_FILES, ids=[p.name for p in LAUNCH_FILES])
 def test_launch_description_loads(launch_file):
+    from launch import LaunchContext
     from launch.launch_description_sources import PythonLaunchDescriptionSource
     source = PythonLaunchDescriptionSource(str(launch_file))
-    description = source.get_launch_description(None)
+    description = source.get_launch_description(LaunchContext())
     assert description.entities
 
 
