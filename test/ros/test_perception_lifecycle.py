@@ -24,7 +24,7 @@ def node(lifecycle_node):
 def test_lifecycle_transitions(node):
     assert lifecycle_state(node) == 'unconfigured'
     assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS and lifecycle_state(node) == 'inactive'
-    assert node.pipeline is not None and len(node.outputs) == 13
+    assert node.pipeline is not None and len(node.outputs) == 14
     assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS and lifecycle_state(node) == 'active'
     assert node._worker.is_alive()
     assert node.count_subscribers('camera/color/image_raw') == 1
