@@ -49,6 +49,20 @@ def test_bad_mode_fails_configuration(node):
     assert lifecycle_state(node) == 'unconfigured'
 
 
+def test_image_transports_pick_the_subscribed_topics_and_bad_ones_fail_configuration(node, lifecycle_node):
+    node.set_parameters([Parameter('color_transport', value='compressedDepth')])  # not a colour transport
+    assert node.trigger_configure() == TransitionCallbackReturn.FAILURE
+    compressed = lifecycle_node(PerceptionNode, color_transport='compressed', depth_transport='compressedDepth')
+    assert compressed.trigger_configure() == TransitionCallbackReturn.SUCCESS
+    assert compressed.trigger_activate() == TransitionCallbackReturn.SUCCESS
+    assert compressed.count_subscribers('camera/color/image_raw/compressed') == 1
+    assert compressed.count_subscribers('camera/aligned_depth_to_color/image_raw/compressedDepth') == 1
+    assert compressed.count_subscribers('camera/color/image_raw') == 0
+    types = dict(compressed.get_topic_names_and_types())
+    assert types['/camera/aligned_depth_to_color/image_raw/compressedDepth'] == ['sensor_msgs/msg/CompressedImage']
+    compressed.trigger_deactivate()
+
+
 def test_only_outputs_with_a_subscriber_are_built_and_published(node, ros_context):
     assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
     assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
