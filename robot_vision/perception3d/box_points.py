@@ -18,13 +18,8 @@ import numpy as np
 from robot_vision.errors import InputError
 from robot_vision.geometry import invert_transform, transform_points
 from robot_vision.perception3d.plane import plane_distance
-from robot_vision.perception3d.segmentation import (
-    SegmentationSettings,
-    check_depth_frame,
-    fit_support_plane,
-    prepare_cloud,
-    up_prior,
-)
+from robot_vision.perception3d.planar import fit_support_plane
+from robot_vision.perception3d.segmentation import SegmentationSettings, check_depth_frame, prepare_cloud, up_prior
 from robot_vision.types import CameraIntrinsics, Objects3D, RGBDFrame
 
 #: Metres the axis-aligned prefilter boxes of :func:`objects_with_box_points` are grown by: far
