@@ -64,12 +64,17 @@ def _in_bounds(columns: np.ndarray, low: np.ndarray, high: np.ndarray) -> np.nda
 def support_plane(frame: RGBDFrame, settings: SegmentationSettings = SegmentationSettings()) -> Optional[np.ndarray]:
     """The support plane [a, b, c, d] of a depth frame (unit normal towards the camera), or None.
 
-    Fitted as :func:`~robot_vision.perception3d.segment_scene` does (workspace, gravity prior from
-    the settings or ``frame.camera_to_fixed``), without segmenting the objects.
+    Fitted as :func:`~robot_vision.perception3d.segment_scene` does with ``settings.method``
+    (workspace, gravity prior from the settings or ``frame.camera_to_fixed``), without segmenting
+    the objects.
     """
     cloud, valid, _ = prepare_cloud(frame, settings)
     if not valid.any():
         return None
+    if settings.method == 'clutter':
+        from robot_vision.perception3d.clutter import segment_labels
+        return segment_labels(cloud[..., 2], frame.intrinsics, up_prior(frame, settings), settings,
+                              support_only=True)['plane']
     plane, _ = fit_support_plane(cloud, valid, settings, up_prior(frame, settings))
     return plane
 

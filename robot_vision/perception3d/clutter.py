@@ -34,6 +34,7 @@ import cv2
 import numpy as np
 
 from robot_vision.camera import deproject
+from robot_vision.perception3d.planar import secondary_supports
 from robot_vision.perception3d.segmentation import (SceneSegmentation, SegmentationSettings, objects_from_labels,
                                                     up_prior)
 from robot_vision.types import CameraIntrinsics, Objects3D, RGBDFrame
@@ -161,23 +162,13 @@ def dominant_up(normals: np.ndarray, prefer_weight: float) -> Optional[np.ndarra
     return guess  # facing the camera: the outward normal of the dominant surface, its "up"
 
 
-def pixel_area(cloud: np.ndarray, normals: np.ndarray, intrinsics: CameraIntrinsics) -> np.ndarray:
-    """(H, W) metric area (m^2) of each pixel's surface patch, 0 where undefined."""
-    z = cloud[..., 2]
-    rng = np.linalg.norm(cloud, axis=-1)
-    with np.errstate(invalid='ignore', divide='ignore'):
-        cos_view = np.abs(np.einsum('ijk,ijk->ij', normals, cloud)) / rng
-        area = z * z / (intrinsics.fx * intrinsics.fy) / np.maximum(cos_view, 0.2)
-    return np.nan_to_num(area, nan=0.0)
-
-
-def support_plane(cloud: np.ndarray, normals: np.ndarray, area: np.ndarray, up: np.ndarray,
-                  settings, hypotheses: int = 6) -> Optional[np.ndarray]:
+def support_plane(cloud: np.ndarray, normals: np.ndarray, up: np.ndarray, settings,
+                  hypotheses: int = 6) -> Optional[np.ndarray]:
     """The support plane [a, b, c, d] (normal towards the camera) for gravity ``up``, or None.
 
     Plane hypotheses come from triples of up-facing pixels (normal within ``max_plane_tilt_deg`` of
-    ``up``) drawn in proportion to their metric area; the few that hold the most up-facing area are
-    then judged by the metric area of their largest *connected* region of up-facing inliers, so
+    ``up``); the few with the most up-facing inliers among a sample are then judged by the pixel
+    count of their largest *connected* region of up-facing inliers (at half resolution), so
     the winner is the largest continuous horizontal surface (a table rather than a plane that
     strings box tops, a far table edge and the robot's base together). It is refined by least
     squares on that region. The plane may tilt from ``up`` by ``max_plane_tilt_deg``: real depth
@@ -227,8 +218,8 @@ def support_plane(cloud: np.ndarray, normals: np.ndarray, area: np.ndarray, up: 
         largest = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
         if stats[largest, cv2.CC_STAT_AREA] > best_area:
             best_area, best = stats[largest, cv2.CC_STAT_AREA], labels == largest
-    if best is None or np.count_nonzero(best) < 3:
-        return None
+    if best is None or best_area < max(3, settings.min_plane_fraction * np.count_nonzero(facing_half)):
+        return None  # no continuous surface among the up-facing pixels: nothing to stand on
     sel = half[best].astype(np.float64)
     if sel.shape[0] > 5000:
         sel = sel[:: sel.shape[0] // 5000]
@@ -246,7 +237,8 @@ def grow_support(cloud: np.ndarray, normals: np.ndarray, height: np.ndarray, edg
     Seeds are plane inliers; the region is every connected pixel (no depth jump between them)
     whose normal is within ``support_normal_tolerance_deg`` of the plane's and whose height is
     below ``support_grow_distance``. A quadratic height model fitted to the region (two passes,
-    outliers dropped) is subtracted from ``height``; pixels within the inlier threshold of the
+    outliers dropped), clamped to +-``support_grow_distance`` so that it never extrapolates far
+    from the support, is subtracted from ``height``; pixels within the inlier threshold of the
     corrected height join the region.
     """
     z = cloud[..., 2]
@@ -259,10 +251,10 @@ def grow_support(cloud: np.ndarray, normals: np.ndarray, height: np.ndarray, edg
     region = _components_touching(soft, strict)
     corrected = height
     for _ in range(2):
-        model = _quadratic_fit(cloud, corrected if corrected is not height else height, region, plane_n)
+        model = _quadratic_fit(cloud, height, region, plane_n)
         if model is None:
             break
-        corrected = height - model
+        corrected = height - np.clip(model, -settings.support_grow_distance, settings.support_grow_distance)
         with np.errstate(invalid='ignore'):
             region = _components_touching((np.abs(corrected) < thr) & ~edges, np.abs(corrected) < thr)
     with np.errstate(invalid='ignore'):
@@ -346,6 +338,16 @@ def over_support(cloud: np.ndarray, support: np.ndarray, plane: np.ndarray, marg
     u = np.where(inside, uv[..., 0], 0).astype(np.int64)
     v = np.where(inside, uv[..., 1], 0).astype(np.int64)
     return inside & (grid[v, u] > 0)
+
+
+def image_hull(mask: np.ndarray) -> np.ndarray:
+    """(H, W) bool: the convex hull of a mask's pixels in the image (objects on a desk the floor surrounds)."""
+    ys, xs = np.nonzero(mask)
+    out = np.zeros(mask.shape, np.uint8)
+    if ys.size >= 3:
+        stride = max(1, ys.size // 20000)
+        cv2.fillConvexPoly(out, cv2.convexHull(np.stack([xs[::stride], ys[::stride]], axis=1).astype(np.int32)), 1)
+    return out > 0
 
 
 def depth_edges(depth: np.ndarray, settings, scale: float = 1.0) -> np.ndarray:
@@ -458,8 +460,8 @@ def segment_clutter(frame: RGBDFrame, cloud: np.ndarray, valid: np.ndarray, sett
     ``cloud``/``valid`` come from ``prepare_cloud`` (workspace applied). Runs :func:`segment_labels`
     on the workspace depth, upsamples its labels to the frame, keeps segments within the size limits
     (in full-resolution pixels, with at least 10 valid points) and fits their boxes. ``plane_mask``
-    is the grown support region (upsampled); ``support_mask`` is None (the method folds every
-    support into one region).
+    is the grown support region (upsampled); ``support_mask`` holds the secondary supports (desks,
+    trays above the main support, ``split_supports``) or is None.
     """
     h, w = valid.shape
     depth = cloud[..., 2]
@@ -474,6 +476,9 @@ def segment_clutter(frame: RGBDFrame, cloud: np.ndarray, valid: np.ndarray, sett
     labels = _upsample(result['labels'], factor, (h, w))
     plane_mask = _upsample(result['support'].view(np.uint8), factor, (h, w)) > 0
     plane_mask &= valid
+    support_mask = None
+    if result['secondary'] is not None:
+        support_mask = (_upsample(result['secondary'].view(np.uint8), factor, (h, w)) > 0) & valid
     areas = np.bincount(labels.reshape(-1))
     points = np.bincount(labels[valid], minlength=areas.size)
     keep = np.flatnonzero((areas >= settings.min_object_points) & (areas <= settings.max_object_points)
@@ -488,7 +493,7 @@ def segment_clutter(frame: RGBDFrame, cloud: np.ndarray, valid: np.ndarray, sett
     t3 = time.perf_counter()
     timings['boxes'] = (t3 - t2) * 1e3
     timings['total'] = (t3 - t0) * 1e3
-    return SceneSegmentation(cloud, result['plane'], plane_mask, objects, 'ok', timings)
+    return SceneSegmentation(cloud, result['plane'], plane_mask, objects, 'ok', timings, support_mask)
 
 
 def _upsample(image: np.ndarray, factor: int, shape: Tuple[int, int]) -> np.ndarray:
@@ -513,12 +518,12 @@ def _boxes(labels: np.ndarray, keep: np.ndarray) -> np.ndarray:
 
 
 def segment_labels(depth_full: np.ndarray, intrinsics: CameraIntrinsics, gravity_up: Optional[np.ndarray],
-                   settings: SegmentationSettings, color: Optional[np.ndarray] = None):
+                   settings: SegmentationSettings, color: Optional[np.ndarray] = None, support_only: bool = False):
     """Run steps 1-5 on the working image; returns a dict of working-resolution results.
 
     Keys: ``factor``, ``cloud``, ``labels`` (int32, 0 none), ``support`` (bool), ``height``
     (corrected, metres), ``plane`` (4,) or None, ``up`` (3,) or None, ``support_ms`` (the time of
-    steps 1-3).
+    steps 1-3). With ``support_only`` it stops after the support plane (step 3, without growing).
     """
     t0 = time.perf_counter()
     factor = working_factor(depth_full.shape[1], settings.working_width)
@@ -530,13 +535,13 @@ def segment_labels(depth_full: np.ndarray, intrinsics: CameraIntrinsics, gravity
     cloud = deproject(depth, intr)
     normals = smoothed_normals(cloud)
     up = gravity_up if gravity_up is not None else dominant_up(normals, settings.image_up_weight)
-    result = {'factor': factor, 'cloud': cloud, 'labels': None, 'support': None, 'height': None,
+    result = {'factor': factor, 'cloud': cloud, 'labels': None, 'support': None, 'secondary': None, 'height': None,
               'plane': None, 'up': up, 'support_ms': 0.0}
     if up is None:
         return result
-    area = pixel_area(cloud, normals, intr)
-    plane = support_plane(cloud, normals, area, up, settings)
-    if plane is None:
+    plane = support_plane(cloud, normals, up, settings)
+    if plane is None or support_only:
+        result['plane'] = plane
         return result
     edges = depth_edges(depth, settings)
     height = cloud @ plane[:3].astype(np.float32) + np.float32(plane[3])
@@ -550,7 +555,13 @@ def segment_labels(depth_full: np.ndarray, intrinsics: CameraIntrinsics, gravity
         cuts |= weak & color_edges(color, depth.shape, settings)
     with np.errstate(invalid='ignore'):
         above = (corrected > settings.min_height) & (corrected < settings.max_height) & ~support
-    above &= over_support(cloud, support, plane, settings.support_margin)
+    secondary = None
+    supports = support
+    if settings.split_supports:
+        secondary = secondary_supports(cloud, corrected, above & ~edges, plane, intr, settings)
+        above &= ~secondary
+        supports = support | secondary
+    above &= over_support(cloud, supports, plane, settings.support_margin) | image_hull(supports)
     seeds = above & ~cuts
     count, labels = cv2.connectedComponents(seeds.view(np.uint8), connectivity=4, ltype=cv2.CV_32S)
     walls = structure_mask(labels, count, normals, cloud, np.asarray(up, np.float32), settings)
@@ -559,7 +570,7 @@ def segment_labels(depth_full: np.ndarray, intrinsics: CameraIntrinsics, gravity
         above &= ~walls[labels] | (labels == 0)
     labels = _grow_into(labels, above, depth, settings, iterations=3)
     labels = absorb_fragments(labels, above, depth, settings, settings.fragment_pixels // (factor * factor))
-    result.update(labels=labels, support=support, height=corrected, plane=plane)
+    result.update(labels=labels, support=support, secondary=secondary, height=corrected, plane=plane)
     return result
 
 

@@ -87,7 +87,7 @@ class SegmentationSettings:
       rests on it, and its box is extended down to the plane.
       ``split_supports`` (True): horizontal surfaces above the main plane (normal within
       ``support_normal_tolerance_deg``, 15 deg, of the plane normal) whose area summed over a
-      height band (3 cm) reaches ``min_support_area`` (0.025 m^2) are secondary supports (a
+      height band (3 cm) reaches ``min_support_area`` (0.08 m^2) are secondary supports (a
       tray, a board, a desk seen from a camera that found the floor first): they are reported
       in ``support_mask`` and removed, so that the objects standing on them separate.
       ``max_plane_samples`` (3000): RANSAC scores at most this many subsample points.
@@ -140,7 +140,7 @@ class SegmentationSettings:
     grow_iterations: int = 4
     split_supports: bool = True
     support_normal_tolerance_deg: float = 15.0
-    min_support_area: float = 0.025
+    min_support_area: float = 0.08
     max_plane_samples: int = 3000
     method: str = 'clutter'
     working_width: int = 320
@@ -160,7 +160,7 @@ class SegmentationSettings:
         """The 'planar' method with the thresholds it was tuned with (before 'clutter' was the default)."""
         values = dict(method='planar', plane_distance=0.008, plane_distance_quadratic=0.002, min_height=0.012,
                       edge_depth_jump=0.01, edge_depth_jump_relative=0.03, max_plane_tilt_deg=25.0,
-                      support_normal_tolerance_deg=20.0)
+                      support_normal_tolerance_deg=20.0, min_support_area=0.025)
         values.update(overrides)
         return cls(**values)
 
