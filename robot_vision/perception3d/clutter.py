@@ -172,7 +172,9 @@ def support_plane(cloud: np.ndarray, normals: np.ndarray, up: np.ndarray, settin
     the winner is the largest continuous horizontal surface (a table rather than a plane that
     strings box tops, a far table edge and the robot's base together). It is refined by least
     squares on that region. The plane may tilt from ``up`` by ``max_plane_tilt_deg``: real depth
-    is often warped by a few degrees.
+    is often warped by a few degrees. The region must hold ``min_plane_fraction`` of the up-facing
+    pixels and a tenth of that fraction of all valid pixels (a bin floor between its objects can
+    be 1 % of the view), else there is no support (None).
     """
     up = np.asarray(up, np.float32)
     with np.errstate(invalid='ignore'):
@@ -218,8 +220,11 @@ def support_plane(cloud: np.ndarray, normals: np.ndarray, up: np.ndarray, settin
         largest = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
         if stats[largest, cv2.CC_STAT_AREA] > best_area:
             best_area, best = stats[largest, cv2.CC_STAT_AREA], labels == largest
-    if best is None or best_area < max(3, settings.min_plane_fraction * np.count_nonzero(facing_half)):
-        return None  # no continuous surface among the up-facing pixels: nothing to stand on
+    # Nothing to stand on: no continuous surface among the up-facing pixels, or one too small in the view.
+    need = max(3.0, settings.min_plane_fraction * np.count_nonzero(facing_half),
+               0.1 * settings.min_plane_fraction * np.count_nonzero(np.isfinite(z)))
+    if best is None or best_area < need:
+        return None
     sel = half[best].astype(np.float64)
     if sel.shape[0] > 5000:
         sel = sel[:: sel.shape[0] // 5000]
@@ -474,6 +479,9 @@ def segment_clutter(frame: RGBDFrame, cloud: np.ndarray, valid: np.ndarray, sett
         timings['total'] = (t1 - t0) * 1e3
         return SceneSegmentation(cloud, None, np.zeros((h, w), bool), empty, 'no_plane', timings)
     labels = _upsample(result['labels'], factor, (h, w))
+    if factor > 1:
+        work_depth = _upsample(result['cloud'][..., 2], factor, (h, w))
+        labels = _refine_outlines(labels, cloud, valid, work_depth, result['plane'], settings, factor)
     plane_mask = _upsample(result['support'].view(np.uint8), factor, (h, w)) > 0
     plane_mask &= valid
     support_mask = None
@@ -494,6 +502,27 @@ def segment_clutter(frame: RGBDFrame, cloud: np.ndarray, valid: np.ndarray, sett
     timings['boxes'] = (t3 - t2) * 1e3
     timings['total'] = (t3 - t0) * 1e3
     return SceneSegmentation(cloud, result['plane'], plane_mask, objects, 'ok', timings, support_mask)
+
+
+def _refine_outlines(labels: np.ndarray, cloud: np.ndarray, valid: np.ndarray, work_depth: np.ndarray,
+                     plane: np.ndarray, settings: SegmentationSettings, factor: int) -> np.ndarray:
+    """Full-resolution outlines for labels upsampled by ``factor``.
+
+    Near an outline (within ``factor`` pixels of another label), a labelled pixel is cleared when
+    its own point lies on the support (below ``min_height``) or off its block's depth
+    (``work_depth``, the upsampled working depth) by more than the depth-step threshold (the
+    background behind an object's rim); then unlabelled pixels above the support take the label
+    of a depth-continuous neighbour (up to ``2 factor`` pixels out).
+    """
+    depth = cloud[..., 2]
+    with np.errstate(invalid='ignore'):
+        above = valid & (cloud @ plane[:3].astype(np.float32) + np.float32(plane[3]) > settings.min_height)
+        off = np.abs(depth - work_depth) > jump_threshold(depth, settings)
+    kernel = np.ones((2 * factor + 1, 2 * factor + 1), np.uint8)
+    labelled = (labels > 0).view(np.uint8)
+    band = (cv2.dilate(labelled, kernel) > 0) & (cv2.erode(labelled, kernel) == 0)
+    labels = np.where(band & valid & (~above | off), 0, labels)
+    return _grow_into(labels, band & above, cloud[..., 2], settings, iterations=2 * factor)
 
 
 def _upsample(image: np.ndarray, factor: int, shape: Tuple[int, int]) -> np.ndarray:
