@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import List, Optional
+from typing import Any, Callable, Dict, List, Optional, Sequence
 
 import numpy as np
 
@@ -163,3 +163,63 @@ def load_labelled_frames(sets=REAL_SETS) -> List[LabelledFrame]:
     if unknown:
         raise InputError(f'unknown real set(s) {unknown}: expected some of {list(REAL_SETS)}')
     return [row for name in sets for row in loaders[name]()]
+
+
+def _plane_error(found: Optional[np.ndarray], truth: Optional[np.ndarray]) -> Dict[str, float]:
+    """Angle (degrees) between the normals and offset difference (metres) of two planes, or {}."""
+    if found is None or truth is None:
+        return {}
+    cos = float(np.clip(abs(found[:3] @ truth[:3]), 0.0, 1.0))
+    return {'plane_angle_deg': float(np.degrees(np.arccos(cos))), 'plane_offset_m': float(abs(found[3] - truth[3]))}
+
+
+def evaluate_segmentation(frames: Sequence[LabelledFrame], settings, use_prior: bool = True,
+                          progress: Optional[Callable[[str], None]] = None) -> Dict[str, Any]:
+    """Segment every frame with ``settings`` and score it with :func:`frame_metrics`.
+
+    ``use_prior``: keep each frame's gravity prior (False: drop it). Returns ``frames`` (one row per
+    frame: name, set, size, ms, status and the metrics) and ``sets`` (per set and ``overall``:
+    object recall and precision at IoU 0.5, merged / split / missed counts, the mean Overlap and
+    Boundary measures per frame, median support-plane errors where the truth is known, and the
+    median time per frame by image size).
+    """
+    import time
+    from robot_vision.perception3d.instance_metrics import frame_metrics
+    from robot_vision.perception3d.segmentation import segment_scene
+    rows = []
+    for labelled in frames:
+        row_frame = labelled if use_prior else labelled.without_prior()
+        start = time.perf_counter()
+        seg = segment_scene(row_frame.frame, settings)
+        elapsed = (time.perf_counter() - start) * 1e3
+        metrics = frame_metrics(seg.objects.mask, labelled.labels)
+        h, w = labelled.labels.shape
+        rows.append({'name': labelled.name, 'set': labelled.dataset, 'size': f'{w}x{h}', 'ms': elapsed,
+                     'status': seg.status, 'prior': row_frame.frame.camera_to_fixed is not None,
+                     **metrics, **_plane_error(seg.plane, labelled.support_plane)})
+        if progress is not None:
+            progress(f'{labelled.name}: {metrics["matched"]}/{metrics["gt"]} objects, {elapsed:.0f} ms')
+    sets: Dict[str, Any] = {}
+    for name in [s for s in REAL_SETS if any(r['set'] == s for r in rows)] + ['overall']:
+        chosen = [r for r in rows if name in ('overall', r['set'])]
+        sets[name] = _summary(chosen)
+    return {'frames': rows, 'sets': sets}
+
+
+def _summary(rows: List[Dict[str, Any]]) -> Dict[str, Any]:
+    gt = sum(r['gt'] for r in rows)
+    predicted = sum(r['scored_predictions'] for r in rows)
+    matched = sum(r['matched'] for r in rows)
+    out = {'frames': len(rows), 'objects': gt, 'recall': matched / gt if gt else float('nan'),
+           'precision': matched / predicted if predicted else float('nan'),
+           **{k: sum(r[k] for r in rows) for k in ('merged', 'split', 'missed', 'false_positives')}}
+    for key in ('overlap_precision', 'overlap_recall', 'overlap_f', 'boundary_precision', 'boundary_recall',
+                'boundary_f'):
+        out[key] = float(np.mean([r[key] for r in rows]))
+    for key in ('plane_angle_deg', 'plane_offset_m'):
+        values = [r[key] for r in rows if key in r]
+        if values:
+            out[key] = float(np.median(values))
+    for size in sorted({r['size'] for r in rows}):
+        out[f'median_ms_{size}'] = float(np.median([r['ms'] for r in rows if r['size'] == size]))
+    return out

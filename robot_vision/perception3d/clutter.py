@@ -184,7 +184,7 @@ def support_plane(cloud: np.ndarray, normals: np.ndarray, up: np.ndarray, settin
     pts = cloud[facing]
     rng = np.random.default_rng(settings.seed)
     n = min(settings.max_plane_samples, pts.shape[0])
-    sample = pts[rng.choice(pts.shape[0], n, replace=False)]
+    sample = pts[rng.integers(0, pts.shape[0], n)]
     threshold = settings.plane_distance + settings.plane_distance_quadratic * sample[:, 2] ** 2
     picks = rng.integers(0, n, size=(settings.ransac_iterations, 3))
     p0, p1, p2 = sample[picks[:, 0]], sample[picks[:, 1]], sample[picks[:, 2]]
@@ -284,6 +284,13 @@ def _components_touching(mask: np.ndarray, seeds: np.ndarray, min_seeds: int = 2
     return keep[labels]
 
 
+def _least_squares(design: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """Least-squares coefficients by the normal equations (a few columns, thousands of rows; ridge 1e-9)."""
+    gram = design.T @ design
+    gram[np.diag_indices_from(gram)] += 1e-9
+    return np.linalg.solve(gram, design.T @ target)
+
+
 def _quadratic_fit(cloud: np.ndarray, height: np.ndarray, region: np.ndarray, normal: np.ndarray):
     """Height model h(u, v) = quadratic in the plane coordinates, fitted to ``region``; (H, W) or None."""
     ys, xs = np.nonzero(region)
@@ -298,10 +305,10 @@ def _quadratic_fit(cloud: np.ndarray, height: np.ndarray, region: np.ndarray, no
     u, v = pts @ e1, pts @ e2
     design = np.stack([np.ones_like(u), u, v, u * u, u * v, v * v], axis=1)
     target = height[ys, xs].astype(np.float64)
-    coef, *_ = np.linalg.lstsq(design, target, rcond=None)
+    coef = _least_squares(design, target)
     resid = np.abs(design @ coef - target)
     keep = resid < max(3 * np.median(resid), 1e-3)
-    coef, *_ = np.linalg.lstsq(design[keep], target[keep], rcond=None)
+    coef = _least_squares(design[keep], target[keep])
     uu = cloud @ e1.astype(np.float32)
     vv = cloud @ e2.astype(np.float32)
     c = coef.astype(np.float32)
@@ -597,7 +604,7 @@ def segment_labels(depth_full: np.ndarray, intrinsics: CameraIntrinsics, gravity
     if walls.any():
         labels[walls[labels]] = 0
         above &= ~walls[labels] | (labels == 0)
-    labels = _grow_into(labels, above, depth, settings, iterations=3)
+    labels = _grow_into(labels, above, depth, settings, iterations=8)
     labels = absorb_fragments(labels, above, depth, settings, settings.fragment_pixels // (factor * factor))
     result.update(labels=labels, support=support, secondary=secondary, height=corrected, plane=plane)
     return result
