@@ -605,26 +605,30 @@ def segment_labels(depth_full: np.ndarray, intrinsics: CameraIntrinsics, gravity
         labels[walls[labels]] = 0
         above &= ~walls[labels] | (labels == 0)
     labels = _grow_into(labels, above, depth, settings, iterations=8)
-    labels = absorb_fragments(labels, above, depth, settings, settings.fragment_pixels // (factor * factor))
+    labels = absorb_fragments(labels, above, depth, intr, settings)
     result.update(labels=labels, support=support, secondary=secondary, height=corrected, plane=plane)
     return result
 
 
-def absorb_fragments(labels: np.ndarray, allowed: np.ndarray, depth: np.ndarray, settings,
-                     max_pixels: int) -> np.ndarray:
-    """Hand segments smaller than ``max_pixels`` to the larger neighbour they continue at a similar depth.
+def absorb_fragments(labels: np.ndarray, allowed: np.ndarray, depth: np.ndarray, intrinsics: CameraIntrinsics,
+                     settings) -> np.ndarray:
+    """Hand segments smaller than ``fragment_area`` to the neighbour they continue at a similar depth.
 
     Slivers between two cuts and the cap of a bottle are pieces of a neighbour, not objects: their
     pixels are cleared and re-grown from the neighbouring labels (depth-continuous 4-neighbours).
-    Fragments with no such neighbour stay as they are.
+    A segment's area is the sum of its pixels' footprints, z^2 / (fx fy) (seen face-on), so the
+    limit means the same near and far. Fragments with no such neighbour stay as they are.
     """
-    areas = np.bincount(labels.reshape(-1))
-    small = areas < max_pixels
+    footprint = np.nan_to_num(depth * depth / np.float32(intrinsics.fx * intrinsics.fy))
+    areas = np.bincount(labels.reshape(-1), weights=footprint.reshape(-1))
+    small = areas < settings.fragment_area
     small[0] = False
     if not small.any():
         return labels
+    pixels = np.bincount(labels.reshape(-1))
     cleared = np.where(small[labels], 0, labels)
-    grown = _grow_into(cleared, allowed & small[labels], depth, settings, iterations=int(math.sqrt(max_pixels)) + 2)
+    reach = int(math.sqrt(pixels[small].max())) + 2
+    grown = _grow_into(cleared, allowed & small[labels], depth, settings, iterations=reach)
     return np.where((grown == 0) & small[labels], labels, grown)
 
 

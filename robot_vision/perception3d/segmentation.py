@@ -108,8 +108,8 @@ class SegmentationSettings:
       ``min_crease_pixels`` (20): shorter crease specks are ignored (sensor noise).
       ``color_edge_threshold`` (20, CIE Lab units per pixel; 0 disables colour): a colour edge cuts
       where geometry shows at least ``weak_edge_fraction`` (0.4) of a depth step or crease.
-      ``fragment_pixels`` (1500, full-resolution pixels): smaller segments join the neighbour they
-      continue at a similar depth (slivers, caps), else stay.
+      ``fragment_area`` (0.0012 m^2, about 3.5 x 3.5 cm seen face-on): smaller segments join the
+      neighbour they continue at a similar depth (slivers, caps), else stay.
       ``max_object_size`` (0.45 m): a planar, sideways-facing segment larger than this is a wall
       (bin, shelf), not an object.
     """
@@ -152,7 +152,7 @@ class SegmentationSettings:
     min_crease_pixels: int = 20
     color_edge_threshold: float = 20.0
     weak_edge_fraction: float = 0.4
-    fragment_pixels: int = 1500
+    fragment_area: float = 0.0012
     max_object_size: float = 0.45
 
     @classmethod
@@ -186,12 +186,11 @@ class SegmentationSettings:
             raise ConfigError(f'SegmentationSettings.max_object_points: expected >= min_object_points '
                               f'({self.min_object_points}), got {self.max_object_points}')
         _positive(self, 'min_support_area', 'support_grow_distance', 'max_object_size', 'crease_angle_deg')
-        _positive(self, 'support_margin', 'color_edge_threshold', 'weak_edge_fraction', zero_ok=True)
+        _positive(self, 'support_margin', 'color_edge_threshold', 'weak_edge_fraction', 'fragment_area', zero_ok=True)
         if self.method not in SEGMENTATION_METHODS:
             raise ConfigError(f'SegmentationSettings.method: expected one of {list(SEGMENTATION_METHODS)}, '
                               f'got {self.method!r}')
-        for name, low in (('working_width', 16), ('smoothing_radius', 0), ('min_crease_pixels', 1),
-                          ('fragment_pixels', 0)):
+        for name, low in (('working_width', 16), ('smoothing_radius', 0), ('min_crease_pixels', 1)):
             value = getattr(self, name)
             if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < low:
                 raise ConfigError(f'SegmentationSettings.{name}: expected an integer >= {low}, got {value!r}')

@@ -26,7 +26,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help='output folder for report.json and report.md (default artifacts/sim_eval)')
     parser.add_argument('--noise', default='kinect', choices=NOISE_MODELS, help='depth noise model (default kinect)')
     parser.add_argument('--clutter', default='isolated,clutter',
-                        help='comma-separated clutter levels the scenes cycle through (default isolated,clutter)')
+                        help='comma-separated clutter levels the scenes cycle through: isolated, clutter, dense '
+                             '(default isolated,clutter)')
+    parser.add_argument('--views', default='tabletop', help="camera preset: 'tabletop' (0.5-1 m, 45-75 deg "
+                        "above the table) or 'hard' (0.4-2 m, 45-90 deg: top-down, steep and far)")
     parser.add_argument('--no-grasping', action='store_true', help='perception only')
     parser.add_argument('--top-k', type=int, default=1, help='also execute the k best planner grasps (default 1)')
     parser.add_argument('--tracking-sequences', type=int, default=0,
@@ -46,7 +49,7 @@ def run_from_args(args: argparse.Namespace) -> int:
         if args.tracking_sequences < 0:
             raise ConfigError(f'--tracking-sequences: expected >= 0, got {args.tracking_sequences}')
         settings = EvaluationSettings(clutter_levels=tuple(c.strip() for c in args.clutter.split(',')),
-                                      noise=args.noise, grasping=not args.no_grasping,
+                                      views=args.views, noise=args.noise, grasping=not args.no_grasping,
                                       grasp_source=args.grasp_source, top_k=args.top_k)
         report = run_evaluation(args.scenes, args.seed, None, settings, progress=progress)
     except ConfigError as exc:

@@ -24,7 +24,7 @@ from robot_vision.geometry import invert_transform
 from robot_vision.replay.progress import Progress
 from robot_vision.sim.grasp_execution import GraspExecutionSettings, execute_grasp
 from robot_vision.sim.noise import NOISE_MODELS, DepthNoise
-from robot_vision.sim.scene import CLUTTER_LEVELS, SceneSettings, generate_scene
+from robot_vision.sim.scene import CLUTTER_LEVELS, VIEW_PRESETS, SceneSettings, generate_scene
 from robot_vision.sim.simulator import GroundTruth, SimScene
 from robot_vision.geometry import box_iou
 from robot_vision.perception3d.instance_metrics import mask_iou_matrix, match_instances
@@ -81,7 +81,9 @@ def add_s(model_points: np.ndarray, gt_pose: np.ndarray, pred_pose: np.ndarray) 
 class EvaluationSettings:
     """What :func:`run_evaluation` measures (metres unless stated).
 
-    ``clutter_levels``: scenes cycle through these ('isolated', 'clutter'). ``noise``: depth noise
+    ``clutter_levels``: scenes cycle through these ('isolated', 'clutter', 'dense'). ``views``: camera
+    preset of ``robot_vision.sim.scene.VIEW_PRESETS`` ('tabletop', or 'hard': top-down, steep and
+    up to 2 m away). ``noise``: depth noise
     model (see ``DepthNoise``). ``min_visible_pixels`` (200): GT objects with fewer visible
     pixels are not counted for recall. ``iou_threshold`` (0.5). ``perception`` / ``grasping``:
     which parts to run. ``image_size`` (640, 480) pixels. ``grasp_source``: 'planner' (top-1 of
@@ -93,6 +95,7 @@ class EvaluationSettings:
     """
 
     clutter_levels: Tuple[str, ...] = ('isolated', 'clutter')
+    views: str = 'tabletop'
     noise: str = 'kinect'
     min_visible_pixels: int = 200
     iou_threshold: float = 0.5
@@ -107,6 +110,8 @@ class EvaluationSettings:
         if not self.clutter_levels or any(c not in CLUTTER_LEVELS for c in self.clutter_levels):
             raise ConfigError(f'EvaluationSettings.clutter_levels: expected a non-empty subset of '
                               f'{sorted(CLUTTER_LEVELS)}, got {self.clutter_levels!r}')
+        if self.views not in VIEW_PRESETS:
+            raise ConfigError(f'EvaluationSettings.views: expected one of {sorted(VIEW_PRESETS)}, got {self.views!r}')
         if self.noise not in NOISE_MODELS:
             raise ConfigError(f'EvaluationSettings.noise: expected one of {NOISE_MODELS}, got {self.noise!r}')
         if not (0.0 < self.iou_threshold <= 1.0):
@@ -211,7 +216,8 @@ def run_evaluation(n_scenes: int, seed: int = 0, out_dir: Optional[str] = 'artif
         clutter = settings.clutter_levels[k % len(settings.clutter_levels)]
         scene_seed = int(seed) * 100003 + k
         t0 = time.perf_counter()
-        spec = generate_scene(scene_seed, SceneSettings(clutter=clutter, width=width, height=height))
+        scene_settings = SceneSettings(clutter=clutter, width=width, height=height).with_views(settings.views)
+        spec = generate_scene(scene_seed, scene_settings)
         for note in spec.notes:
             notes[note] = notes.get(note, 0) + 1
         scene = SimScene(spec, DepthNoise(settings.noise, seed=scene_seed))

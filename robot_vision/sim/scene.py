@@ -21,14 +21,20 @@ YCB_GRASPABLE = ('004_sugar_box', '005_tomato_soup_can', '006_mustard_bottle', '
 CLASS_NAMES = ('box', 'cylinder', 'sphere', 'capsule', 'ellipsoid') + YCB_GRASPABLE
 
 #: Clutter levels and their (min, max) object counts.
-CLUTTER_LEVELS = {'isolated': (1, 1), 'clutter': (4, 8)}
+CLUTTER_LEVELS = {'isolated': (1, 1), 'clutter': (4, 8), 'dense': (8, 15)}
+
+#: Camera presets of :meth:`SceneSettings.with_views`: (distance range m, elevation range deg).
+#: 'tabletop' is the default mix; 'hard' adds top-down and steep wrist-camera views and far tables.
+VIEW_PRESETS = {'tabletop': ((0.5, 1.0), (45.0, 75.0)), 'hard': ((0.4, 2.0), (45.0, 90.0))}
 
 
 @dataclass(frozen=True)
 class SceneSettings:
     """How :func:`generate_scene` draws a scene (lengths in metres, angles in degrees).
 
-    ``clutter``: 'isolated' (1 object) or 'clutter' (4-8 objects); ``num_objects`` overrides
+    ``clutter``: 'isolated' (1 object), 'clutter' (4-8 objects, ``min_gap`` apart) or 'dense'
+    (8-15 objects touching each other: no gap, and an object with no free spot left is dropped onto
+    the others, so the pile settles with objects stacked and leaning); ``num_objects`` overrides
     the count when > 0. ``surface``: 'table' (a box table of ``table_height``) or 'floor'.
     ``kinds``: object kinds to draw from (see ``OBJECT_KINDS``; 'mesh' needs the YCB point
     models and is skipped, with ``SceneSpec.notes`` saying why, when they are absent).
@@ -65,8 +71,8 @@ class SceneSettings:
         if self.clutter not in CLUTTER_LEVELS:
             raise ConfigError(f'SceneSettings.clutter: expected one of {sorted(CLUTTER_LEVELS)}, '
                               f'got {self.clutter!r}')
-        if not (0 <= int(self.num_objects) <= 12):
-            raise ConfigError(f'SceneSettings.num_objects: expected 0 (use clutter) to 12, '
+        if not (0 <= int(self.num_objects) <= 15):
+            raise ConfigError(f'SceneSettings.num_objects: expected 0 (use clutter) to 15, '
                               f'got {self.num_objects}')
         if self.surface not in ('table', 'floor'):
             raise ConfigError(f"SceneSettings.surface: expected 'table' or 'floor', got {self.surface!r}")
@@ -90,6 +96,14 @@ class SceneSettings:
                               f'got {self.table_size}')
         if not (0 <= self.moving_objects <= 12):
             raise ConfigError(f'SceneSettings.moving_objects: expected 0 to 12, got {self.moving_objects}')
+
+
+    def with_views(self, preset: str) -> SceneSettings:
+        """These settings with the camera distance and elevation ranges of a :data:`VIEW_PRESETS` entry."""
+        if preset not in VIEW_PRESETS:
+            raise ConfigError(f'views: expected one of {sorted(VIEW_PRESETS)}, got {preset!r}')
+        distance, elevation = VIEW_PRESETS[preset]
+        return dataclasses.replace(self, camera_distance=distance, camera_elevation_deg=elevation)
 
 
 def _check_range(name: str, value, low: float, high: float) -> None:
@@ -405,7 +419,11 @@ def generate_scene(seed: int, settings: SceneSettings = SceneSettings()) -> Scen
     randomize = settings.randomize_appearance
     placed: List[Tuple[np.ndarray, float]] = []
     objects: List[ObjectSpec] = []
+    dense = settings.clutter == 'dense'
+    gap = -0.01 if dense else settings.min_gap  # dense: bounding circles may overlap by 1 cm (touching)
+    stacked_top = surface_z
     for index in range(count):
+        on_top = False
         for _attempt in range(200):
             kind = kinds[int(rng.integers(len(kinds)))]
             kind, class_name, size, extent, mass, vertices, faces, rotation = _draw_object(rng, kind)
@@ -415,13 +433,17 @@ def generate_scene(seed: int, settings: SceneSettings = SceneSettings()) -> Scen
             xy = rng.uniform(-radius_limit, radius_limit, 2) if count > 1 else rng.uniform(-0.05, 0.05, 2)
             if np.linalg.norm(xy) > radius_limit + 1e-9 and count > 1:
                 continue
-            if all(np.linalg.norm(xy - p) >= footprint + r + settings.min_gap for p, r in placed):
+            if all(np.linalg.norm(xy - p) >= footprint + r + gap for p, r in placed):
                 break
         else:
-            notes.append(f'placed {index} of {count} objects: no free spot left for more')
-            break
+            if not dense:
+                notes.append(f'placed {index} of {count} objects: no free spot left for more')
+                break
+            on_top = True  # dense piles: dropped onto the others, it settles stacked or leaning
         placed.append((xy, footprint))
-        z = surface_z + _resting_half_height(kind, extent, rotation, vertices) + 0.002
+        half = _resting_half_height(kind, extent, rotation, vertices)
+        z = (stacked_top + half + 0.01) if on_top else surface_z + half + 0.002
+        stacked_top = max(stacked_top, z + half)
         pose = np.eye(4)
         pose[:3, :3] = rotation
         pose[:3, 3] = (xy[0], xy[1], z)
@@ -477,4 +499,4 @@ def generate_scene(seed: int, settings: SceneSettings = SceneSettings()) -> Scen
 
 
 __all__ = ['SceneSettings', 'SceneSpec', 'ObjectSpec', 'CameraSpec', 'LightSpec', 'generate_scene',
-           'look_at', 'ycb_hull', 'OBJECT_KINDS', 'CLASS_NAMES', 'CLUTTER_LEVELS', 'YCB_GRASPABLE']
+           'look_at', 'ycb_hull', 'OBJECT_KINDS', 'CLASS_NAMES', 'CLUTTER_LEVELS', 'VIEW_PRESETS', 'YCB_GRASPABLE']
