@@ -96,7 +96,7 @@ class NodeDiagnostics:
         self._node = node
         self._name = name
         self._inputs = inputs
-        self._timeout = input_timeout_s
+        self.timeout = input_timeout_s
         self._hold = hold_s
         self.rates = {name: RateMeter() for name in inputs}
         self.latency_ms: Deque[float] = collections.deque(maxlen=300)
@@ -135,10 +135,10 @@ class NodeDiagnostics:
         now = time.monotonic()
         with self._lock:
             found = [(lvl, key, msg) for key, (lvl, msg, t) in self._problems.items() if now - t <= self._hold]
-        if now - self._started > self._timeout:
+        if now - self._started > self.timeout:
             for name, (topic, qos) in self._inputs.items():
                 last = self.rates[name].last
-                if last is None or now - last > self._timeout:
+                if last is None or now - last > self.timeout:
                     why = qos_problem(self._node, topic, qos)
                     silence = 'no message yet' if last is None else f'no message for {now - last:.1f} s'
                     found.append((WARN, f'input_{name}', f'{name}: {silence}' + (f'; {why}' if why else

@@ -69,6 +69,11 @@ class GraspPlannerNode(PipelineNode):
         self._latest, self._requests = None, []
         self._support = SupportPlaneStream(settings.segmentation)
 
+    def apply_settings(self, settings: PipelineSettings) -> None:
+        """Settings changed at runtime: the support plane is fitted afresh with the new segmentation settings."""
+        super().apply_settings(settings)
+        self._support = SupportPlaneStream(settings.segmentation)
+
     def inputs(self) -> List[Tuple[str, type, str]]:
         """The objects and the depth image they were seen in."""
         return [('objects', Detection3DArray, self.params['objects_topic']),
