@@ -91,7 +91,8 @@ def test_runtime_changes_apply_at_the_next_frame_or_need_a_reconfigure(lifecycle
     assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
     assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
     seen = []
-    node.process = lambda msgs: seen.append((node.pipeline.settings.segmentation.max_depth, node.params['tf_timeout_s']))
+    node.process = lambda msgs: seen.append((node.pipeline.settings.segmentation.max_depth,
+                                             node.params['tf_timeout_s']))
     assert node.set_parameters([Parameter('segmentation.max_depth', value=0.3),
                                 Parameter('tf_timeout_s', value=0.2)]) == [SetParametersResult(successful=True)] * 2
     node._process_set({})  # the worker's next set
