@@ -7,7 +7,7 @@ import subprocess
 import pytest
 from lifecycle_msgs.msg import Transition
 from lifecycle_msgs.srv import ChangeState, GetState
-from node_harness import FeedNode, milk_frame, spin_until, start_node
+from node_harness import CONFIG, FeedNode, milk_frame, spin_until, start_node
 from rcl_interfaces.msg import Parameter as ParameterMsg
 from rcl_interfaces.srv import SetParameters
 from rclpy.executors import SingleThreadedExecutor
@@ -100,9 +100,13 @@ def test_invalid_transitions_by_id_are_refused_and_the_node_keeps_running(ros_co
     assert 'lifecycle transition id 99 refused: the node is unconfigured' in log
 
 
-def test_parameter_service_refuses_invalid_values_and_int_for_float_starts(ros_context):
+def test_parameter_service_refuses_invalid_values_and_int_for_float_starts(ros_context, tmp_path):
+    config = tmp_path / 'int_for_float.yaml'
+    text = CONFIG.read_text()
+    assert 'max_depth: 2.0' in text
+    config.write_text(text.replace('max_depth: 2.0', 'max_depth: 2'))  # an integer for a float, in YAML
     process = start_node('perception_node', '-p', 'autostart:=true', '-p', 'grasp_processes:=0',
-                         '-p', 'segmentation.max_depth:=2')
+                         '-p', 'tf_timeout_s:=1', config=config)  # and with -p
     client = Client(ros_context)
     try:
         assert spin_until(client.executor, lambda: client.state() == 'active', 60.0)
