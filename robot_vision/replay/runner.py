@@ -37,7 +37,7 @@ from robot_vision.errors import ConfigError, InputError
 from robot_vision.geometry import quaternion_from_matrix
 from robot_vision.replay.bag import BagSink, BagSource, RawMessage, TopicInfo, topic_table
 from robot_vision.replay.progress import Progress
-from robot_vision.ros.topics import INPUT_TYPES, OUTPUT_TOPICS, resolve
+from robot_vision.ros.topics import CAMERA_INFO_WAIT_S, INPUT_TYPES, OUTPUT_TOPICS, resolve
 
 #: Files and folders a replay writes into its output folder (and removes with ``overwrite``).
 OUTPUT_NAMES = ('bag', 'results.json', 'summary.json', 'report.html', 'gallery')
@@ -525,6 +525,11 @@ def _replay(bag: Path, out_dir: Path, pipeline_settings: Any, settings: ReplaySe
                 continue
             _consume(raw, role, codec, state, tf, policy, diagnostics, _Item)
             while pairs and not done():
+                if state['intrinsics'] is None and raw.log_ns - pairs[0][0].log_ns < CAMERA_INFO_WAIT_S * 1e9:
+                    break  # as the nodes do, wait for a CameraInfo logged just after the first images
+                process(*pairs.pop(0))
+        else:
+            while pairs and not done():  # the bag ended while they waited for a CameraInfo
                 process(*pairs.pop(0))
     except KeyboardInterrupt:  # only where no handler could be installed (a replay off the main thread)
         diagnostics.add('run', 'interrupted by the user (Ctrl-C): the outputs hold the frames processed so far')

@@ -43,7 +43,7 @@ from robot_vision.ros.node_parameters import ALL_NAMES, check_value, node_parame
 from robot_vision.ros.outputs import result_messages
 from robot_vision.ros.params import (declare_settings, is_float, read_settings, review_change, undeclared_message,
                                      unknown_overrides)
-from robot_vision.ros.topics import output_topic
+from robot_vision.ros.topics import CAMERA_INFO_WAIT_S, output_topic
 from robot_vision.types import CameraIntrinsics, RGBDFrame
 
 def message_class(type_name: str) -> type:
@@ -56,9 +56,6 @@ def reliability(name: str) -> ReliabilityPolicy:
     """The QoS reliability policy of a parameter value ('best_effort' or 'reliable')."""
     return {'best_effort': ReliabilityPolicy.BEST_EFFORT, 'reliable': ReliabilityPolicy.RELIABLE}[name]
 
-
-#: How long the worker waits for the first CameraInfo before it skips a frame (s).
-CAMERA_INFO_WAIT_S = 0.5
 
 #: QoS of latched outputs (LabelInfo): late subscribers get the last message.
 LATCHED = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL, reliability=ReliabilityPolicy.RELIABLE)

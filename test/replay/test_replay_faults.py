@@ -21,6 +21,7 @@ from sensor_msgs.msg import Image
 
 from robot_vision.cli import main as cli_main
 from robot_vision.datasets import load_pcl_sequence
+from robot_vision.replay import ReplaySettings, replay
 from robot_vision.ros.conversions import make_header
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -165,3 +166,11 @@ def test_depth_topic_of_an_unsupported_encoding_is_named(frames, tmp_path, capsy
     assert code == 1 and err.count('\n') == 1
     assert f"/cam/depth/image_raw has encoding '{encoding}', which is not a depth encoding (supported: " \
            f"16UC1, mono16, 32FC1)" in err
+
+
+@pytest.mark.parametrize('count', [3, 10])
+def test_camera_info_logged_after_the_images_is_used_for_the_first_frame(frames, tmp_path, count):
+    bag = write_bag(tmp_path / 'input', stamped_frames((frames * 4)[:count]), info_after_images=True)
+    run = replay(bag, tmp_path / 'out', settings=ReplaySettings(gallery_size=0, write_bag=False), progress=None)
+    assert run.processed == count, run.diagnostics
+    assert not [d for d in run.diagnostics if d['kind'] == 'calibration']
