@@ -83,6 +83,47 @@ class RateMeter:
         return (len(recent) - 1) / max(recent[-1] - recent[0], 1e-6)
 
 
+class PairingWatch:
+    """The latest header stamp of each synchronised input: why sets do not form, and time going back.
+
+    ``arrived`` returns the input's previous stamp when the new one is earlier (a looped bag, a
+    restarted camera or simulation), after which every input starts afresh. ``pairing_problem``
+    explains inputs that all arrive while no set formed for ``grace_s`` seconds, with the measured
+    offset of their latest stamps and the slop.
+    """
+
+    def __init__(self, names: List[str], slop_s: float, grace_s: float = 2.0) -> None:
+        self._names, self._slop, self._grace = list(names), slop_s, grace_s
+        self.stamps: Dict[str, float] = {}
+        self.last_set = time.monotonic()
+
+    def arrived(self, name: str, stamp: float) -> Optional[float]:
+        """Record an input's stamp; return its previous stamp when time went back, else None."""
+        previous = self.stamps.get(name)
+        if previous is not None and stamp < previous:
+            self.stamps = {name: stamp}
+            return previous
+        self.stamps[name] = stamp
+        return None
+
+    def paired(self) -> None:
+        """Record that a set formed."""
+        self.last_set = time.monotonic()
+
+    def pairing_problem(self, now: Optional[float] = None) -> Optional[str]:
+        """Why the inputs arrive but form no set (None while sets form or an input is still missing)."""
+        now = time.monotonic() if now is None else now
+        if len(self._names) < 2 or len(self.stamps) < len(self._names) or now - self.last_set < self._grace:
+            return None
+        latest = {name: self.stamps[name] for name in self._names}
+        early, late = min(latest, key=latest.get), max(latest, key=latest.get)
+        offset = latest[late] - latest[early]
+        return (f'{" and ".join(self._names)} arrive but do not pair (no set for {now - self.last_set:.1f} s): '
+                f'their latest stamps differ by {offset * 1e3:.0f} ms ({late} ahead of {early}), sync_slop_s is '
+                f'{self._slop * 1e3:.0f} ms; check that the drivers stamp the images of one exposure alike, or '
+                f'raise sync_slop_s')
+
+
 class NodeDiagnostics:
     """Collects a node's health figures and publishes them on /diagnostics as DiagnosticArray.
 

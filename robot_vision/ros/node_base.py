@@ -38,7 +38,7 @@ from robot_vision.errors import RobotVisionError
 from robot_vision.pipeline import FrameResult, Pipeline, PipelineSettings
 from robot_vision.ros import conversions as cv
 from robot_vision.ros.compat import ApproximateSync, TransformSource
-from robot_vision.ros.diagnostics import NodeDiagnostics, large_image_problem
+from robot_vision.ros.diagnostics import NodeDiagnostics, PairingWatch, large_image_problem
 from robot_vision.ros.node_parameters import ALL_NAMES, check_value, node_parameters
 from robot_vision.ros.outputs import result_messages
 from robot_vision.ros.params import (declare_settings, is_float, read_settings, review_change, undeclared_message,
@@ -153,6 +153,7 @@ class PipelineNode(LifecycleNode):
         self.camera_info: Optional[CameraInfo] = None
         self._info_arrived = threading.Event()
         self._sync: Optional[ApproximateSync] = None
+        self._reset_pending, self._resync_timer = False, None
         self._extra_subs: List[Any] = []
         self._diag_timer = None
         self._input_names: List[str] = []
@@ -280,8 +281,8 @@ class PipelineNode(LifecycleNode):
                          reliability=reliability(p['input_reliability']), durability=DurabilityPolicy.VOLATILE)
         inputs = self.inputs()
         self._input_names = [name for name, _, _ in inputs]
-        self._sync = ApproximateSync(self, [(msg_type, topic, qos) for _, msg_type, topic in inputs],
-                                     int(p['sync_queue_size']), float(p['sync_slop_s']), self._on_set)
+        self._sync_inputs = [(msg_type, topic, qos) for _, msg_type, topic in inputs]
+        self._start_sync()
         watched = {name: (topic, qos) for name, _, topic in inputs}
         if self.USES_CAMERA_INFO:
             info_qos = QoSProfile(depth=5, reliability=reliability(p['input_reliability']))
@@ -343,12 +344,52 @@ class PipelineNode(LifecycleNode):
         if self.diag is not None:
             self.diag.rates['camera_info'].tick()
 
+    def _start_sync(self) -> None:
+        """Synchronise the inputs afresh; every arrival passes :meth:`_arrived` first."""
+        self._sync = ApproximateSync(self, self._sync_inputs, int(self.params['sync_queue_size']),
+                                     float(self.params['sync_slop_s']), self._on_set)
+        self._pairing = PairingWatch(self._input_names, float(self.params['sync_slop_s']))
+        for name, sub in zip(self._input_names, self._sync.subscriptions):
+            sub.callback = functools.partial(self._arrived, name, sub.callback)
+
+    def _arrived(self, name: str, deliver: Callable[[Any], None], msg: Any) -> None:
+        """Count an input message, explain sets that do not form, notice time going back; then synchronise it."""
+        self.diag.rates[name].tick()
+        stamp = cv.stamp_to_seconds(msg.header.stamp)
+        previous = self._pairing.arrived(name, stamp)
+        if previous is not None:
+            text = (f'time jumped back on {name}: stamp {stamp:.3f} after {previous:.3f} ({previous - stamp:.3f} s; '
+                    f'a looped bag, or a restarted camera or simulation): synchronisation, tracks and kept grasps '
+                    f'were reset')
+            self.diag.problem('time', text)
+            self.get_logger().warn(text)
+            self._reset_pending = True  # the worker resets the pipeline before its next set
+            self._resync_timer = self._resync_timer or self.create_timer(0.0, self._resync)
+        problem = self._pairing.pairing_problem()
+        if problem:
+            self.diag.problem('sync', problem)
+        deliver(msg)
+
+    def _resync(self) -> None:
+        self.destroy_timer(self._resync_timer)
+        self._resync_timer = None
+        if self._sync is not None:  # still active
+            self._sync.destroy()
+            self._start_sync()
+
+    def reset_state(self) -> None:
+        """Forget tracks and kept grasps after time went back (worker thread; the default resets the pipeline)."""
+        if self.pipeline is not None:
+            self.pipeline.reset()
+
     def _on_set(self, *msgs: Any) -> None:
-        for name in self._input_names:
-            self.diag.rates[name].tick()
+        self._pairing.paired()
         self.submit(dict(zip(self._input_names, msgs)))
 
     def _process_set(self, msgs: Dict[str, Any]) -> None:
+        if self._reset_pending:
+            self._reset_pending = False
+            self.reset_state()
         settings = self._new_settings
         if settings is not None and settings is not self.settings:
             self.apply_settings(settings)

@@ -105,13 +105,15 @@ class FeedNode:
         spin_until(executor, lambda: False, 1.0)
         return matched
 
-    def publish(self):
-        """Publish the frame once, stamped now; return the stamp."""
-        stamp = self.node.get_clock().now().to_msg()
+    def publish(self, stamp_s=None, depth_offset_s: float = 0.0):
+        """Publish the frame once, stamped ``stamp_s`` (seconds; default now), depth ``depth_offset_s`` later."""
+        now = self.node.get_clock().now().nanoseconds * 1e-9
+        stamp = cv.seconds_to_stamp(now if stamp_s is None else stamp_s)
         self.info.publish(cv.intrinsics_to_camera_info(self.frame.intrinsics, self.frame.frame_id, stamp))
         if self.frame.color is not None:
             self.color.publish(cv.numpy_to_image(self.frame.color, 'rgb8', self.frame.frame_id, stamp))
-        self.depth.publish(cv.numpy_to_image(self.raw_depth, '16UC1', self.frame.frame_id, stamp))
+        depth_stamp = cv.seconds_to_stamp(cv.stamp_to_seconds(stamp) + depth_offset_s) if depth_offset_s else stamp
+        self.depth.publish(cv.numpy_to_image(self.raw_depth, '16UC1', self.frame.frame_id, depth_stamp))
         return stamp
 
 

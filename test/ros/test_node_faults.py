@@ -5,6 +5,7 @@ import signal
 import subprocess
 
 import pytest
+from diagnostic_msgs.msg import DiagnosticArray
 from lifecycle_msgs.msg import Transition
 from lifecycle_msgs.srv import ChangeState, GetState
 from node_harness import CONFIG, FeedNode, milk_frame, spin_until, start_node
@@ -172,3 +173,72 @@ def test_sigint_stops_the_node_cleanly_in_every_state(ros_context, shared_data, 
         assert 'Traceback' not in log and 'RCLError' not in log, log[-3000:]
     if feed is not None:
         feed.node.destroy_node()
+
+
+class DiagnosticsListener:
+    """Keeps the robot_vision node's latest /diagnostics values ({key: value})."""
+
+    def __init__(self, client: Client):
+        self.values = {}
+        client.node.create_subscription(DiagnosticArray, '/diagnostics', self._on_array, 10)
+
+    def _on_array(self, msg):
+        for status in msg.status:
+            if 'robot_vision' in status.name:
+                self.values = {kv.key: kv.value for kv in status.values}
+
+
+def test_inputs_that_arrive_but_do_not_pair_are_diagnosed_with_the_offset(ros_context, shared_data):
+    feed = FeedNode(ros_context, milk_frame(shared_data), reliability=ReliabilityPolicy.RELIABLE)
+    process = start_node('perception_node', '-p', 'input_reliability:=reliable', '-p', 'grasp_processes:=0',
+                         '-p', 'input_timeout_s:=1.0')
+    client = Client(ros_context)
+    client.executor.add_node(feed.node)
+    listener = DiagnosticsListener(client)
+    try:
+        assert feed.wait_for_nodes(client.executor, 1, ('camera/color/image_raw',))
+
+        def fed_and_diagnosed():
+            feed.publish(depth_offset_s=0.15)
+            spin_until(client.executor, lambda: False, 0.3)
+            return 'do not pair' in listener.values.get('sync', '')
+        assert spin_until(client.executor, fed_and_diagnosed, 60.0), listener.values
+        text = listener.values['sync']
+        assert 'latest stamps differ by 150 ms (depth ahead of color), sync_slop_s is 30 ms' in text
+        assert not any(key.startswith('input_') for key in listener.values), listener.values  # not "silent"
+        assert float(listener.values['color rate (Hz)']) > 0 and listener.values['frames processed'] == '0'
+    finally:
+        client.close()
+        feed.node.destroy_node()
+        code, log = _interrupt(process)
+    assert code == 0, log[-3000:]
+
+
+def test_time_going_back_is_diagnosed_and_processing_resumes(ros_context, shared_data):
+    feed = FeedNode(ros_context, milk_frame(shared_data), reliability=ReliabilityPolicy.RELIABLE)
+    process = start_node('perception_node', '-p', 'input_reliability:=reliable', '-p', 'grasp_processes:=0')
+    client = Client(ros_context)
+    client.executor.add_node(feed.node)
+    listener = DiagnosticsListener(client)
+    stamp = [2000.0]
+
+    def feed_until(condition, timeout=60.0):
+        def step():
+            feed.publish(stamp[0])
+            stamp[0] += 0.5
+            spin_until(client.executor, lambda: False, 0.5)
+            return condition()
+        return spin_until(client.executor, step, timeout)
+    try:
+        assert feed.wait_for_nodes(client.executor, 1, ('camera/color/image_raw',))
+        assert feed_until(lambda: int(listener.values.get('frames processed', 0)) >= 2), listener.values
+        stamp[0] = 1000.0  # a looped bag: time jumps back 1000 s
+        assert feed_until(lambda: 'time jumped back' in listener.values.get('time', '')), listener.values
+        processed = int(listener.values['frames processed'])
+        assert feed_until(lambda: int(listener.values['frames processed']) >= processed + 2), listener.values
+    finally:
+        client.close()
+        feed.node.destroy_node()
+        code, log = _interrupt(process)
+    assert code == 0, log[-3000:]
+    assert 'time jumped back on color: stamp 1000.000 after' in log or 'time jumped back on depth' in log
