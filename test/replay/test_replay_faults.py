@@ -93,7 +93,7 @@ def small_disk(tmp_path):
                                            capture_output=True).returncode != 0:
         pytest.skip('a full disk is simulated with a small tmpfs, which needs root and mount(8)')
     yield mount
-    subprocess.run(['umount', str(mount)], check=False)
+    assert subprocess.run(['umount', str(mount)], capture_output=True).returncode == 0, 'a file is still open'
 
 
 def test_a_full_disk_keeps_what_fits_and_names_what_is_incomplete(long_bag, small_disk, capsys):
