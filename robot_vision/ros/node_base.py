@@ -533,7 +533,7 @@ def spin(node: LifecycleNode) -> None:
     down under the executor, which can then fail with "the given context is not valid".
     """
     import rclpy
-    executor = SingleThreadedExecutor()
+    executor = SingleThreadedExecutor(context=node.context)
     executor.add_node(node)
     try:
         while node.context.ok():
@@ -550,7 +550,7 @@ def spin(node: LifecycleNode) -> None:
         if isinstance(node, PipelineNode):
             node.release()
         node.destroy_node()
-        rclpy.try_shutdown()
+        rclpy.try_shutdown(context=node.context)
 
 
 def tune_malloc() -> bool:

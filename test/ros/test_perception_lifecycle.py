@@ -11,6 +11,7 @@ from rclpy.parameter import Parameter
 from vision_msgs.msg import Detection3DArray
 
 from robot_vision.pipeline import FrameResult
+from robot_vision.ros.node_base import spin
 from robot_vision.ros.perception_node import PerceptionNode
 
 pytestmark = pytest.mark.ros
@@ -124,3 +125,19 @@ def test_only_outputs_with_a_subscriber_are_built_and_published(node, ros_contex
     assert spin_until(executor, lambda: bool(got), 10)
     assert published == ['objects'] and got[0].header.stamp.sec == 12
     listener.destroy_node()
+
+
+def test_an_exception_in_a_callback_is_logged_and_the_spin_goes_on(node, ros_context, capfd):
+    calls = []
+
+    def flaky():
+        calls.append(len(calls))
+        if len(calls) == 1:
+            raise RuntimeError('a bug in a callback')
+        if len(calls) == 3:
+            ros_context.try_shutdown()  # as Ctrl-C does: the spin ends
+
+    node.create_timer(0.05, flaky)
+    spin(node)
+    assert calls == [0, 1, 2]
+    assert "a callback failed, the node keeps running: RuntimeError('a bug in a callback')" in capfd.readouterr().err
