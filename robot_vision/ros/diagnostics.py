@@ -88,14 +88,14 @@ class PairingWatch:
 
     ``arrived`` returns the input's previous stamp when the new one is earlier (a looped bag, a
     restarted camera or simulation), after which every input starts afresh. ``pairing_problem``
-    explains inputs that all arrive while no set formed for ``grace_s`` seconds, with the measured
-    offset of their latest stamps and the slop.
+    explains inputs that all arrive while no set formed for ``grace_s`` seconds (counted from the
+    moment every input had arrived), with the measured offset of their latest stamps and the slop.
     """
 
     def __init__(self, names: List[str], slop_s: float, grace_s: float = 2.0) -> None:
         self._names, self._slop, self._grace = list(names), slop_s, grace_s
         self.stamps: Dict[str, float] = {}
-        self.last_set = time.monotonic()
+        self.last_set: Optional[float] = None
 
     def arrived(self, name: str, stamp: float) -> Optional[float]:
         """Record an input's stamp; return its previous stamp when time went back, else None."""
@@ -113,7 +113,11 @@ class PairingWatch:
     def pairing_problem(self, now: Optional[float] = None) -> Optional[str]:
         """Why the inputs arrive but form no set (None while sets form or an input is still missing)."""
         now = time.monotonic() if now is None else now
-        if len(self._names) < 2 or len(self.stamps) < len(self._names) or now - self.last_set < self._grace:
+        if len(self._names) < 2 or len(self.stamps) < len(self._names):
+            return None
+        if self.last_set is None:
+            self.last_set = now  # every input arrived: the grace starts
+        if now - self.last_set < self._grace:
             return None
         latest = {name: self.stamps[name] for name in self._names}
         early, late = min(latest, key=latest.get), max(latest, key=latest.get)

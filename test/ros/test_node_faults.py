@@ -1,5 +1,6 @@
 """The perception node as a process survives bad requests and stops cleanly: real executable, real DDS services."""
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -54,6 +55,20 @@ class Client:
         self.node.destroy_node()
 
 
+@contextlib.contextmanager
+def running(ros_context, *arguments, config=CONFIG):
+    """Start perception_node with ``arguments``; yield (process, Client); kill the node if it still runs."""
+    process = start_node('perception_node', *arguments, config=config)
+    client = Client(ros_context)
+    try:
+        yield process, client
+    finally:
+        client.close()
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+
+
 def _interrupt(process: subprocess.Popen, timeout: float = 30.0):
     """SIGINT the node; return (exit code, log)."""
     process.send_signal(signal.SIGINT)
@@ -77,9 +92,7 @@ NEXT = {'unconfigured': 'configure', 'inactive': 'activate', 'active': 'shutdown
 
 
 def test_invalid_transitions_by_id_are_refused_and_the_node_keeps_running(ros_context):
-    process = start_node('perception_node', '-p', 'autostart:=false', '-p', 'grasp_processes:=0')
-    client = Client(ros_context)
-    try:
+    with running(ros_context, '-p', 'autostart:=false', '-p', 'grasp_processes:=0') as (process, client):
         state = client.state()
         refused = []
         for wanted, transition_id in INVALID_BY_ID:
@@ -92,11 +105,6 @@ def test_invalid_transitions_by_id_are_refused_and_the_node_keeps_running(ros_co
             assert client.state() == wanted
         assert refused == [True] * len(INVALID_BY_ID)
         code, log = _interrupt(process)
-    finally:
-        client.close()
-        if process.poll() is None:
-            process.kill()
-            process.communicate()
     assert code == 0 and 'Traceback' not in log, log[-3000:]
     assert 'lifecycle transition id 99 refused: the node is unconfigured' in log
 
@@ -106,10 +114,8 @@ def test_parameter_service_refuses_invalid_values_and_int_for_float_starts(ros_c
     text = CONFIG.read_text()
     assert 'max_depth: 2.0' in text
     config.write_text(text.replace('max_depth: 2.0', 'max_depth: 2'))  # an integer for a float, in YAML
-    process = start_node('perception_node', '-p', 'autostart:=true', '-p', 'grasp_processes:=0',
-                         '-p', 'tf_timeout_s:=1', config=config)  # and with -p
-    client = Client(ros_context)
-    try:
+    with running(ros_context, '-p', 'autostart:=true', '-p', 'grasp_processes:=0', '-p', 'tf_timeout_s:=1',
+                 config=config) as (process, client):  # and an integer with -p
         assert spin_until(client.executor, lambda: client.state() == 'active', 60.0)
         bad = client.set_parameter('mode', 'stereo')
         assert not bad.successful and "mode: expected one of ['rgbd', 'depth', 'color'], got 'stereo'" in bad.reason
@@ -120,31 +126,20 @@ def test_parameter_service_refuses_invalid_values_and_int_for_float_starts(ros_c
         assert not later.successful and 'needs reconfigure' in later.reason
         assert process.poll() is None
         code, log = _interrupt(process)
-    finally:
-        client.close()
-        if process.poll() is None:
-            process.kill()
-            process.communicate()
     assert code == 0 and 'Traceback' not in log and 'InvalidParameterTypeException' not in log, log[-3000:]
 
 
 def test_bad_input_depth_fails_configuration_with_one_clear_line(ros_context):
-    process = start_node('perception_node', '-p', 'input_depth:=-5', '-p', 'grasp_processes:=0')
-    client = Client(ros_context)
-    try:
+    with running(ros_context, '-p', 'input_depth:=-5', '-p', 'grasp_processes:=0') as (process, client):
         assert client.state() in ('unconfigured', 'configuring')
         code, log = _interrupt(process)
-    finally:
-        client.close()
     assert 'input_depth: expected an integer from 1 to 10000, got -5' in log, log[-3000:]
     assert 'invalid allocator' not in log and code == 0
 
 
 def _stop_in_state(ros_context, state: str, feed=None):
     extra = ('-p', 'autostart:=false') if state in ('unconfigured', 'inactive') else ()
-    process = start_node('perception_node', *extra, '-p', 'input_reliability:=reliable')
-    client = Client(ros_context)
-    try:
+    with running(ros_context, *extra, '-p', 'input_reliability:=reliable') as (process, client):
         if state == 'inactive':
             assert client.transition(label='configure')
         assert spin_until(client.executor, lambda: client.state() == ('inactive' if state == 'inactive' else
@@ -155,11 +150,6 @@ def _stop_in_state(ros_context, state: str, feed=None):
                 feed.publish()
                 spin_until(client.executor, lambda: False, 0.1)
         return _interrupt(process)
-    finally:
-        client.close()
-        if process.poll() is None:
-            process.kill()
-            process.communicate()
 
 
 @pytest.mark.parametrize('state', ['unconfigured', 'inactive', 'active idle', 'active under load'])
@@ -190,12 +180,10 @@ class DiagnosticsListener:
 
 def test_inputs_that_arrive_but_do_not_pair_are_diagnosed_with_the_offset(ros_context, shared_data):
     feed = FeedNode(ros_context, milk_frame(shared_data), reliability=ReliabilityPolicy.RELIABLE)
-    process = start_node('perception_node', '-p', 'input_reliability:=reliable', '-p', 'grasp_processes:=0',
-                         '-p', 'input_timeout_s:=1.0')
-    client = Client(ros_context)
-    client.executor.add_node(feed.node)
-    listener = DiagnosticsListener(client)
-    try:
+    with running(ros_context, '-p', 'input_reliability:=reliable', '-p', 'grasp_processes:=0',
+                 '-p', 'input_timeout_s:=1.0') as (process, client):
+        client.executor.add_node(feed.node)
+        listener = DiagnosticsListener(client)
         assert feed.wait_for_nodes(client.executor, 1, ('camera/color/image_raw',))
 
         def fed_and_diagnosed():
@@ -207,38 +195,32 @@ def test_inputs_that_arrive_but_do_not_pair_are_diagnosed_with_the_offset(ros_co
         assert 'latest stamps differ by 150 ms (depth ahead of color), sync_slop_s is 30 ms' in text
         assert not any(key.startswith('input_') for key in listener.values), listener.values  # not "silent"
         assert float(listener.values['color rate (Hz)']) > 0 and listener.values['frames processed'] == '0'
-    finally:
-        client.close()
-        feed.node.destroy_node()
         code, log = _interrupt(process)
+    feed.node.destroy_node()
     assert code == 0, log[-3000:]
 
 
 def test_time_going_back_is_diagnosed_and_processing_resumes(ros_context, shared_data):
     feed = FeedNode(ros_context, milk_frame(shared_data), reliability=ReliabilityPolicy.RELIABLE)
-    process = start_node('perception_node', '-p', 'input_reliability:=reliable', '-p', 'grasp_processes:=0')
-    client = Client(ros_context)
-    client.executor.add_node(feed.node)
-    listener = DiagnosticsListener(client)
     stamp = [2000.0]
+    with running(ros_context, '-p', 'input_reliability:=reliable', '-p', 'grasp_processes:=0') as (process, client):
+        client.executor.add_node(feed.node)
+        listener = DiagnosticsListener(client)
 
-    def feed_until(condition, timeout=60.0):
-        def step():
-            feed.publish(stamp[0])
-            stamp[0] += 0.5
-            spin_until(client.executor, lambda: False, 0.5)
-            return condition()
-        return spin_until(client.executor, step, timeout)
-    try:
+        def feed_until(condition, timeout=60.0):
+            def step():
+                feed.publish(stamp[0])
+                stamp[0] += 0.5
+                spin_until(client.executor, lambda: False, 0.5)
+                return condition()
+            return spin_until(client.executor, step, timeout)
         assert feed.wait_for_nodes(client.executor, 1, ('camera/color/image_raw',))
         assert feed_until(lambda: int(listener.values.get('frames processed', 0)) >= 2), listener.values
         stamp[0] = 1000.0  # a looped bag: time jumps back 1000 s
         assert feed_until(lambda: 'time jumped back' in listener.values.get('time', '')), listener.values
         processed = int(listener.values['frames processed'])
         assert feed_until(lambda: int(listener.values['frames processed']) >= processed + 2), listener.values
-    finally:
-        client.close()
-        feed.node.destroy_node()
         code, log = _interrupt(process)
+    feed.node.destroy_node()
     assert code == 0, log[-3000:]
     assert 'time jumped back on color: stamp 1000.000 after' in log or 'time jumped back on depth' in log
