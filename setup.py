@@ -44,7 +44,9 @@ setup(
     maintainer_email='maintainers@robot-vision.dev',
     description='RGB-D perception for grasping and navigation on ROS 2',
     license='Apache-2.0',
-    tests_require=['pytest'],
+    # colcon test picks pytest from the 'test' extra (setuptools dropped tests_require); pyproject.toml's
+    # addopts give every test a timeout, which needs pytest-timeout.
+    extras_require={'test': ['pytest', 'pytest-timeout']},
     entry_points={
         'console_scripts': [
             'robot-vision = robot_vision.cli:main',

@@ -1,7 +1,8 @@
 """Replay a recorded rosbag2 into the robot_vision nodes, with simulated time from the bag's /clock.
 
-The bag is played by ``robot-vision play`` (recorded timing, /clock, latched /tf_static; plays
-mcap and sqlite3 bags without ros2 bag), or by ``ros2 bag play --clock`` with ``player:=ros2``.
+The bag is played by ``robot-vision play`` from the install space (lib/robot_vision; recorded timing,
+/clock, latched /tf_static; plays mcap and sqlite3 bags without ros2 bag), or by ``ros2 bag play
+--clock`` with ``player:=ros2``.
 The nodes are started by robot_vision.launch.py with use_sim_time:=true and reliable inputs (the
 player publishes reliably, and no recorded frame should be lost), so every argument of
 that file (nodes, config_file, detector_backend, camera topics, fixed_frame...) can be given here.
@@ -16,7 +17,7 @@ from launch.actions import DeclareLaunchArgument, ExecuteProcess, IncludeLaunchD
 from launch.conditions import IfCondition, UnlessCondition
 from launch.launch_description_sources import PythonLaunchDescriptionSource
 from launch.substitutions import LaunchConfiguration, PathJoinSubstitution, PythonExpression
-from launch_ros.substitutions import FindPackageShare
+from launch_ros.substitutions import FindPackagePrefix, FindPackageShare
 
 ARGUMENTS = [
     ('bag', 'demo', "rosbag2 folder, .mcap or .db3 file; 'demo': the bundled real RGB-D bag"),
@@ -37,7 +38,9 @@ def generate_launch_description() -> LaunchDescription:
             for name, default, text in ARGUMENTS]
     cfg = {name: LaunchConfiguration(name) for name, _, _ in ARGUMENTS}
     ours = PythonExpression(["'", cfg['player'], "' == 'robot_vision'"])
-    play = ExecuteProcess(cmd=['robot-vision', 'play', cfg['bag'], '--rate', cfg['rate']],
+    # The player from the install space (colcon installs console scripts in lib/robot_vision, not on PATH).
+    player = PathJoinSubstitution([FindPackagePrefix('robot_vision'), 'lib', 'robot_vision', 'robot-vision'])
+    play = ExecuteProcess(cmd=[player, 'play', cfg['bag'], '--rate', cfg['rate']],
                           output='screen', condition=IfCondition(ours))
     ros2_play = ExecuteProcess(cmd=['ros2', 'bag', 'play', cfg['bag'], '--clock', '--rate', cfg['rate']],
                                output='screen', condition=UnlessCondition(ours))

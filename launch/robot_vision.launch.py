@@ -29,6 +29,9 @@ ARGUMENTS = [
     ('color_topic', 'color/image_raw', 'colour image topic, relative to camera_namespace'),
     ('depth_topic', 'aligned_depth_to_color/image_raw', 'depth aligned to colour, relative to camera_namespace'),
     ('camera_info_topic', 'color/camera_info', 'CameraInfo topic, relative to camera_namespace'),
+    ('color_transport', 'raw', "image_transport of the colour input: 'raw' or 'compressed' (color_topic/compressed)"),
+    ('depth_transport', 'raw', "image_transport of the depth input: 'raw', 'compressedDepth' "
+                               "(depth_topic/compressedDepth) or 'compressed'"),
     ('config_file', PathJoinSubstitution([FindPackageShare('robot_vision'), 'config', 'robot_vision.yaml']),
      'parameter file of the nodes (section /** applies to all of them)'),
     ('input_reliability', 'best_effort', "QoS reliability of the camera subscriptions: 'best_effort' (any "
@@ -40,9 +43,11 @@ ARGUMENTS = [
     ('fixed_frame', 'odom', 'frame the tracks are kept in (TF must connect it to the camera)'),
     ('target_frame', '', 'frame of the published grasps, e.g. base_link (empty: the camera frame)'),
     ('use_sim_time', 'false', 'use /clock (simulation or bag replay)'),
-    ('publish_frames', 'false', 'publish the camera mount and gripper TCP frames from urdf/robot_vision.urdf.xacro'),
+    ('publish_frames', 'false', 'publish the camera mount (base_link -> camera_link -> optical frames) from '
+                                'urdf/robot_vision.urdf.xacro as static TF; no robot_description, no gripper'),
     ('sim', 'false', 'also start Gazebo (sim/gazebo/tabletop.sdf) and its ros_gz_bridge; sets use_sim_time'),
-    ('namespace', '', 'namespace of the robot_vision nodes and their outputs'),
+    ('namespace', 'robot_vision', "namespace of the robot_vision nodes and their outputs (/robot_vision/objects, "
+                                  "...: the names robot-vision replay writes; '' puts them at the root)"),
     ('dds_profile', PathJoinSubstitution([FindPackageShare('robot_vision'), 'config', 'fastdds_large_images.xml']),
      'Fast DDS profile the nodes (and processes started after them) get through FASTRTPS_/FASTDDS_DEFAULT_'
      "PROFILES_FILE: shared memory large enough for camera images; '' keeps the environment as it is"),
@@ -79,6 +84,8 @@ def generate_launch_description() -> LaunchDescription:
         'color_topic': PathJoinSubstitution([cfg['camera_namespace'], cfg['color_topic']]),
         'depth_topic': PathJoinSubstitution([cfg['camera_namespace'], cfg['depth_topic']]),
         'camera_info_topic': PathJoinSubstitution([cfg['camera_namespace'], cfg['camera_info_topic']]),
+        'color_transport': cfg['color_transport'],
+        'depth_transport': cfg['depth_transport'],
         'target_frame': cfg['target_frame'],
         'input_reliability': cfg['input_reliability'],
     }]
@@ -90,9 +97,11 @@ def generate_launch_description() -> LaunchDescription:
                               namespace=cfg['namespace'], output='screen', parameters=parameters,
                               condition=_selected(cfg['nodes'], name))
                 for name, executable in SEPARATE.items()]
+    # Its own namespace: robot_state_publisher also publishes robot_description (latched), which must never
+    # replace the robot's /robot_description; the TF it publishes (/tf_static) is absolute.
     frames = Node(
         package='robot_state_publisher', executable='robot_state_publisher', name='robot_vision_frames',
-        condition=IfCondition(cfg['publish_frames']),
+        namespace='robot_vision_camera_mount', condition=IfCondition(cfg['publish_frames']),
         parameters=[{'use_sim_time': use_sim_time, 'robot_description': ParameterValue(
             Command(['xacro ', PathJoinSubstitution([FindPackageShare('robot_vision'), 'urdf',
                                                      'robot_vision.urdf.xacro'])]), value_type=str)}])

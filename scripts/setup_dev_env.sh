@@ -44,6 +44,12 @@ if [[ ! -x "$VENV/bin/python" ]]; then
   log "creating venv at $VENV"
   "$PY" -m venv "$VENV"
 fi
+# The CPU build of torch, explicitly (constraints.txt pins torch==X+cpu): PyPI's Linux torch wheels pull
+# several GB of CUDA packages. A local wheel or index that has it is used first, else PyTorch's CPU index.
+TORCH_CPU="$(grep -E '^torch==' "$ROOT/constraints.txt")"
+"$VENV/bin/python" -m pip install -q --disable-pip-version-check -c "$ROOT/constraints.txt" "$TORCH_CPU" 2>/dev/null \
+  || "$VENV/bin/python" -m pip install -q --disable-pip-version-check -c "$ROOT/constraints.txt" "$TORCH_CPU" \
+       --extra-index-url https://download.pytorch.org/whl/cpu
 log "installing pinned Python packages (a few minutes on a fresh machine)"
 "$VENV/bin/python" -m pip install -q --disable-pip-version-check \
   -c "$ROOT/constraints.txt" -r "$ROOT/requirements-dev.txt" 2> >(grep -v '^WARNING: Location' >&2)

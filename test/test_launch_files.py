@@ -46,12 +46,19 @@ def test_launch_file_references_exist(launch_file):
     named = {n.value for n in ast.walk(tree) if isinstance(n, ast.Constant) and isinstance(n.value, str)
              and re.fullmatch(r'[a-z_]+_node', n.value)}
     assert named <= _entry_points() | {'robot_state_publisher'}, named - _entry_points()
-    # Commands run by ExecuteProcess that are this package's console scripts exist.
+    # This package's console scripts run by ExecuteProcess exist and start from the install space
+    # (colcon puts them in lib/robot_vision, which is not on PATH), never from PATH.
     for call in _calls(tree, 'ExecuteProcess'):
         command = next(kw.value for kw in call.keywords if kw.arg == 'cmd')
-        program = command.elts[0].value
-        if program.startswith('robot-vision'):
-            assert program in _entry_points(), program
+        program = command.elts[0]
+        if isinstance(program, ast.Name):  # a variable: its assignment in the file
+            program = next(n.value for n in ast.walk(tree) if isinstance(n, ast.Assign)
+                           and getattr(n.targets[0], 'id', '') == program.id)
+        text = ast.unparse(program)
+        if 'robot-vision' in text or "'robot_vision'" in text:
+            prefix = "PathJoinSubstitution([FindPackagePrefix('robot_vision'), 'lib', 'robot_vision', "
+            assert text.startswith(prefix), text
+            assert program.args[0].elts[-1].value in _entry_points(), text
     # Every file under share/robot_vision named by PathJoinSubstitution exists in the repo.
     for call in _calls(tree, 'PathJoinSubstitution'):
         elements = call.args[0].elts
@@ -114,7 +121,26 @@ def test_config_files_hold_only_declared_and_valid_parameters(config):
                            'executable with the same config file as a process-level equivalent.')
 @pytest.mark.parametrize('launch_file', LAUNCH_FILES, ids=[p.name for p in LAUNCH_FILES])
 def test_launch_description_loads(launch_file):
+    from launch import LaunchContext
     from launch.launch_description_sources import PythonLaunchDescriptionSource
     source = PythonLaunchDescriptionSource(str(launch_file))
-    description = source.get_launch_description(None)
+    description = source.get_launch_description(LaunchContext())
     assert description.entities
+
+
+def test_rviz_config_shows_output_topics_under_the_launch_namespace():
+    """config/robot_vision.rviz names output topics in the launch file's default namespace, with matching displays."""
+    from robot_vision.ros.topics import OUTPUT_TOPIC_TYPES
+    tree = ast.parse((ROOT / 'launch' / 'robot_vision.launch.py').read_text())
+    table = next(n.value for n in ast.walk(tree) if isinstance(n, ast.Assign)
+                 and getattr(n.targets[0], 'id', '') == 'ARGUMENTS')
+    namespace = next(item.elts[1].value for item in table.elts if item.elts[0].value == 'namespace')
+    layout = yaml.safe_load((ROOT / 'config' / 'robot_vision.rviz').read_text())
+    types = {'Image': 'sensor_msgs/msg/Image', 'MarkerArray': 'visualization_msgs/msg/MarkerArray',
+             'PointCloud2': 'sensor_msgs/msg/PointCloud2', 'PoseArray': 'geometry_msgs/msg/PoseArray'}
+    shown = {}
+    for display in layout['Visualization Manager']['Displays']:
+        if 'Topic' in display:
+            shown[display['Topic']['Value']] = types[display['Class'].split('/')[-1]]
+    assert shown and all(topic.startswith(f'/{namespace}/') for topic in shown), shown
+    assert {t.split('/', 2)[2]: m for t, m in shown.items()}.items() <= OUTPUT_TOPIC_TYPES.items()

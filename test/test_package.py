@@ -36,6 +36,49 @@ def test_package_xml_is_format_3_ament_python_with_real_dependencies():
         assert key in deps, f'package.xml does not declare {key}'
 
 
+#: Non-ROS rosdep keys package.xml may use: checked by hand against ros/rosdistro rosdep/python.yaml (Jazzy era).
+#: (python3-torch, python3-rosbags-pip, python3-mcap, python3-mujoco-pip, python3-pypcd4 do not exist there.)
+ROSDEP_PYTHON_KEYS = {'python3-numpy', 'python3-scipy', 'python3-opencv', 'python3-yaml', 'python3-matplotlib',
+                      'python3-open3d-pip', 'python3-onnxruntime-pip', 'python3-pytest', 'python3-pytest-timeout'}
+#: Third-party modules the package imports -> the package.xml key that provides them on a robot.
+IMPORT_KEYS = {'numpy': 'python3-numpy', 'scipy': 'python3-scipy', 'cv2': 'python3-opencv', 'yaml': 'python3-yaml',
+               'matplotlib': 'python3-matplotlib', 'open3d': 'python3-open3d-pip',
+               'onnxruntime': 'python3-onnxruntime-pip', 'tf2_ros': 'tf2_ros_py'}
+#: Third-party modules without a rosdep key: the README's robot pip line installs them (pip name).
+PIP_ONLY = {'torch': 'torch', 'rosbags': 'rosbags', 'mcap': 'mcap', 'pypcd4': 'pypcd4', 'mujoco': 'mujoco',
+            'tifffile': 'tifffile', 'onnx': 'onnx'}
+
+
+def _imported_modules():
+    import ast
+    names = set()
+    for path in (ROOT / 'robot_vision').rglob('*.py'):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                names.update(alias.name.split('.')[0] for alias in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names.add(node.module.split('.')[0])
+    return names - set(sys.stdlib_module_names) - {'robot_vision'}
+
+
+def test_every_import_is_declared_with_a_rosdep_key_or_in_the_readme_pip_line():
+    deps = {e.text for e in _package_xml() if e.tag.endswith('depend')}
+    assert 'rclpy_lifecycle' not in deps  # lifecycle is part of rclpy; no such package
+    unkeyed = {d for d in deps if d.startswith('python3-')} - ROSDEP_PYTHON_KEYS
+    assert not unkeyed, f'package.xml keys rosdep does not know: {sorted(unkeyed)}'
+    readme = (ROOT / 'README.md').read_text()
+    robot = readme.split('## On a robot', 1)[1].split('\n## ', 1)[0]
+    pip_line = ' '.join(line.split('#')[0] for line in robot.splitlines() if line.startswith('pip install'))
+    assert 'torch==' in pip_line and 'download.pytorch.org/whl/cpu' in pip_line  # the CPU build, pinned
+    for module in sorted(_imported_modules()):
+        if module in PIP_ONLY:
+            assert re.search(rf'(^|\s){PIP_ONLY[module]}([=<>\s]|$)', pip_line), f'README pip lines lack {module}'
+        elif module in IMPORT_KEYS:
+            assert IMPORT_KEYS[module] in deps, f'{module}: package.xml lacks {IMPORT_KEYS[module]}'
+        else:  # ROS packages: the package name is the key
+            assert module in deps, f'{module} is imported but not declared in package.xml'
+
+
 @pytest.mark.skipif(shutil.which('xmllint') is None, reason='xmllint (libxml2-utils) is not installed')
 @pytest.mark.parametrize('path', ['package.xml', 'ros_interfaces/vision_msgs/package.xml',
                                   'ros_interfaces/tf2_msgs/package.xml'])
@@ -44,18 +87,21 @@ def test_xml_manifests_are_well_formed(path):
 
 
 @pytest.mark.skipif(shutil.which('xmllint') is None, reason='xmllint (libxml2-utils) is not installed')
-@pytest.mark.parametrize('xacro_file', sorted(p.name for p in (ROOT / 'urdf').glob('*.xacro')))
-def test_urdf_expands_and_is_well_formed(xacro_file, tmp_path):
+@pytest.mark.parametrize('gripper', [False, True])
+def test_urdf_expands_and_is_well_formed(gripper, tmp_path):
+    """The camera mount alone by default (what publish_frames publishes); the gripper frames only when asked."""
     urdf = tmp_path / 'robot.urdf'
-    expanded = subprocess.run([str(Path(sys.executable).parent / 'xacro'), str(ROOT / 'urdf' / xacro_file)],
-                              check=True, capture_output=True, text=True).stdout
+    xacro = [str(Path(sys.executable).parent / 'xacro'), str(ROOT / 'urdf' / 'robot_vision.urdf.xacro')]
+    expanded = subprocess.run(xacro + [f'gripper:={str(gripper).lower()}'], check=True, capture_output=True,
+                              text=True).stdout
     urdf.write_text(expanded)
     subprocess.run(['xmllint', '--noout', str(urdf)], check=True)
     links = re.findall(r'<link name="([^"]+)"', expanded)
     children = set(re.findall(r'<child link="([^"]+)"', expanded))
     assert len(links) == len(set(links)), 'duplicate link names'
     assert len([link for link in links if link not in children]) == 1, 'a URDF needs exactly one root link'
-    assert {'camera_color_optical_frame', 'gripper_tcp'} <= set(links)
+    camera = {'base_link', 'camera_link', 'camera_color_optical_frame', 'camera_depth_optical_frame'}
+    assert set(links) == (camera | {'gripper_flange', 'gripper_tcp'} if gripper else camera)
 
 
 def test_ruff_lint_clean():

@@ -8,8 +8,8 @@ from robot_vision.perception3d.detections3d import objects_from_detections
 from robot_vision.perception3d.filtering import grid_subsample, voxel_downsample, workspace_mask
 from robot_vision.perception3d.plane import orient_plane, plane_distance, ransac_plane
 from robot_vision.perception3d.registration import RegistrationResult, RegistrationSettings, register_model
-from robot_vision.perception3d.segmentation import (SceneSegmentation, SegmentationSettings,
-                                                    fit_support_plane, segment_scene)
+from robot_vision.perception3d.planar import fit_support_plane
+from robot_vision.perception3d.segmentation import SceneSegmentation, SegmentationSettings, segment_scene
 from robot_vision.perception3d.smoothing import PoseSmoother, PoseSmoothingSettings
 from robot_vision.perception3d.visualize import overlay_objects
 

@@ -18,13 +18,8 @@ import numpy as np
 from robot_vision.errors import InputError
 from robot_vision.geometry import invert_transform, transform_points
 from robot_vision.perception3d.plane import plane_distance
-from robot_vision.perception3d.segmentation import (
-    SegmentationSettings,
-    check_depth_frame,
-    fit_support_plane,
-    prepare_cloud,
-    up_prior,
-)
+from robot_vision.perception3d.planar import fit_support_plane
+from robot_vision.perception3d.segmentation import SegmentationSettings, check_depth_frame, prepare_cloud, up_prior
 from robot_vision.types import CameraIntrinsics, Objects3D, RGBDFrame
 
 #: Metres the axis-aligned prefilter boxes of :func:`objects_with_box_points` are grown by: far
@@ -69,12 +64,17 @@ def _in_bounds(columns: np.ndarray, low: np.ndarray, high: np.ndarray) -> np.nda
 def support_plane(frame: RGBDFrame, settings: SegmentationSettings = SegmentationSettings()) -> Optional[np.ndarray]:
     """The support plane [a, b, c, d] of a depth frame (unit normal towards the camera), or None.
 
-    Fitted as :func:`~robot_vision.perception3d.segment_scene` does (workspace, gravity prior from
-    the settings or ``frame.camera_to_fixed``), without segmenting the objects.
+    Fitted as :func:`~robot_vision.perception3d.segment_scene` does with ``settings.method``
+    (workspace, gravity prior from the settings or ``frame.camera_to_fixed``), without segmenting
+    the objects.
     """
     cloud, valid, _ = prepare_cloud(frame, settings)
     if not valid.any():
         return None
+    if settings.method == 'clutter':
+        from robot_vision.perception3d.clutter import segment_labels
+        return segment_labels(cloud[..., 2], frame.intrinsics, up_prior(frame, settings), settings,
+                              support_only=True)['plane']
     plane, _ = fit_support_plane(cloud, valid, settings, up_prior(frame, settings))
     return plane
 

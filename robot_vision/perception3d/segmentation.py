@@ -12,14 +12,16 @@ import numpy as np
 from robot_vision.camera import deproject
 from robot_vision.errors import ConfigError, InputError
 from robot_vision.perception3d.boxes import oriented_box
-from robot_vision.perception3d.filtering import voxel_downsample, workspace_mask
-from robot_vision.perception3d.plane import plane_basis, ransac_plane
+from robot_vision.perception3d.filtering import workspace_mask
 from robot_vision.types import Objects3D, RGBDFrame
 
 Vec3 = Tuple[float, float, float]
 
 #: "Up" in the image (optical frame -y): without a gravity prior, support planes facing it are preferred.
 IMAGE_UP = (0.0, -1.0, 0.0)
+
+#: The segmentation methods :func:`segment_scene` can run (``SegmentationSettings.method``).
+SEGMENTATION_METHODS = ('clutter', 'planar')
 
 
 def _vec3(name: str, value, allow_none: bool = True) -> Optional[Vec3]:
@@ -50,6 +52,12 @@ def _positive(settings, *names: str, zero_ok: bool = False) -> None:
 class SegmentationSettings:
     """Settings of :func:`segment_scene` and :func:`objects_from_detections` (metres, degrees).
 
+    Method:
+      ``method`` ('clutter'): 'clutter' (support from the gravity prior or the dominant surface,
+      instances cut at depth steps, concave creases and colour edges backed by geometry; see
+      :mod:`robot_vision.perception3d.clutter`) or 'planar' (one RANSAC plane and the depth-connected
+      components above it, the earlier algorithm: :mod:`robot_vision.perception3d.planar`;
+      :meth:`planar` gives it with the defaults it was tuned with).
     Workspace:
       ``min_depth`` / ``max_depth`` (0.2 / 4.0 m): valid depth range along the optical axis.
       ``workspace_min`` / ``workspace_max`` (None): optional axis-aligned box corners (x, y, z)
@@ -59,11 +67,11 @@ class SegmentationSettings:
       ``plane_stride`` (6): pixel stride of the organized-cloud subsample used for RANSAC.
       ``voxel_size`` (0.02 m): voxel grid applied to that subsample so that near and far
       surfaces count equally (0 disables it).
-      ``plane_distance`` (0.008 m) + ``plane_distance_quadratic`` (0.002 1/m) * z^2: inlier
+      ``plane_distance`` (0.005 m) + ``plane_distance_quadratic`` (0.003 1/m) * z^2: inlier
       threshold, growing with depth like structured-light/ToF noise.
       ``ransac_iterations`` (200), ``seed`` (0).
       ``up_vector`` (None): gravity "up" in the camera frame, when known; only planes whose
-      normal is within ``max_plane_tilt_deg`` (25 deg) of it are accepted. When None and the
+      normal is within ``max_plane_tilt_deg`` (20 deg) of it are accepted. When None and the
       frame has ``camera_to_fixed``, the fixed frame's +z is used (``use_frame_up``, True).
       ``image_up_weight`` (1.0): without any gravity prior, a plane hypothesis's inlier count
       is weighted by 1 + w * (n . image-up) (n towards the camera, image-up = optical -y), a
@@ -71,20 +79,39 @@ class SegmentationSettings:
       top-down camera (n . image-up ~ 0) is unaffected. 0 disables it.
       ``min_plane_fraction`` (0.05): the plane must hold this fraction of the valid subsample.
     Objects:
-      ``min_height`` (0.012 m) / ``max_height`` (1.0 m): object points lie this far above the plane.
-      ``edge_depth_jump`` (0.01 m) + ``edge_depth_jump_relative`` (0.03) * z: depth step between
+      ``min_height`` (0.007 m) / ``max_height`` (1.0 m): object points lie this far above the plane.
+      ``edge_depth_jump`` (0.006 m) + ``edge_depth_jump_relative`` (0.012) * z: depth step between
       neighbouring pixels that separates two surfaces (splits touching objects).
       ``min_object_points`` (150) / ``max_object_points`` (150000): instance size limits in pixels.
       ``contact_tolerance`` (0.02 m): an object whose lowest point is this close to the plane
       rests on it, and its box is extended down to the plane.
       ``split_supports`` (True): horizontal surfaces above the main plane (normal within
-      ``support_normal_tolerance_deg``, 20 deg, of the plane normal) whose area summed over a
-      height band (3 cm) reaches ``min_support_area`` (0.025 m^2) are secondary supports (a
+      ``support_normal_tolerance_deg``, 15 deg, of the plane normal) whose area summed over a
+      height band (3 cm) reaches ``min_support_area`` (0.08 m^2) are secondary supports (a
       tray, a board, a desk seen from a camera that found the floor first): they are reported
       in ``support_mask`` and removed, so that the objects standing on them separate.
       ``max_plane_samples`` (3000): RANSAC scores at most this many subsample points.
       ``grow_iterations`` (4): pixels of image-space region growing that give instances back
       their low border pixels (just above the plane inlier band) at equal depth.
+    The 'clutter' method (``plane_distance``, ``plane_distance_quadratic``, ``min_height``,
+    ``max_height``, ``max_plane_tilt_deg``, ``support_normal_tolerance_deg``, ``image_up_weight``,
+    ``edge_depth_jump(_relative)``, ``ransac_iterations``, ``max_plane_samples``, ``min/max_object_points``
+    and the workspace apply to it as above) also uses:
+      ``working_width`` (320): the depth is block-averaged to at most this width first (640x480
+      runs at 320x240, 1280x720 at 320x180); labels are upsampled back.
+      ``fill_holes`` (True): missing pixels whose valid 5x5 neighbours agree in depth are filled.
+      ``smoothing_radius`` (3): bilateral depth smoothing radius in working pixels (0 disables it).
+      ``support_grow_distance`` (0.015 m): the support region grows over up-facing pixels this close
+      to the plane; a quadratic height correction fitted to it follows a warped or curved table.
+      ``support_margin`` (0.02 m): objects must lie over the support's convex hull grown by this.
+      ``crease_angle_deg`` (25): concave creases sharper than this cut objects apart;
+      ``min_crease_pixels`` (20): shorter crease specks are ignored (sensor noise).
+      ``color_edge_threshold`` (20, CIE Lab units per pixel; 0 disables colour): a colour edge cuts
+      where geometry shows at least ``weak_edge_fraction`` (0.4) of a depth step or crease.
+      ``fragment_pixels`` (1500, full-resolution pixels): smaller segments join the neighbour they
+      continue at a similar depth (slivers, caps), else stay.
+      ``max_object_size`` (0.45 m): a planar, sideways-facing segment larger than this is a wall
+      (bin, shelf), not an object.
     """
 
     min_depth: float = 0.2
@@ -94,27 +121,48 @@ class SegmentationSettings:
     workspace_transform: Optional[Tuple[Tuple[float, ...], ...]] = None
     plane_stride: int = 6
     voxel_size: float = 0.02
-    plane_distance: float = 0.008
-    plane_distance_quadratic: float = 0.002
+    plane_distance: float = 0.005
+    plane_distance_quadratic: float = 0.003
     ransac_iterations: int = 200
     seed: int = 0
     up_vector: Optional[Vec3] = None
-    max_plane_tilt_deg: float = 25.0
+    max_plane_tilt_deg: float = 20.0
     use_frame_up: bool = True
     image_up_weight: float = 1.0
     min_plane_fraction: float = 0.05
-    min_height: float = 0.012
+    min_height: float = 0.007
     max_height: float = 1.0
-    edge_depth_jump: float = 0.01
-    edge_depth_jump_relative: float = 0.03
+    edge_depth_jump: float = 0.006
+    edge_depth_jump_relative: float = 0.012
     min_object_points: int = 150
     max_object_points: int = 150000
     contact_tolerance: float = 0.02
     grow_iterations: int = 4
     split_supports: bool = True
-    support_normal_tolerance_deg: float = 20.0
-    min_support_area: float = 0.025
+    support_normal_tolerance_deg: float = 15.0
+    min_support_area: float = 0.08
     max_plane_samples: int = 3000
+    method: str = 'clutter'
+    working_width: int = 320
+    fill_holes: bool = True
+    smoothing_radius: int = 3
+    support_grow_distance: float = 0.015
+    support_margin: float = 0.02
+    crease_angle_deg: float = 25.0
+    min_crease_pixels: int = 20
+    color_edge_threshold: float = 20.0
+    weak_edge_fraction: float = 0.4
+    fragment_pixels: int = 1500
+    max_object_size: float = 0.45
+
+    @classmethod
+    def planar(cls, **overrides) -> SegmentationSettings:
+        """The 'planar' method with the thresholds it was tuned with (before 'clutter' was the default)."""
+        values = dict(method='planar', plane_distance=0.008, plane_distance_quadratic=0.002, min_height=0.012,
+                      edge_depth_jump=0.01, edge_depth_jump_relative=0.03, max_plane_tilt_deg=25.0,
+                      support_normal_tolerance_deg=20.0, min_support_area=0.025)
+        values.update(overrides)
+        return cls(**values)
 
     def __post_init__(self) -> None:
         """Validate every field; raise ConfigError naming the field, expected and actual value."""
@@ -137,9 +185,22 @@ class SegmentationSettings:
         if self.max_object_points < self.min_object_points:
             raise ConfigError(f'SegmentationSettings.max_object_points: expected >= min_object_points '
                               f'({self.min_object_points}), got {self.max_object_points}')
-        _positive(self, 'min_support_area')
+        _positive(self, 'min_support_area', 'support_grow_distance', 'max_object_size', 'crease_angle_deg')
+        _positive(self, 'support_margin', 'color_edge_threshold', 'weak_edge_fraction', zero_ok=True)
+        if self.method not in SEGMENTATION_METHODS:
+            raise ConfigError(f'SegmentationSettings.method: expected one of {list(SEGMENTATION_METHODS)}, '
+                              f'got {self.method!r}')
+        for name, low in (('working_width', 16), ('smoothing_radius', 0), ('min_crease_pixels', 1),
+                          ('fragment_pixels', 0)):
+            value = getattr(self, name)
+            if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < low:
+                raise ConfigError(f'SegmentationSettings.{name}: expected an integer >= {low}, got {value!r}')
+        if self.weak_edge_fraction > 1 or self.crease_angle_deg >= 180:
+            raise ConfigError(f'SegmentationSettings.weak_edge_fraction / crease_angle_deg: expected a fraction in '
+                              f'[0, 1] and an angle in (0, 180), got {self.weak_edge_fraction!r} and '
+                              f'{self.crease_angle_deg!r}')
         _positive(self, 'image_up_weight', zero_ok=True)
-        for name in ('use_frame_up', 'split_supports'):
+        for name in ('use_frame_up', 'split_supports', 'fill_holes'):
             if not isinstance(getattr(self, name), bool):
                 raise ConfigError(f'SegmentationSettings.{name}: expected True or False, '
                                   f'got {getattr(self, name)!r}')
@@ -273,181 +334,47 @@ def prepare_cloud(frame: RGBDFrame, settings: SegmentationSettings) -> Tuple[np.
     return cloud, valid, True
 
 
-def fit_support_plane(cloud: np.ndarray, valid: np.ndarray, settings: SegmentationSettings,
-                      up: Optional[np.ndarray] = None) -> Tuple[Optional[np.ndarray], np.ndarray]:
-    """Find the support plane of an organized cloud; returns (plane or None, (H, W) inlier mask).
-
-    ``cloud`` (H, W, 3) float32 metres in the camera frame with ``valid`` (H, W) bool; ``up``
-    an optional (3,) gravity prior. RANSAC runs on a strided (``plane_stride``), voxel-thinned
-    (``voxel_size``) subsample of at most ``max_plane_samples`` points; the final inlier mask
-    is evaluated on every valid pixel with the depth-dependent threshold of ``settings``.
-    The plane is (4,) float64 [a, b, c, d] with a unit normal pointing towards the camera.
-    """
-    plane, plane_mask, _ = _fit_support_plane(cloud, valid, settings, up)
-    return plane, plane_mask
-
-
-def _fit_support_plane(cloud: np.ndarray, valid: np.ndarray, settings: SegmentationSettings,
-                       up: Optional[np.ndarray], depth: Optional[np.ndarray] = None):
-    """:func:`fit_support_plane`, also returning the (H, W) float32 signed height above the plane."""
-    stride = settings.plane_stride
-    sub = cloud[::stride, ::stride].reshape(-1, 3)
-    sub = sub[valid[::stride, ::stride].reshape(-1)]
-    if settings.voxel_size > 0 and sub.shape[0] > 0:
-        sub = voxel_downsample(sub, settings.voxel_size)
-    plane_mask = np.zeros(valid.shape, bool)
-    if sub.shape[0] < 3:
-        return None, plane_mask, None
-    rng = np.random.default_rng(settings.seed)
-    if sub.shape[0] > settings.max_plane_samples:
-        sub = sub[rng.choice(sub.shape[0], settings.max_plane_samples, replace=False)]
-    plane, inliers = ransac_plane(sub, settings.inlier_threshold(sub[:, 2]), settings.ransac_iterations,
-                                  up, settings.max_plane_tilt_deg, rng, prefer=IMAGE_UP,
-                                  prefer_weight=settings.image_up_weight if up is None else 0.0)
-    if plane is None or inliers.sum() < max(3, settings.min_plane_fraction * sub.shape[0]):
-        return None, plane_mask, None
-    with np.errstate(invalid='ignore'):
-        height = cloud @ plane[:3].astype(np.float32) + np.float32(plane[3])
-        plane_mask = np.abs(height) < settings.inlier_threshold(cloud[..., 2] if depth is None else depth)
-    return plane, plane_mask, height
-
-
-def far_side_edges(depth: np.ndarray, settings: SegmentationSettings) -> np.ndarray:
-    """(H, W) bool: pixels with a 4-neighbour nearer by more than the depth-jump threshold.
-
-    Marking only the far side of each discontinuity keeps the nearer (occluding) surface whole
-    while cutting it off from what lies behind it.
-    """
-    z = depth
-    thr = settings.edge_depth_jump + settings.edge_depth_jump_relative * z
-    far = np.zeros(z.shape, bool)
-    with np.errstate(invalid='ignore'):
-        dx = z[:, 1:] - z[:, :-1]
-        far[:, 1:] |= dx > thr[:, 1:]
-        far[:, :-1] |= -dx > thr[:, :-1]
-        dy = z[1:, :] - z[:-1, :]
-        far[1:, :] |= dy > thr[1:, :]
-        far[:-1, :] |= -dy > thr[:-1, :]
-    return far
-
-
-def _grow_labels(labels: np.ndarray, candidates: np.ndarray, depth: np.ndarray,
-                 settings: SegmentationSettings, iterations: int) -> np.ndarray:
-    """Give unlabelled candidate pixels the label of a 4-neighbour at a similar depth, repeatedly.
-
-    Works on the sparse set of candidate pixels within ``iterations`` pixels of a label, so the
-    cost scales with the object outlines, not with the image. Returns (labels, the labels that
-    the newly labelled pixels received), the second for updating per-label areas.
-    """
-    h, w = labels.shape
-    near = cv2.dilate((labels > 0).view(np.uint8) if labels.dtype == np.uint8 else
-                      (labels > 0).astype(np.uint8), np.ones((3, 3), np.uint8), iterations=iterations)
-    todo = np.flatnonzero((near > 0) & candidates & (labels == 0))
-    if todo.size == 0:
-        return labels, np.zeros(0, np.int64)
-    flat_labels = labels.reshape(-1)
-    flat_depth = depth.reshape(-1)
-    rows, cols = np.divmod(todo, w)
-    z = flat_depth[todo]
-    thr = settings.edge_depth_jump + settings.edge_depth_jump_relative * z
-    neighbours = []
-    for dy, dx in ((1, 0), (-1, 0), (0, 1), (0, -1)):
-        inside = (rows + dy >= 0) & (rows + dy < h) & (cols + dx >= 0) & (cols + dx < w)
-        nb = np.where(inside, todo + dy * w + dx, todo)
-        with np.errstate(invalid='ignore'):
-            close = inside & (np.abs(flat_depth[nb] - z) < thr)
-        neighbours.append((nb, close))
-    for _ in range(iterations):
-        current = flat_labels[todo]
-        new = current.copy()
-        for nb, close in neighbours:
-            nb_label = flat_labels[nb]
-            take = (new == 0) & close & (nb_label > 0)
-            new[take] = nb_label[take]
-        changed = new != current
-        if not changed.any():
-            break
-        flat_labels[todo[changed]] = new[changed]
-    return labels, flat_labels[todo][flat_labels[todo] > 0].astype(np.int64)
-
-
 def segment_scene(frame: RGBDFrame,
                   settings: SegmentationSettings = SegmentationSettings()) -> SceneSegmentation:
-    """Find the support plane and every object resting on it in one RGB-D frame.
+    """Find the support and every object resting on it in one RGB-D frame (class-agnostic).
 
-    ``frame.depth`` is (H, W) float32 metres (NaN invalid) matching ``frame.intrinsics``
-    (else InputError). Steps: deproject and apply the workspace; RANSAC the support plane on a
-    subsample (with the up prior when known); keep pixels between ``min_height`` and
-    ``max_height`` above the plane; cut them at depth discontinuities (far side of each
-    jump); label the 4-connected components in image space (``cv2.connectedComponents``);
-    grow labels back into border pixels at equal depth; drop components outside the size
-    limits; fit an oriented box per instance (z = plane normal, x = longer horizontal side).
+    ``frame.depth`` is (H, W) float32 metres (NaN invalid) matching ``frame.intrinsics`` (else
+    InputError); ``frame.color`` (optional) helps the 'clutter' method split touching objects;
+    ``frame.camera_to_fixed`` (optional) gives the gravity prior. The depth is deprojected and the
+    workspace applied, then ``settings.method`` segments it: 'clutter' (default,
+    :mod:`robot_vision.perception3d.clutter`) or 'planar' (the earlier algorithm,
+    :mod:`robot_vision.perception3d.planar`).
 
-    Returns a :class:`SceneSegmentation`. Degenerate input gives an empty result with a
-    status, never an exception: 'no_valid_depth' (no finite depth), 'empty_workspace' (no
-    point within the depth range / workspace box), 'no_plane' (no plane passing the prior).
-    Instances are ordered by decreasing pixel count. ``confidence`` is the fraction of the
-    instance outline that is not cut by the image border or by missing depth (a truncated
-    or occluded object scores lower).
+    Returns a :class:`SceneSegmentation`. Degenerate input gives an empty result with a status,
+    never an exception: 'no_valid_depth' (no finite depth), 'empty_workspace' (no point within
+    the depth range / workspace box), 'no_plane' (no support found). Instances are ordered by
+    decreasing pixel count; oriented boxes have z = the support normal, x = the longer horizontal
+    side. ``confidence`` is the fraction of the instance outline not cut by the image border or by
+    missing depth (a truncated or occluded object scores lower).
     """
     timings: Dict[str, float] = {}
     t0 = time.perf_counter()
     cloud, valid, any_depth = prepare_cloud(frame, settings)
-    t1 = time.perf_counter()
-    timings['prepare'] = (t1 - t0) * 1e3
-    empty = Objects3D.empty(mask=np.zeros((0,) + valid.shape, bool))
+    timings['prepare'] = (time.perf_counter() - t0) * 1e3
     if not any_depth or not valid.any():
         status = 'no_valid_depth' if not any_depth else 'empty_workspace'
         timings['total'] = (time.perf_counter() - t0) * 1e3
+        empty = Objects3D.empty(mask=np.zeros((0,) + valid.shape, bool))
         return SceneSegmentation(cloud, None, np.zeros(valid.shape, bool), empty, status, timings)
-    up = up_prior(frame, settings)
-    depth = np.ascontiguousarray(cloud[..., 2])  # contiguous: the per-pixel passes below run faster
-    plane, plane_mask, height = _fit_support_plane(cloud, valid, settings, up, depth)
-    t2 = time.perf_counter()
-    timings['plane'] = (t2 - t1) * 1e3
-    if plane is None:
-        timings['total'] = (t2 - t0) * 1e3
-        return SceneSegmentation(cloud, None, plane_mask, empty, 'no_plane', timings)
-
-    with np.errstate(invalid='ignore'):
-        candidates = (height > 0) & (height < settings.max_height)
-        candidates &= ~plane_mask
-        above = candidates & (height > settings.min_height)
-    far = far_side_edges(depth, settings)
-    support_mask = None
-    if settings.split_supports:
-        support_mask = secondary_supports(cloud, height, candidates & ~far, plane, frame.intrinsics,
-                                          settings)
-        not_support = ~support_mask
-        above &= not_support
-        candidates &= not_support
-    seeds = above & ~far
-    count, labels, stats, _ = cv2.connectedComponentsWithStats(seeds.view(np.uint8), connectivity=4,
-                                                                 ltype=cv2.CV_32S)
-    areas = stats[:, cv2.CC_STAT_AREA]
-    grow = settings.grow_iterations
-    if grow and count > 1:
-        labels, grown = _grow_labels(labels, candidates, depth, settings, grow)
-        areas = areas + np.bincount(grown, minlength=count)
-    keep = np.flatnonzero((areas >= settings.min_object_points) & (areas <= settings.max_object_points))
-    keep = keep[keep > 0]
-    keep = keep[np.argsort(-areas[keep], kind='stable')]
-    boxes = stats[keep, :4].copy()
-    boxes[:, :2] -= grow
-    boxes[:, 2:] += 2 * grow
-    t3 = time.perf_counter()
-    timings['cluster'] = (t3 - t2) * 1e3
-
-    objects = _objects_from_labels(labels, keep, boxes, cloud, valid, plane, settings)
-    t4 = time.perf_counter()
-    timings['boxes'] = (t4 - t3) * 1e3
-    timings['total'] = (t4 - t0) * 1e3
-    return SceneSegmentation(cloud, plane, plane_mask, objects, 'ok', timings, support_mask)
+    if settings.method == 'planar':
+        from robot_vision.perception3d.planar import segment_planar
+        return segment_planar(frame, cloud, valid, settings, t0, timings)
+    from robot_vision.perception3d.clutter import segment_clutter
+    return segment_clutter(frame, cloud, valid, settings, t0, timings)
 
 
-def _objects_from_labels(labels: np.ndarray, keep: np.ndarray, boxes: np.ndarray, cloud: np.ndarray,
+def objects_from_labels(labels: np.ndarray, keep: np.ndarray, boxes: np.ndarray, cloud: np.ndarray,
                          valid: np.ndarray, plane: np.ndarray, settings: SegmentationSettings) -> Objects3D:
-    """Build Objects3D rows for the labels in ``keep`` (in that order) within their (x, y, w, h) boxes."""
+    """Build Objects3D rows for the labels in ``keep`` (in that order) within their (x, y, w, h) boxes.
+
+    A mask holds every pixel of its label; the points (and indices) are the mask's pixels with a
+    valid point (``valid``), so a mask may cover holes in the depth that its neighbours filled.
+    """
     h, w = labels.shape
     if keep.size == 0:
         return Objects3D.empty(mask=np.zeros((0, h, w), bool))
@@ -459,7 +386,7 @@ def _objects_from_labels(labels: np.ndarray, keep: np.ndarray, boxes: np.ndarray
         x1, y1 = min(int(bx + bw), w), min(int(by + bh), h)
         crop = labels[y0:y1, x0:x1] == label
         masks[row, y0:y1, x0:x1] = crop
-        ys, xs = np.nonzero(crop)
+        ys, xs = np.nonzero(crop & valid[y0:y1, x0:x1])
         idx = (ys + y0).astype(np.int64) * w + (xs + x0)
         pts = flat_cloud[idx]
         pose, size = oriented_box(pts, plane[:3], plane, settings.contact_tolerance)
@@ -498,113 +425,3 @@ def _outline_visibility(crop: np.ndarray, depth: np.ndarray, x0: int, y0: int, z
         cut = ring & (ring_depth < z_min - thr)
     total = np.count_nonzero(ring)
     return float(1.0 - np.count_nonzero(cut) / total) if total else 0.0
-
-
-def horizontal_samples(cloud: np.ndarray, up: np.ndarray, max_angle_deg: float, step: int = 2) -> np.ndarray:
-    """Bool mask of the ``step``-subsampled organized cloud: samples whose surface is horizontal.
-
-    The normal at a sample is the cross product of central differences over +-2 samples
-    (+-2 * ``step`` pixels) along the rows and the columns; a sample is horizontal when that
-    normal is within ``max_angle_deg`` of ``up`` (either sign). Computed component-wise on the
-    interior (a 2-sample border stays False), without forming the normal image.
-    """
-    small = cloud[::step, ::step]
-    flat = np.zeros(small.shape[:2], bool)
-    if small.shape[0] < 5 or small.shape[1] < 5:
-        return flat
-    # Contiguous component planes make the element-wise work below several times faster.
-    x, y, z = (np.ascontiguousarray(small[..., k]) for k in range(3))
-    dx = [c[2:-2, 4:] - c[2:-2, :-4] for c in (x, y, z)]
-    dy = [c[4:, 2:-2] - c[:-4, 2:-2] for c in (x, y, z)]
-    c0 = dx[1] * dy[2] - dx[2] * dy[1]
-    c1 = dx[2] * dy[0] - dx[0] * dy[2]
-    c2 = dx[0] * dy[1] - dx[1] * dy[0]
-    u = np.asarray(up, np.float32)
-    cos2 = np.float32(np.cos(np.deg2rad(max_angle_deg)) ** 2)
-    with np.errstate(invalid='ignore'):
-        along = c0 * u[0] + c1 * u[1] + c2 * u[2]
-        flat[2:-2, 2:-2] = along * along > cos2 * (c0 * c0 + c1 * c1 + c2 * c2)
-    return flat
-
-
-def _points_over_footprint(footprint: np.ndarray, others: np.ndarray, cell: float = 0.01) -> int:
-    """Count the (K, 2) plane points ``others`` inside the convex hull of the (M, 2) ``footprint``.
-
-    The hull is rasterised on a ``cell``-metre grid (cv2.fillConvexPoly) and the points looked up.
-    """
-    if footprint.shape[0] < 3 or others.shape[0] == 0:
-        return 0
-    origin = footprint.min(axis=0)
-    size = np.ceil((footprint.max(axis=0) - origin) / cell).astype(int) + 1
-    if size[0] * size[1] > 4_000_000:  # a hull larger than 20 m x 20 m: not a tabletop
-        return 0
-    hull = cv2.convexHull(np.round((footprint - origin) / cell).astype(np.int32))
-    grid = np.zeros((size[1], size[0]), np.uint8)
-    cv2.fillConvexPoly(grid, hull, 1)
-    cells = np.round((others - origin) / cell).astype(np.int64)
-    inside = (cells[:, 0] >= 0) & (cells[:, 0] < size[0]) & (cells[:, 1] >= 0) & (cells[:, 1] < size[1])
-    cells = cells[inside]
-    return int(np.count_nonzero(grid[cells[:, 1], cells[:, 0]]))
-
-
-def secondary_supports(cloud: np.ndarray, height: np.ndarray, candidates: np.ndarray, plane: np.ndarray,
-                       intrinsics, settings: SegmentationSettings) -> np.ndarray:
-    """(H, W) bool: large horizontal surfaces among ``candidates`` (pixels above the main plane).
-
-    ``height`` (H, W) is the signed distance of each pixel's point to ``plane`` (metres).
-    Surface normals come from central differences (+-2 samples, i.e. +-4 pixels) on the
-    2x-subsampled organized cloud. Pixels whose normal is within
-    ``support_normal_tolerance_deg`` of the plane normal are binned by height (1 cm bins,
-    summed over 3 neighbouring bins); a height band whose metric area (pixel footprint
-    z^2 / (fx fy) divided by the cosine between the viewing ray and the normal) reaches
-    ``min_support_area`` is a support level, even when the objects on it cut it into pieces.
-    The support mask is the horizontal samples of those bands dilated by one sample (3x3) to
-    absorb normal noise, upsampled, and limited to the pixels within the band. A band counts
-    only when it carries something: at least ``min_object_points`` pixels of candidates
-    higher than the band must lie over the convex hull of its footprint on the plane (so the
-    top of a large flat box is not taken for a tray).
-    """
-    h, w = candidates.shape
-    none = np.zeros((h, w), bool)
-    step = 2
-    small = cloud[::step, ::step]
-    flat_small = horizontal_samples(cloud, plane[:3], settings.support_normal_tolerance_deg, step)
-    flat_small &= candidates[::step, ::step]
-    if np.count_nonzero(flat_small) < 10:
-        return none
-    # Area per height bin, on the subsampled grid (each sample stands for step^2 pixels).
-    pts = small[flat_small].astype(np.float64)
-    heights = height[::step, ::step][flat_small]
-    cos_view = np.abs(pts @ plane[:3]) / np.maximum(np.linalg.norm(pts, axis=1), 1e-9)
-    footprint = step * step * pts[:, 2] ** 2 / (intrinsics.fx * intrinsics.fy) / np.maximum(cos_view, 0.2)
-    bin_size = 0.01
-    bins = np.clip((heights / bin_size).astype(np.int64), 0, None)
-    hist = np.bincount(bins, weights=footprint)
-    padded = np.r_[0.0, hist, 0.0]
-    summed = padded[:-2] + padded[1:-1] + padded[2:]
-    level = summed >= settings.min_support_area
-    if not level.any():
-        return none
-    # A level bin takes its neighbours along, so the whole (noisy) surface falls in the band.
-    band_bins = level | np.r_[level[1:], False] | np.r_[False, level[:-1]]
-    # Contiguous runs of band bins -> height intervals [lo, hi).
-    edges = np.flatnonzero(np.diff(np.r_[0, band_bins.astype(np.int8), 0]))
-    in_band = np.zeros((h, w), bool)
-    e1, e2 = plane_basis(plane[:3])
-    basis = np.stack([e1, e2], axis=1)
-    height_small = height[::step, ::step]
-    for lo, hi in zip(edges[::2] * bin_size, edges[1::2] * bin_size, strict=True):
-        band = (heights >= lo) & (heights < hi)
-        with np.errstate(invalid='ignore'):
-            higher = candidates[::step, ::step] & (height_small > hi + settings.min_height)
-        carried = _points_over_footprint(pts[band] @ basis, small[higher].astype(np.float64) @ basis)
-        if carried * step * step < settings.min_object_points:
-            continue  # nothing stands on it: the top of a flat object, not a support
-        with np.errstate(invalid='ignore'):
-            in_band |= (height >= np.float32(lo)) & (height < np.float32(hi))
-    in_band &= candidates
-    band_small = flat_small & in_band[::step, ::step]
-    grown = cv2.dilate(band_small.view(np.uint8), np.ones((3, 3), np.uint8))
-    closed = cv2.resize(grown, (grown.shape[1] * step, grown.shape[0] * step),
-                        interpolation=cv2.INTER_NEAREST)[:h, :w] > 0
-    return closed & in_band

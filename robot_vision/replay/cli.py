@@ -87,6 +87,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def _run_replay(bag: Path, out: Path, config: Optional[str], args: argparse.Namespace, overwrite: bool) -> int:
     from robot_vision.replay.runner import ReplaySettings, load_config, replay
+    from robot_vision.ros.topics import image_topic
     pipeline_settings, node = load_config(config)
     slop = getattr(args, 'slop', None)
     if slop is None:
@@ -99,8 +100,10 @@ def _run_replay(bag: Path, out: Path, config: Optional[str], args: argparse.Name
                               prefix=getattr(args, 'prefix', '/robot_vision'),
                               max_frames=getattr(args, 'max_frames', 0), gallery_size=getattr(args, 'gallery', 8),
                               write_bag=not getattr(args, 'no_bag', False), overwrite=overwrite)
-    hints = {role: node[key] for role, key in (('color', 'color_topic'), ('depth', 'depth_topic'),
-                                               ('camera_info', 'camera_info_topic')) if node.get(key)}
+    hints = {role: node[f'{role}_topic'] for role in ('color', 'depth', 'camera_info') if node.get(f'{role}_topic')}
+    for role in ('color', 'depth'):  # the node's configured image transport names the sub-topic
+        if role in hints and node.get(f'{role}_transport'):
+            hints[role] = image_topic(hints[role], node[f'{role}_transport'])
     run = replay(bag, out, pipeline_settings, settings, topic_hints=hints,
                  progress=None if args.quiet else sys.stderr)
     s = run.summary['run']

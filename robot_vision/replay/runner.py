@@ -33,6 +33,7 @@ from typing import Any, Dict, List, Mapping, Optional, TextIO, Tuple
 
 import numpy as np
 
+from robot_vision.compressed_images import DEPTH_ENCODINGS, TRANSPORTS, is_depth
 from robot_vision.errors import ConfigError, InputError
 from robot_vision.geometry import quaternion_from_matrix
 from robot_vision.replay.bag import BagSink, BagSource, RawMessage, TopicInfo, topic_table
@@ -42,8 +43,7 @@ from robot_vision.ros.topics import CAMERA_INFO_WAIT_S, INPUT_TYPES, OUTPUT_TOPI
 #: Files and folders a replay writes into its output folder (and removes with ``overwrite``).
 OUTPUT_NAMES = ('bag', 'results.json', 'summary.json', 'report.html', 'gallery')
 
-#: Image encodings that mean "this is a depth image".
-DEPTH_ENCODINGS = ('16UC1', 'mono16', '32FC1')
+RAW_IMAGE, COMPRESSED_IMAGE = 'sensor_msgs/msg/Image', 'sensor_msgs/msg/CompressedImage'
 
 
 @dataclass(frozen=True)
@@ -152,10 +152,13 @@ def select_topics(source: BagSource, codec: Any, overrides: Mapping[str, str] = 
                   hints: Mapping[str, str] = ()) -> Tuple[Dict[str, str], List[str]]:
     """Choose the topic of each input role; returns ({role: topic}, notes).
 
-    Image topics are told apart by the encoding of their first message (16UC1/mono16/32FC1 is
-    depth); CompressedImage is colour. ``overrides`` win; ``hints`` (e.g. the node's configured
-    topic names) are used when present in the bag. Raises InputError listing the bag's topics
-    when no colour or no depth topic can be found.
+    Image topics are told apart by their first message: an Image by its encoding (16UC1/mono16/32FC1
+    is depth), a CompressedImage by its format (``compressedDepth`` or a depth encoding is depth,
+    see :func:`robot_vision.compressed_images.is_depth`; without an encoding in the format, by the
+    topic name). ``overrides`` win; ``hints`` (e.g. the node's configured topic names) are preferred
+    when present in the bag (also as the base of a ``.../compressed`` topic), then the usual names
+    (``color``/``rgb``, ``aligned``), then raw before compressed. Raises InputError listing the
+    bag's topics when no colour or no depth topic can be found.
     """
     topics: Dict[str, TopicInfo] = source.topics
     overrides, hints = dict(overrides), dict(hints)
@@ -170,44 +173,34 @@ def select_topics(source: BagSource, codec: Any, overrides: Mapping[str, str] = 
                              f'got {topics[topic].msgtype}')
         chosen[role] = topic
     outputs = {t.name for t in OUTPUT_TOPICS}
-    images = sorted(n for n, t in topics.items() if t.msgtype in ('sensor_msgs/msg/Image',
-                                                                  'sensor_msgs/msg/CompressedImage')
+    images = sorted(n for n, t in topics.items() if t.msgtype in (RAW_IMAGE, COMPRESSED_IMAGE)
                     and n.rsplit('/', 1)[-1] not in outputs and t.count > 0)
-    kinds: Dict[str, str] = {}
-    encodings: Dict[str, str] = {}
-    for name in images:
-        if topics[name].msgtype.endswith('CompressedImage'):
-            kinds[name] = 'color'
-            continue
-        first = next(iter(source.messages([name])), None)
-        encoding = ''
-        if first is not None:
-            try:
-                encoding = codec.decode(first.msgtype, first.data).encoding
-            except InputError as exc:
-                notes.append(f'topic {name}: first message unreadable ({exc})')
-        kinds[name] = 'depth' if encoding in DEPTH_ENCODINGS or (not encoding and 'depth' in name) else 'color'
-        encodings[name] = encoding
+    kinds = {name: _image_kind(source, codec, name, notes) for name in images}
     for role in ('color', 'depth'):
         if role in chosen:
             continue
         candidates = [n for n in images if kinds[n] == role]
-        hint = hints.get(role)
-        hinted = [n for n in candidates if hint and n.strip('/') == hint.strip('/')]
-        preferred = [n for n in candidates if (role == 'color' and ('color' in n or 'rgb' in n))
-                     or (role == 'depth' and 'aligned' in n)]
-        pick = (hinted or preferred or candidates or [None])[0]
-        if pick is None:
-            odd = [f'{n} has encoding {encodings[n]!r}, which is not a depth encoding (supported: '
-                   f'{", ".join(DEPTH_ENCODINGS)})' for n in images if role == 'depth' and 'depth' in n
-                   and encodings.get(n) and encodings[n] not in DEPTH_ENCODINGS]
+        hint = hints.get(role, '').strip('/')
+
+        def rank(name: str, role: str = role, hint: str = hint) -> Tuple[int, bool, bool, str]:
+            plain = name.strip('/')
+            base = plain.rsplit('/', 1)[0] if plain.rsplit('/', 1)[-1] in TRANSPORTS else plain
+            named = ('color' in name or 'rgb' in name) if role == 'color' else 'aligned' in name
+            # the configured topic first, then the usual names, then raw before compressed (lossless)
+            return (0 if hint and plain == hint else 1 if hint and base == hint else 2, not named,
+                    topics[name].msgtype == COMPRESSED_IMAGE, name)
+        candidates.sort(key=rank)
+        if not candidates:
+            odd = '' if role == 'color' else _not_depth(source, codec, [n for n in images if 'depth' in n
+                                                                        and topics[n].msgtype == RAW_IMAGE])
             raise InputError(f'bag {source.path}: no {"colour" if role == "color" else "depth"} image topic '
-                             f'(sensor_msgs/Image{"/CompressedImage" if role == "color" else " 16UC1/32FC1"}) '
-                             f'found{"; " + "; ".join(odd) if odd else ""}; topics: {listing}')
+                             f'(sensor_msgs/Image {"rgb8/bgr8/mono8" if role == "color" else "16UC1/32FC1"} or '
+                             f'CompressedImage {"jpeg/png" if role == "color" else "compressedDepth"}) found'
+                             f'{odd}; topics: {listing}')
         if len(candidates) > 1:
-            notes.append(f'{len(candidates)} {role} topics {candidates}: using {pick} '
+            notes.append(f'{len(candidates)} {role} topics {sorted(candidates)}: using {candidates[0]} '
                          f'(choose with --topics {role}=TOPIC)')
-        chosen[role] = pick
+        chosen[role] = candidates[0]
     if 'camera_info' not in chosen:
         infos = sorted(n for n, t in topics.items() if t.msgtype == 'sensor_msgs/msg/CameraInfo' and t.count)
         hint = hints.get('camera_info', '')
@@ -225,6 +218,37 @@ def select_topics(source: BagSource, codec: Any, overrides: Mapping[str, str] = 
             if hits:
                 chosen[role] = hits[0]
     return chosen, notes
+
+
+def _image_kind(source: BagSource, codec: Any, name: str, notes: List[str]) -> str:
+    """'color' or 'depth' for an image topic, from its first message's encoding or compressed format."""
+    info = source.topics[name]
+    first = next(iter(source.messages([name])), None)
+    msg = None
+    if first is not None:
+        try:
+            msg = codec.decode(first.msgtype, first.data)
+        except InputError as exc:
+            notes.append(f'topic {name}: first message unreadable ({exc})')
+    if info.msgtype == COMPRESSED_IMAGE:
+        return 'depth' if is_depth(msg.format if msg is not None else '', name) else 'color'
+    encoding = msg.encoding if msg is not None else ''
+    return 'depth' if encoding in DEPTH_ENCODINGS or (not encoding and 'depth' in name) else 'color'
+
+
+def _not_depth(source: BagSource, codec: Any, names: List[str]) -> str:
+    """'; TOPIC has encoding 'yuv422', which is not a depth encoding (...)' for each raw image topic of ``names``."""
+    found = []
+    for name in names:
+        first = next(iter(source.messages([name])), None)
+        try:
+            encoding = codec.decode(first.msgtype, first.data).encoding if first is not None else ''
+        except InputError:
+            continue
+        if encoding:
+            found.append(f'; {name} has encoding {encoding!r}, which is not a depth encoding (supported: '
+                         f'{", ".join(DEPTH_ENCODINGS)})')
+    return ''.join(found)
 
 
 # ----------------------------------------------------------------------------- records
@@ -458,7 +482,7 @@ def _replay(bag: Path, out_dir: Path, pipeline_settings: Any, settings: ReplaySe
             return
         t0 = time.perf_counter()
         try:
-            color = codec.color(color_item.msgtype, color_item.msg)
+            color = codec.color(color_item.msg)
             depth = codec.depth(depth_item.msg, settings.depth_scale)
             frame_id = color_item.msg.header.frame_id or 'camera_color_optical_frame'
             camera_to_fixed = camera_pose(frame_id, stamp)

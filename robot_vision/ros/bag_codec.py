@@ -68,14 +68,12 @@ class MessageCodec:
         """(stamp seconds, frame id) of a message with a header."""
         return self.conversions.stamp_to_seconds(msg.header.stamp), msg.header.frame_id
 
-    def color(self, msgtype: str, msg: Any) -> np.ndarray:
+    def color(self, msg: Any) -> np.ndarray:
         """(H, W, 3) uint8 RGB from an Image or CompressedImage."""
-        if msgtype.endswith('CompressedImage'):
-            return self.conversions.compressed_image_to_rgb(msg)
         return self.conversions.image_to_rgb(msg)
 
     def depth(self, msg: Any, scale: Optional[float] = None) -> np.ndarray:
-        """(H, W) float32 metres (NaN invalid) from a depth Image."""
+        """(H, W) float32 metres (NaN invalid) from a depth Image or CompressedImage (compressedDepth)."""
         return self.conversions.image_to_depth(msg, scale)
 
     def intrinsics(self, msg: Any):

@@ -28,6 +28,7 @@ from vision_msgs.msg import (
 )
 from visualization_msgs.msg import Marker, MarkerArray
 
+from robot_vision import compressed_images
 from robot_vision.camera import DEFAULT_DEPTH_SCALE, decode_depth
 from robot_vision.errors import InputError
 from robot_vision.geometry import matrix_from_quaternion, quaternion_from_matrix
@@ -112,8 +113,14 @@ def numpy_to_image(array: np.ndarray, encoding: str, frame_id: str = '',
     return msg
 
 
-def image_to_rgb(msg: Image) -> np.ndarray:
-    """Decode a colour (rgb8/bgr8/rgba8/bgra8) or mono8 Image to (H, W, 3) uint8 RGB."""
+def image_to_rgb(msg: Image | CompressedImage) -> np.ndarray:
+    """Decode a colour (rgb8/bgr8/rgba8/bgra8) or mono8 Image to (H, W, 3) uint8 RGB.
+
+    A CompressedImage (``compressed`` transport, JPEG/PNG) is decoded as compressed_image_transport
+    does (see :mod:`robot_vision.compressed_images`).
+    """
+    if isinstance(msg, CompressedImage):
+        return compressed_images.decode_color(msg.format, msg.data)
     array = image_to_numpy(msg)
     if msg.encoding in ('mono8', '8UC1'):
         return np.repeat(array[:, :, None], 3, axis=2)
@@ -124,28 +131,21 @@ def image_to_rgb(msg: Image) -> np.ndarray:
     return array if order is None else np.ascontiguousarray(array[:, :, order])
 
 
-def image_to_depth(msg: Image, scale: Optional[float] = None) -> np.ndarray:
+def image_to_depth(msg: Image | CompressedImage, scale: Optional[float] = None) -> np.ndarray:
     """Decode a depth Image (16UC1/mono16 millimetres or 32FC1 metres) to float32 metres, NaN invalid.
 
-    ``scale`` overrides the metres-per-unit of the encoding (e.g. 1e-4 for YCB-style depth).
+    A CompressedImage is decoded as compressed_depth_image_transport writes it (``compressedDepth``:
+    PNG 16UC1, or quantised inverse depth for 32FC1) or as a 16-bit PNG of the ``compressed``
+    transport (see :mod:`robot_vision.compressed_images`). ``scale`` overrides the metres-per-unit
+    of the encoding (e.g. 1e-4 for YCB-style depth).
     """
+    if isinstance(msg, CompressedImage):
+        raw, encoding = compressed_images.decode_depth(msg.format, msg.data)
+        return decode_depth(raw, scale=scale, encoding=encoding)
     if msg.encoding not in DEFAULT_DEPTH_SCALE:
         raise InputError(f'depth image encoding: expected one of {sorted(DEFAULT_DEPTH_SCALE)}, '
                          f'got {msg.encoding!r}')
     return decode_depth(image_to_numpy(msg), scale=scale, encoding=msg.encoding)
-
-
-def compressed_image_to_rgb(msg: CompressedImage) -> np.ndarray:
-    """Decode a sensor_msgs/CompressedImage (jpeg/png) to (H, W, 3) uint8 RGB."""
-    import cv2
-    buffer = np.frombuffer(memoryview(msg.data), dtype=np.uint8)
-    if buffer.size == 0:
-        raise InputError('CompressedImage.data: expected encoded image bytes, got 0 bytes')
-    image = cv2.imdecode(buffer, cv2.IMREAD_COLOR)
-    if image is None:
-        raise InputError(f'CompressedImage.data: could not decode {buffer.size} bytes as '
-                         f'format {msg.format!r}')
-    return np.ascontiguousarray(image[:, :, ::-1])
 
 
 # ----------------------------------------------------------------------------- camera info
@@ -287,6 +287,30 @@ def pose_to_matrix(pose: Pose) -> np.ndarray:
 def grasps_to_pose_array(grasps: Grasps, frame_id: str, stamp: float | Time) -> PoseArray:
     """Ranked grasps (best first, as given) as a geometry_msgs/PoseArray for MoveIt."""
     return PoseArray(header=make_header(frame_id, stamp), poses=[matrix_to_pose(p) for p in grasps.pose])
+
+
+def grasps_to_detections(grasps: Grasps, frame_id: str, stamp: float | Time, object_ids: Sequence[str],
+                         class_ids: Sequence[int]) -> Detection3DArray:
+    """Ranked grasps with their scores as a vision_msgs/Detection3DArray, in the PoseArray's order (best first).
+
+    One Detection3D per grasp: ``id`` is the grasped object's Detection3D id (``object_ids`` and
+    ``class_ids`` are per object, indexed by ``grasps.object_index``), ``results[0].hypothesis`` its
+    class id (numeric string) and the grasp's score (higher is better), ``results[0].pose.pose`` and
+    ``bbox.center`` the grasp pose (gripper TCP), ``bbox.size.x`` the grasp width (m; y, z are 0).
+    """
+    header = make_header(frame_id, stamp)
+    msg = Detection3DArray(header=header)
+    for i in range(len(grasps)):
+        row = int(grasps.object_index[i])
+        known = 0 <= row < len(object_ids)
+        hyp = ObjectHypothesisWithPose()
+        hyp.hypothesis.class_id = _class_string(class_ids[row], None) if known else '-1'
+        hyp.hypothesis.score = float(grasps.score[i])
+        hyp.pose.pose = matrix_to_pose(grasps.pose[i])
+        bbox = BoundingBox3D(center=hyp.pose.pose, size=Vector3(x=float(grasps.width[i]), y=0.0, z=0.0))
+        msg.detections.append(Detection3D(header=header, results=[hyp], bbox=bbox,
+                                          id=str(object_ids[row]) if known else ''))
+    return msg
 
 
 def pose_stamped(transform: np.ndarray, frame_id: str, stamp: float | Time) -> PoseStamped:
@@ -464,13 +488,16 @@ def _delete_all(header: Header) -> Marker:
 
 
 def object_markers(objects: Objects3D, frame_id: str, stamp: float | Time, namespace: str = 'objects',
-                   labels: Optional[Sequence[str]] = None) -> MarkerArray:
-    """RViz markers: a DELETEALL, then per object a translucent CUBE and a TEXT label (unique ids)."""
+                   labels: Optional[Sequence[str]] = None, ids: Optional[Sequence[int]] = None) -> MarkerArray:
+    """RViz markers: a DELETEALL, then per object a translucent CUBE and a TEXT label (unique ids).
+
+    Each object's colour is :func:`palette` of its id in ``ids`` (the object's Detection3D id), else of its row.
+    """
     header = make_header(frame_id, stamp)
     markers = [_delete_all(header)]
     for i in range(len(objects)):
         cube = Marker(header=header, ns=namespace, id=2 * i, type=Marker.CUBE, action=Marker.ADD,
-                      pose=matrix_to_pose(objects.pose[i]), color=_color(palette(i), 0.5))
+                      pose=matrix_to_pose(objects.pose[i]), color=_color(palette(i if ids is None else ids[i]), 0.5))
         cube.scale = Vector3(x=max(float(objects.size[i][0]), 1e-3), y=max(float(objects.size[i][1]), 1e-3),
                              z=max(float(objects.size[i][2]), 1e-3))
         text = Marker(header=header, ns=namespace + '_labels', id=2 * i + 1, type=Marker.TEXT_VIEW_FACING,

@@ -5,7 +5,6 @@ from __future__ import annotations
 import time
 from typing import Any, Dict, List, Optional, Tuple
 
-from sensor_msgs.msg import Image
 
 from robot_vision.errors import ConfigError
 from robot_vision.pipeline import FrameResult, PipelineSettings
@@ -17,7 +16,9 @@ class DetectorNode(PipelineNode):
 
     Subscribed (relative, remappable; sensor-data QoS by default, see ``input_reliability``):
       ``camera/color/image_raw`` (sensor_msgs/Image), ``camera/aligned_depth_to_color/image_raw``
-      (sensor_msgs/Image 16UC1/32FC1), ``camera/color/camera_info`` (sensor_msgs/CameraInfo);
+      (sensor_msgs/Image 16UC1/32FC1), ``camera/color/camera_info`` (sensor_msgs/CameraInfo); with
+      ``color_transport`` / ``depth_transport`` 'compressed' / 'compressedDepth' the images' image_transport
+      sub-topics (sensor_msgs/CompressedImage) instead;
       with the ``depth`` backend also ``/tf``, ``/tf_static`` for camera -> ``fixed_frame`` (the
       floor prior of the segmentation, when ``segmentation.use_frame_up``).
       Inputs by ``detector.backend`` and ``mode``: the class-agnostic ``depth`` backend segments the
@@ -55,10 +56,10 @@ class DetectorNode(PipelineNode):
         mode, backend = self.params['mode'], self.settings.detector.backend
         chosen = []
         if mode != 'depth':
-            chosen.append(('color', Image, self.params['color_topic']))
+            chosen.append(self.image_input('color'))
         if backend == 'depth':
             if mode != 'color':
-                chosen.append(('depth', Image, self.params['depth_topic']))
+                chosen.append(self.image_input('depth'))
         elif mode == 'rgbd':
             self.get_logger().info(f'detector.backend {backend!r} detects on colour only: the depth image is '
                                    f'not subscribed')

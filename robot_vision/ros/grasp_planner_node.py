@@ -7,7 +7,6 @@ import threading
 import time
 from typing import Any, Dict, List, Optional, Tuple
 
-from sensor_msgs.msg import Image
 from std_msgs.msg import String
 from vision_msgs.msg import Detection3DArray
 
@@ -36,11 +35,14 @@ class GraspPlannerNode(PipelineNode):
 
     Subscribed (relative, remappable; QoS by ``input_reliability``): ``objects`` (vision_msgs/
       Detection3DArray in the camera frame), ``camera/aligned_depth_to_color/image_raw``
-      (sensor_msgs/Image 16UC1/32FC1), ``camera/color/camera_info`` (sensor_msgs/CameraInfo);
+      (sensor_msgs/Image 16UC1/32FC1, or CompressedImage by ``depth_transport``),
+      ``camera/color/camera_info`` (sensor_msgs/CameraInfo);
       ``grasp_request`` (std_msgs/String, ``grasp_mode`` 'on_request' only: a Detection3D id to
       plan for that object, '' for all); ``/tf``, ``/tf_static`` for camera -> ``target_frame``.
     Published (in ``target_frame``, empty: the camera frame; at the objects' stamp): ``grasps``
-      (geometry_msgs/PoseArray), ``best_grasp`` (geometry_msgs/PoseStamped, when there is one),
+      (geometry_msgs/PoseArray), ``scored_grasps`` (vision_msgs/Detection3DArray: the same grasps with
+      their scores, each with the Detection3D id of its object), ``best_grasp`` (geometry_msgs/PoseStamped,
+      when there is one),
       ``grasp_markers`` (visualization_msgs/MarkerArray), ``/diagnostics``. Without the transform
       nothing is published for that set (a 'tf' diagnostic says why).
     Parameters: robot_vision.ros.node_parameters (grasp_planner_node) plus the pipeline settings
@@ -51,7 +53,8 @@ class GraspPlannerNode(PipelineNode):
     """
 
     EXECUTABLE = 'grasp_planner_node'
-    OUTPUTS = _GRASPS
+    #: scored_grasps names the objects by the ids of the objects message, so _plan builds it itself.
+    OUTPUTS = _GRASPS + ('scored_grasps',)
 
     def __init__(self, node_name: str = 'grasp_planner', **kwargs: Any) -> None:
         super().__init__(node_name, **kwargs)
@@ -74,7 +77,7 @@ class GraspPlannerNode(PipelineNode):
     def inputs(self) -> List[Tuple[str, type, str]]:
         """The objects and the depth image they were seen in."""
         return [('objects', Detection3DArray, self.params['objects_topic']),
-                ('depth', Image, self.params['depth_topic'])]
+                self.image_input('depth')]
 
     def extra_subscriptions(self) -> None:
         """The request topic, in 'on_request' mode."""
@@ -129,6 +132,9 @@ class GraspPlannerNode(PipelineNode):
         result = FrameResult.empty(frame.stamp, target)
         result.grasps = dataclasses.replace(grasps, pose=camera_to_target @ grasps.pose)
         self.publish(result, _GRASPS, objects_msg.header.stamp)
+        if self.outputs['scored_grasps'].get_subscription_count() > 0:
+            self.outputs['scored_grasps'].publish(cv.grasps_to_detections(
+                result.grasps, target, objects_msg.header.stamp, [ids[row] for row in rows], objects.class_id))
         warnings = [f'grasps: {reason}'] if rows and not len(grasps) else []
         planner = self.pipeline.grasp_planner
         self.diag.counts['grasp objects searched'] = planner.searched

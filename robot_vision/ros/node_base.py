@@ -31,7 +31,7 @@ from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from rclpy.utilities import get_rmw_implementation_identifier
-from sensor_msgs.msg import CameraInfo, Image
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 
 from robot_vision.camera import depth_unit_problem
 from robot_vision.errors import RobotVisionError
@@ -43,7 +43,7 @@ from robot_vision.ros.node_parameters import ALL_NAMES, check_value, node_parame
 from robot_vision.ros.outputs import result_messages
 from robot_vision.ros.params import (declare_settings, is_float, read_settings, review_change, undeclared_message,
                                      unknown_overrides)
-from robot_vision.ros.topics import CAMERA_INFO_WAIT_S, output_topic
+from robot_vision.ros.topics import CAMERA_INFO_WAIT_S, image_topic, output_topic
 from robot_vision.types import CameraIntrinsics, RGBDFrame
 
 def message_class(type_name: str) -> type:
@@ -338,6 +338,16 @@ class PipelineNode(LifecycleNode):
         self._extra_subs.append(sub)
         return sub
 
+    def image_input(self, name: str) -> Tuple[str, type, str]:
+        """The input ``name`` ('color' or 'depth') as (name, message type, topic) by its ``<name>_transport``.
+
+        'raw' subscribes sensor_msgs/Image on ``<name>_topic``; 'compressed' / 'compressedDepth'
+        subscribe sensor_msgs/CompressedImage on its image_transport sub-topic.
+        """
+        transport = self.params[f'{name}_transport']
+        return (name, Image if transport == 'raw' else CompressedImage,
+                image_topic(self.params[f'{name}_topic'], transport))
+
     def _on_info(self, msg: CameraInfo) -> None:
         self.camera_info = msg
         self._info_arrived.set()
@@ -445,8 +455,9 @@ class PipelineNode(LifecycleNode):
                                    f'{self.resolve_topic_name(self.params["camera_info_topic"])}')
         return cv.camera_info_to_intrinsics(self.camera_info)
 
-    def frame(self, color: Optional[Image] = None, depth: Optional[Image] = None) -> RGBDFrame:
-        """An RGBDFrame of the given images (at least one) with the latest CameraInfo.
+    def frame(self, color: Optional[Image | CompressedImage] = None,
+              depth: Optional[Image | CompressedImage] = None) -> RGBDFrame:
+        """An RGBDFrame of the given images (at least one, raw or compressed) with the latest CameraInfo.
 
         Checks the depth units (diagnostics) and that colour and depth have the same size; the first
         image of each kind checks the DDS transport of large images (diagnostics, one log warning).
@@ -455,7 +466,7 @@ class PipelineNode(LifecycleNode):
         for name, image in (('color', color), ('depth', depth)):
             if image is not None and name not in self._transport:
                 self._transport[name] = large_image_problem(
-                    self.resolve_topic_name(self.params[f'{name}_topic']), len(image.data),
+                    self.resolve_topic_name(self.image_input(name)[2]), len(image.data),
                     get_rmw_implementation_identifier(), os.environ)
                 if self._transport[name]:
                     self.get_logger().warn(self._transport[name])

@@ -35,19 +35,31 @@ _DEPTH: Table = {
     'depth_topic': ('camera/aligned_depth_to_color/image_raw',
                     'depth image aligned to colour (16UC1 mm or 32FC1 m)'),
     'camera_info_topic': ('camera/color/camera_info', 'CameraInfo of the colour (and aligned depth) image'),
+    'depth_transport': ('raw', "image_transport of the depth input: 'raw' (sensor_msgs/Image on depth_topic), "
+                               "'compressedDepth' or 'compressed' (sensor_msgs/CompressedImage on "
+                               "depth_topic/compressedDepth or depth_topic/compressed)"),
     'depth_scale': (0.0, 'metres per depth unit; 0 = from the encoding (16UC1: 0.001, 32FC1: 1)'),
 }
 _CAMERA: Table = {
     'mode': ('rgbd', "inputs: 'rgbd' (colour + aligned depth), 'depth' (depth only, class-agnostic) "
                      "or 'color' (colour only: 2D detections and 2D tracks)"),
     'color_topic': ('camera/color/image_raw', 'colour image topic (rgb8/bgr8/rgba8/bgra8/mono8)'),
+    'color_transport': ('raw', "image_transport of the colour input: 'raw' (sensor_msgs/Image on color_topic) or "
+                               "'compressed' (sensor_msgs/CompressedImage JPEG/PNG on color_topic/compressed)"),
     **_DEPTH,
+}
+
+#: Nodes that publish grasps.
+_TARGET: Table = {
+    'target_frame': ('', "frame of the published grasps, e.g. 'base_link' (empty: the camera frame); grasps are "
+                         "transformed through TF at the image stamp"),
 }
 
 #: Per node (executable name -> its own parameters, COMMON excluded).
 NODES: Dict[str, Table] = {
     'perception_node': {
         **_CAMERA,
+        **_TARGET,
         'grasp_processes': (2, 'worker processes that search for grasps beside the node, objects split between '
                                'them (0: in its own grasp thread, which slows perception: Python threads share '
                                'one interpreter lock)'),
@@ -65,7 +77,7 @@ NODES: Dict[str, Table] = {
     'grasp_planner_node': {
         **_DEPTH,
         'objects_topic': ('objects', 'vision_msgs/Detection3DArray (camera frame) to plan grasps for'),
-        'target_frame': ('', "frame of the published grasps, e.g. 'base_link' (empty: the camera frame)"),
+        **_TARGET,
         'grasp_mode': ('continuous', "'continuous' (plan on every objects message) or 'on_request' (plan "
                                      "only when a request arrives on request_topic)"),
         'request_topic': ('grasp_request', "std_msgs/String: a Detection3D id to plan for one object, "
@@ -112,6 +124,8 @@ CHECKS: Dict[str, Tuple[Callable[[Any], bool], str]] = {
     'mode': _choice('rgbd', 'depth', 'color'),
     'depth_scale': _number(0.0),
     'grasp_mode': _choice('continuous', 'on_request'),
+    'color_transport': _choice('raw', 'compressed'),
+    'depth_transport': _choice('raw', 'compressedDepth', 'compressed'),
     'box_margin': _number(0.0),
     'grasp_processes': _integer(0, MAX_GRASP_PROCESSES),
     'use_instance_labels': ((lambda value: isinstance(value, bool)), 'true or false'),

@@ -33,6 +33,19 @@ def _rgb255(index: int) -> Tuple[int, int, int]:
     return int(r * 255), int(g * 255), int(b * 255)
 
 
+def object_ids(result: Any) -> List[int]:
+    """The id of each of ``result``'s objects: the Detection2D id of the detection it came from, else its row + 1.
+
+    The detection is ``objects.detection_index``; objects of the depth backend (index -1) are its
+    detections row for row. So an object has the same id on ``detections``, ``instance_labels``,
+    ``objects``, its markers and its grasps on ``scored_grasps``, and the same colour wherever drawn.
+    """
+    det_ids = conv.detection_ids(result.detections)
+    row_for_row = len(det_ids) == len(result.objects)
+    rows = [int(j) if j >= 0 else (i if row_for_row else -1) for i, j in enumerate(result.objects.detection_index)]
+    return [det_ids[j] if 0 <= j < len(det_ids) else i + 1 for i, j in enumerate(rows)]
+
+
 def instance_label_image(detections: Detections, shape: Tuple[int, int]) -> np.ndarray:
     """Paint detections into an (H, W) uint16 image: pixel = the detection's id, 0 = background.
 
@@ -121,22 +134,23 @@ def overlay_image(color: np.ndarray, result: Any, camera_to_fixed: Optional[np.n
     intr = result.intrinsics
     dets = result.detections
     names = result.class_names or {}
+    det_ids = conv.detection_ids(dets)
     if dets.mask is not None and dets.mask.shape[1:] == out.shape[:2]:
         for i in range(len(dets)):
-            tint = np.array(_rgb255(i), np.float32)
+            tint = np.array(_rgb255(det_ids[i]), np.float32)
             m = dets.mask[i]
             out[m] = (0.45 * out[m] + 0.55 * tint).astype(np.uint8)
     for i in range(len(dets)):
         x1, y1, x2, y2 = np.round(dets.xyxy[i]).astype(int)
-        cv2.rectangle(out, (int(x1), int(y1)), (int(x2), int(y2)), _rgb255(i), 1)
+        cv2.rectangle(out, (int(x1), int(y1)), (int(x2), int(y2)), _rgb255(det_ids[i]), 1)
         cls = int(dets.class_id[i])
         name = names.get(cls, 'obj' if cls < 0 else str(cls))
-        _label(out, f'{i}:{name} {float(dets.confidence[i]):.2f}', (x1 + 2, max(y1 - 4, 12)), _rgb255(i))
+        _label(out, f'{det_ids[i]}:{name} {float(dets.confidence[i]):.2f}', (x1 + 2, max(y1 - 4, 12)),
+               _rgb255(det_ids[i]))
     objects = result.objects
-    for i in range(len(objects)):
+    for i, object_id in enumerate(object_ids(result)):
         uv = project(box_corners(objects.pose[i], objects.size[i]), intr)
-        colour = _rgb255(int(objects.detection_index[i]) if objects.detection_index[i] >= 0 else i)
-        _draw_polyline(out, uv, _BOX_EDGES, colour, 2)
+        _draw_polyline(out, uv, _BOX_EDGES, _rgb255(object_id), 2)
     grasps = result.grasps
     if len(grasps):
         outlines = grasp_outline_segments(grasps.pose, grasps.width)
@@ -183,13 +197,11 @@ def obstacle_points(tracks: Tracks, spacing: float = OBSTACLE_SPACING) -> np.nda
 
 
 def _object_cloud(result: Any) -> Tuple[np.ndarray, np.ndarray]:
-    objects = result.objects
     points, colours = [], []
-    for i, cloud in enumerate(objects.points):
+    for cloud, object_id in zip(result.objects.points, object_ids(result)):
         cloud = np.asarray(cloud, np.float32).reshape(-1, 3)
         points.append(cloud)
-        index = int(objects.detection_index[i]) if objects.detection_index[i] >= 0 else i
-        colours.append(np.tile(np.array(_rgb255(index), np.uint8), (len(cloud), 1)))
+        colours.append(np.tile(np.array(_rgb255(object_id), np.uint8), (len(cloud), 1)))
     if not points:
         return np.zeros((0, 3), np.float32), np.zeros((0, 3), np.uint8)
     return np.concatenate(points), np.concatenate(colours)
@@ -228,10 +240,11 @@ def result_messages(result: Any, color: Optional[np.ndarray], camera_to_fixed: O
         points, colours = _object_cloud(result)
         return conv.points_to_cloud(points, frame, stamp, colours)
 
+    ids = object_ids(result)
+
     def markers():
-        texts = [f'{i} {names.get(int(c), "obj" if c < 0 else str(int(c)))}'
-                 for i, c in enumerate(objects.class_id)]
-        return conv.object_markers(objects, frame, stamp, labels=texts)
+        texts = [f'{k} {names.get(int(c), "obj" if c < 0 else str(int(c)))}' for k, c in zip(ids, objects.class_id)]
+        return conv.object_markers(objects, frame, stamp, labels=texts, ids=ids)
 
     builders = {
         'detections': lambda: conv.detections_to_msg(dets, frame, stamp),
@@ -239,11 +252,13 @@ def result_messages(result: Any, color: Optional[np.ndarray], camera_to_fixed: O
                                                        'mono16', frame, stamp),
         'detections_overlay': overlay_msg if color is not None else None,
         'label_info': label_info,
-        'objects': lambda: conv.objects_to_msg(objects, frame, stamp),
+        'objects': lambda: conv.objects_to_msg(objects, frame, stamp, ids=[str(k) for k in ids]),
         'object_points': object_cloud,
         'object_markers': markers,
         'grasps': lambda: conv.grasps_to_pose_array(grasps, frame, stamp),
         'best_grasp': (lambda: conv.pose_stamped(grasps.pose[0], frame, stamp)) if len(grasps) else None,
+        'scored_grasps': lambda: conv.grasps_to_detections(grasps, frame, stamp, [str(k) for k in ids],
+                                                           objects.class_id),
         'grasp_markers': lambda: conv.gripper_markers(grasp_outline_segments(grasps.pose, grasps.width),
                                                       frame, stamp),
         'tracked_objects': lambda: conv.tracks_to_msg(tracks, fixed, stamp),

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any, Dict, List, Optional, Tuple
 
-from sensor_msgs.msg import Image
 
 from robot_vision.pipeline import FrameResult, Pipeline, PipelineSettings
 from robot_vision.ros.node_base import PipelineNode, main_for
@@ -14,7 +14,7 @@ from robot_vision.types import RGBDFrame
 #: Topics published as soon as the objects are known, then after tracking, then after grasp planning.
 _PERCEPTION = ('detections', 'instance_labels', 'objects', 'object_points', 'object_markers')
 _TRACKS = ('tracked_objects', 'track_markers', 'obstacles')
-_GRASPS = ('grasps', 'best_grasp', 'grasp_markers')
+_GRASPS = ('grasps', 'scored_grasps', 'best_grasp', 'grasp_markers')
 
 
 class PerceptionNode(PipelineNode):
@@ -22,12 +22,16 @@ class PerceptionNode(PipelineNode):
 
     Subscribed (relative, remappable; sensor-data QoS by default, see ``input_reliability``):
       ``camera/color/image_raw`` (sensor_msgs/Image), ``camera/aligned_depth_to_color/image_raw``
-      (sensor_msgs/Image 16UC1/32FC1), ``camera/color/camera_info`` (sensor_msgs/CameraInfo);
+      (sensor_msgs/Image 16UC1/32FC1), ``camera/color/camera_info`` (sensor_msgs/CameraInfo); with
+      ``color_transport`` / ``depth_transport`` 'compressed' / 'compressedDepth' the images' image_transport
+      sub-topics (sensor_msgs/CompressedImage) instead;
       ``/tf``, ``/tf_static`` for camera -> ``fixed_frame``. ``mode`` picks the images.
     Published: every topic of robot_vision.ros.topics.OUTPUT_TOPICS and ``/diagnostics``. Per
       frame, detections and objects go out first, then the tracks; grasps and the overlay follow
       from a second worker thread (latest frame only), so that the slowest stage, grasp planning,
-      never delays the perception of the next frame.
+      never delays the perception of the next frame. The grasp topics are in ``target_frame``
+      (empty: the camera frame), transformed through TF at the image stamp; without that transform
+      they are not published for the frame (a 'tf' diagnostic and a throttled warning say why).
     Parameters: robot_vision.ros.node_parameters (perception_node) plus every pipeline setting.
     Processing: always the latest synchronised frame on a worker thread; frames that arrive while
     one is being processed replace the waiting one and are counted as dropped.
@@ -49,9 +53,9 @@ class PerceptionNode(PipelineNode):
         mode = self.params['mode']
         chosen = []
         if mode in ('rgbd', 'color'):
-            chosen.append(('color', Image, self.params['color_topic']))
+            chosen.append(self.image_input('color'))
         if mode in ('rgbd', 'depth'):
-            chosen.append(('depth', Image, self.params['depth_topic']))
+            chosen.append(self.image_input('depth'))
         return chosen
 
     def activated(self) -> None:
@@ -80,7 +84,14 @@ class PerceptionNode(PipelineNode):
         """Plan grasps for a perceived frame, publish them and the overlay that shows everything."""
         result, frame, stamp = item
         self.pipeline.add_grasps(result, frame)
-        self.publish(result, _GRASPS, stamp)
+        target = self.params['target_frame']
+        if not target or target == frame.frame_id:
+            self.publish(result, _GRASPS, stamp)
+        else:  # the grasps in target_frame (the overlay below draws them in the camera image)
+            camera_to_target = self.lookup(target, frame.frame_id, frame.stamp, 'grasps')
+            if camera_to_target is not None:
+                grasps = dataclasses.replace(result.grasps, pose=camera_to_target @ result.grasps.pose)
+                self.publish(dataclasses.replace(result, frame_id=target, grasps=grasps), _GRASPS, stamp)
         if frame.color is not None:
             self.publish(result, ['detections_overlay'], stamp, frame.color, frame.camera_to_fixed)
         if 'grasps' in result.timings_ms:

@@ -58,7 +58,8 @@ class PoseEstimatorNode(PipelineNode):
 
     Subscribed (relative, remappable; sensor-data QoS by default, see ``input_reliability``),
       approximately synchronised (``sync_slop_s``): ``camera/aligned_depth_to_color/image_raw``
-      (sensor_msgs/Image 16UC1/32FC1, aligned to the image the detector saw), ``detections``
+      (sensor_msgs/Image 16UC1/32FC1, or CompressedImage by ``depth_transport``, aligned to the image
+      the detector saw), ``detections``
       (vision_msgs/Detection2DArray from robot_vision's detector_node, Isaac ROS, depthai, ...) and,
       when ``use_instance_labels``, ``instance_labels`` (mono16, pixel = Detection2D id: the
       masks; without it each detection's box is used). Also ``camera/color/camera_info``
@@ -94,7 +95,7 @@ class PoseEstimatorNode(PipelineNode):
 
     def inputs(self) -> List[Tuple[str, type, str]]:
         """Depth, detections and, with ``use_instance_labels``, the instance-label image."""
-        chosen = [('depth', Image, self.params['depth_topic']),
+        chosen = [self.image_input('depth'),
                   ('detections', Detection2DArray, self.params['detections_topic'])]
         if self.params['use_instance_labels']:
             chosen.append(('labels', Image, self.params['instance_labels_topic']))
@@ -129,6 +130,9 @@ class PoseEstimatorNode(PipelineNode):
         result = FrameResult.empty(frame.stamp, frame.frame_id, settings.fixed_frame, frame.intrinsics,
                                    self.class_names)
         result.objects = objects
+        numeric = [d.id.strip() for d in source.detections]
+        if all(text.isdigit() for text in numeric):  # markers and cloud coloured by the source's ids
+            result.detections = dataclasses.replace(detections, tracker_id=np.array([int(t) for t in numeric]))
         self.outputs['objects'].publish(cv.objects_to_msg(objects, frame.frame_id, stamp,
                                                           ids=_source_ids(source, objects.detection_index)))
         self.publish(result, ('object_points', 'object_markers'), stamp)

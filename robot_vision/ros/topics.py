@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Dict, Tuple
 
+from robot_vision.compressed_images import TRANSPORTS
 from robot_vision.errors import InputError
 
 
@@ -39,7 +40,7 @@ OUTPUT_TOPICS: Tuple[OutputTopic, ...] = (
     OutputTopic('label_info', 'vision_msgs/msg/LabelInfo', 'camera', True,
                 'class id -> class name map (latched)'),
     OutputTopic('objects', 'vision_msgs/msg/Detection3DArray', 'camera', False,
-                'oriented 3D boxes of the object instances in the camera frame'),
+                'oriented 3D boxes of the object instances in the camera frame; id = the Detection2D id'),
     OutputTopic('object_points', 'sensor_msgs/msg/PointCloud2', 'camera', False,
                 "all objects' points, coloured by instance"),
     OutputTopic('object_markers', 'visualization_msgs/msg/MarkerArray', 'camera', False,
@@ -48,6 +49,9 @@ OUTPUT_TOPICS: Tuple[OutputTopic, ...] = (
                 'ranked grasp poses, best first'),
     OutputTopic('best_grasp', 'geometry_msgs/msg/PoseStamped', 'camera', False,
                 'the best grasp (only published when there is one)'),
+    OutputTopic('scored_grasps', 'vision_msgs/msg/Detection3DArray', 'camera', False,
+                "the grasps of 'grasps' in the same order, with their scores: per grasp the object's id and "
+                'class, the score, the pose and the width (bbox.size.x)'),
     OutputTopic('grasp_markers', 'visualization_msgs/msg/MarkerArray', 'camera', False,
                 'gripper outlines of the grasps (best one highlighted)'),
     OutputTopic('tracked_objects', 'vision_msgs/msg/Detection3DArray', 'fixed', False,
@@ -64,7 +68,7 @@ OUTPUT_TOPIC_TYPES: Dict[str, str] = {t.name: t.msg_type for t in OUTPUT_TOPICS}
 #: Input topic roles the replay and the nodes understand, and the message types they accept.
 INPUT_TYPES: Dict[str, Tuple[str, ...]] = {
     'color': ('sensor_msgs/msg/Image', 'sensor_msgs/msg/CompressedImage'),
-    'depth': ('sensor_msgs/msg/Image',),
+    'depth': ('sensor_msgs/msg/Image', 'sensor_msgs/msg/CompressedImage'),
     'camera_info': ('sensor_msgs/msg/CameraInfo',),
     'tf': ('tf2_msgs/msg/TFMessage',),
     'tf_static': ('tf2_msgs/msg/TFMessage',),
@@ -87,3 +91,15 @@ def resolve(namespace: str, name: str) -> str:
     """Join a namespace ('/robot_vision', '' or '/') and a relative name into an absolute topic name."""
     namespace = '/' + namespace.strip('/') if namespace.strip('/') else ''
     return f'{namespace}/{name.lstrip("/")}'
+
+
+def image_topic(topic: str, transport: str) -> str:
+    """The topic an image input subscribes for ``transport`` (image_transport's names and layout).
+
+    'raw' is the base topic itself; 'compressed' and 'compressedDepth' are sub-topics of it, as
+    image_transport publishes them (``camera/color/image_raw/compressed``). Raises InputError for
+    other transports.
+    """
+    if transport not in TRANSPORTS:
+        raise InputError(f'image transport: expected one of {list(TRANSPORTS)}, got {transport!r}')
+    return topic if transport == 'raw' else f'{topic.rstrip("/")}/{transport}'

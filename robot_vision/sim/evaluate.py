@@ -19,7 +19,7 @@ import numpy as np
 
 from robot_vision import __version__
 from robot_vision.detection.depth_backend import detections_from_objects
-from robot_vision.errors import ConfigError, InputError
+from robot_vision.errors import ConfigError
 from robot_vision.geometry import invert_transform
 from robot_vision.replay.progress import Progress
 from robot_vision.sim.grasp_execution import GraspExecutionSettings, execute_grasp
@@ -27,6 +27,7 @@ from robot_vision.sim.noise import NOISE_MODELS, DepthNoise
 from robot_vision.sim.scene import CLUTTER_LEVELS, SceneSettings, generate_scene
 from robot_vision.sim.simulator import GroundTruth, SimScene
 from robot_vision.geometry import box_iou
+from robot_vision.perception3d.instance_metrics import mask_iou_matrix, match_instances
 from robot_vision.types import Detections
 
 #: Rotational symmetry used for the rotation error: which canonical axes are meaningful.
@@ -43,29 +44,6 @@ def wilson_interval(successes: int, trials: int, z: float = 1.96) -> Tuple[float
     centre = (p + z * z / (2 * trials)) / denom
     half = z * math.sqrt(p * (1 - p) / trials + z * z / (4 * trials * trials)) / denom
     return max(0.0, centre - half), min(1.0, centre + half)
-
-
-def mask_iou_matrix(gt_masks: np.ndarray, pred_masks: np.ndarray) -> np.ndarray:
-    """IoU of every ground-truth mask (G, H, W) bool with every predicted mask (P, H, W) bool: (G, P)."""
-    gt_masks, pred_masks = np.asarray(gt_masks, bool), np.asarray(pred_masks, bool)
-    if gt_masks.ndim != 3 or pred_masks.ndim != 3 or gt_masks.shape[1:] != pred_masks.shape[1:]:
-        raise InputError(f'mask_iou_matrix: expected (G, H, W) and (P, H, W) masks of one image size, '
-                         f'got {gt_masks.shape} and {pred_masks.shape}')
-    pixels = int(np.prod(gt_masks.shape[1:]))
-    gt = gt_masks.reshape(len(gt_masks), pixels).astype(np.float32)
-    pred = pred_masks.reshape(len(pred_masks), pixels).astype(np.float32)
-    inter = gt @ pred.T
-    union = gt.sum(1)[:, None] + pred.sum(1)[None, :] - inter
-    return np.where(union > 0, inter / np.maximum(union, 1), 0.0)
-
-
-def match_instances(iou: np.ndarray, threshold: float = 0.5) -> List[Tuple[int, int, float]]:
-    """One-to-one matches (gt, pred, iou) maximising total IoU, keeping pairs with IoU >= ``threshold``."""
-    from scipy.optimize import linear_sum_assignment
-    if iou.size == 0:
-        return []
-    rows, cols = linear_sum_assignment(-iou)
-    return [(int(r), int(c), float(iou[r, c])) for r, c in zip(rows, cols) if iou[r, c] >= threshold]
 
 
 def rotation_error_deg(kind: str, gt_pose: np.ndarray, pred_pose: np.ndarray) -> float:

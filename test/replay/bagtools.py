@@ -55,18 +55,20 @@ def _tf(frame_id: str) -> TFMessage:
 def write_bag(path: Path, frames, storage: str = 'mcap', tf: bool = True,
               color_msg: Optional[Callable] = None, depth_msg: Optional[Callable] = None,
               stamps: Optional[List[float]] = None, info: bool = True,
-              color_type: str = 'sensor_msgs/msg/Image', info_after_images: bool = False) -> Path:
+              color_type: str = 'sensor_msgs/msg/Image', depth_type: str = 'sensor_msgs/msg/Image',
+              color_topic: str = COLOR, depth_topic: str = DEPTH, info_after_images: bool = False) -> Path:
     """Write frames as colour rgb8 + depth 16UC1 mm + camera_info (+ /tf_static); returns the bag folder.
 
-    ``color_msg(frame, stamp)`` / ``depth_msg(frame, stamp)`` may replace the default messages,
-    ``stamps`` the header stamps (log times stay in frame order). ``info_after_images`` logs each
-    CameraInfo just after its frame's images, as some drivers and recorders do.
+    ``color_msg(frame, stamp)`` / ``depth_msg(frame, stamp)`` may replace the default messages
+    (of ``color_type`` / ``depth_type`` on ``color_topic`` / ``depth_topic``), ``stamps`` the
+    header stamps (log times stay in frame order). ``info_after_images`` logs each CameraInfo just
+    after its frame's images, as some drivers and recorders do.
     """
     with BagSink(path, storage=storage) as sink:
         sink.add_topic('/tf_static', 'tf2_msgs/msg/TFMessage', latched=True)
         sink.add_topic(INFO, 'sensor_msgs/msg/CameraInfo')
-        sink.add_topic(COLOR, color_type)
-        sink.add_topic(DEPTH, 'sensor_msgs/msg/Image')
+        sink.add_topic(color_topic, color_type)
+        sink.add_topic(depth_topic, depth_type)
         if tf:
             sink.write('/tf_static', int(999e9), serialize_message(_tf(frames[0].frame_id)))
         for k, frame in enumerate(frames):
@@ -79,6 +81,6 @@ def write_bag(path: Path, frames, storage: str = 'mcap', tf: bool = True,
                      numpy_to_image(frame.color, 'rgb8', frame.frame_id, stamp))
             raw = np.where(np.isfinite(frame.depth), np.round(frame.depth * 1000.0), 0).astype(np.uint16)
             depth = depth_msg(frame, stamp) if depth_msg else numpy_to_image(raw, '16UC1', frame.frame_id, stamp)
-            sink.write(COLOR, log_ns, serialize_message(color))
-            sink.write(DEPTH, log_ns + 1000, serialize_message(depth))
+            sink.write(color_topic, log_ns, serialize_message(color))
+            sink.write(depth_topic, log_ns + 1000, serialize_message(depth))
     return path

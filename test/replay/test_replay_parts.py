@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_topic_table_is_complete_and_resolves():
-    assert len({t.name for t in OUTPUT_TOPICS}) == len(OUTPUT_TOPICS) == 13
+    assert len({t.name for t in OUTPUT_TOPICS}) == len(OUTPUT_TOPICS) == 14
     assert OUTPUT_TOPIC_TYPES['best_grasp'] == 'geometry_msgs/msg/PoseStamped'
     assert output_topic('obstacles').frame == 'fixed' and output_topic('label_info').latched
     assert resolve('/robot_vision', 'objects') == '/robot_vision/objects'

@@ -185,3 +185,41 @@ def test_compare_two_configs_on_the_same_bag(mcap_run, tmp_path, capsys):
     assert result['detections']['only_a'] > 0 and result['detections']['matched'] > 0
     assert result['objects']['position_delta_mean_m'] < 0.05
     assert set(result['latency_ms']) >= {'total'}
+
+
+def test_ids_agree_across_topics_and_scored_grasps_carry_the_scores(mcap_run):
+    """An object's 2D and 3D ids are equal; scored_grasps holds the PoseArray's grasps with their scores and objects."""
+    _, run = mcap_run
+    source = BagSource(run.bag_path)
+    codec = MessageCodec()
+
+    def messages(name):
+        return [codec.decode(r.msgtype, r.data) for r in source.messages([resolve('/robot_vision', name)])]
+    records = json.loads((run.out_dir / 'results.json').read_text())['frames']
+    scored_total = 0
+    for dets, objects, poses, scored, markers, record in zip(
+            messages('detections'), messages('objects'), messages('grasps'), messages('scored_grasps'),
+            messages('object_markers'), records):
+        ids_2d = [d.id for d in dets.detections]
+        ids_3d = [d.id for d in objects.detections]
+        assert ids_3d and set(ids_3d) <= set(ids_2d)
+        rows = [o['detection_index'] if o['detection_index'] >= 0 else k for k, o in enumerate(record['objects'])]
+        assert [ids_2d[row] for row in rows] == ids_3d  # the depth backend's detections are its objects
+        # the object's marker colour follows its id (the same colour in the overlay and the point cloud)
+        cubes = [m for m in markers.markers if m.type == m.CUBE]
+        assert [(round(m.color.r, 4), round(m.color.g, 4)) for m in cubes] == [
+            tuple(round(c, 4) for c in cv_palette(int(i))[:2]) for i in ids_3d]
+        assert len(scored.detections) == len(poses.poses) == record['grasps']['count']
+        assert [round(d.results[0].hypothesis.score, 4) for d in scored.detections] == record['grasps']['scores']
+        assert [d.id for d in scored.detections] == [ids_3d[k] for k in record['grasps']['object_index']]
+        for detection, pose in zip(scored.detections, poses.poses):
+            assert detection.results[0].pose.pose == pose == detection.bbox.center
+            assert detection.bbox.size.x > 0
+        scored_total += len(scored.detections)
+    source.close()
+    assert scored_total > 0
+
+
+def cv_palette(index):
+    from robot_vision.ros.conversions import palette
+    return palette(index)

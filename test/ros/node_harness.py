@@ -5,19 +5,21 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Optional
 
 import numpy as np
 from geometry_msgs.msg import TransformStamped
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
-from sensor_msgs.msg import CameraInfo, Image
+from image_encoders import compressed_color, compressed_depth
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from tf2_msgs.msg import TFMessage
 
 from robot_vision.datasets import load_organized_pcd
 from robot_vision.perception3d import segment_scene
 from robot_vision.pipeline import PipelineSettings
 from robot_vision.ros import conversions as cv
+from robot_vision.ros.topics import image_topic
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIG = ROOT / 'config' / 'robot_vision.yaml'
@@ -80,11 +82,17 @@ class FeedNode:
     """Publishes a real RGB-D frame (colour, aligned 16UC1 depth, camera info) and odom -> camera TF."""
 
     def __init__(self, context, frame, reliability=ReliabilityPolicy.BEST_EFFORT, camera_to_fixed=np.eye(4),
-                 fixed_frame: str = 'odom'):
+                 fixed_frame: str = 'odom', compressed: bool = False):
+        """``compressed``: publish JPEG colour and 16UC1 compressedDepth on the image_transport sub-topics."""
         self.node = Node('frame_feed', context=context)
         qos = QoSProfile(depth=5, reliability=reliability)
-        self.color = self.node.create_publisher(Image, 'camera/color/image_raw', qos)
-        self.depth = self.node.create_publisher(Image, 'camera/aligned_depth_to_color/image_raw', qos)
+        self.compressed = compressed
+        image_type = CompressedImage if compressed else Image
+        self.color = self.node.create_publisher(image_type, image_topic('camera/color/image_raw', 'compressed'
+                                                                       if compressed else 'raw'), qos)
+        self.depth = self.node.create_publisher(image_type, image_topic('camera/aligned_depth_to_color/image_raw',
+                                                                       'compressedDepth' if compressed else 'raw'),
+                                                qos)
         self.info = self.node.create_publisher(CameraInfo, 'camera/color/camera_info', qos)
         static = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL,
                             reliability=ReliabilityPolicy.RELIABLE)
@@ -105,15 +113,28 @@ class FeedNode:
         spin_until(executor, lambda: False, 1.0)
         return matched
 
-    def publish(self, stamp_s=None, depth_offset_s: float = 0.0):
-        """Publish the frame once, stamped ``stamp_s`` (seconds; default now), depth ``depth_offset_s`` later."""
+    def publish(self, depth_data: Optional[bytes] = None, stamp_s: Optional[float] = None,
+                depth_offset_s: float = 0.0):
+        """Publish the frame once, stamped ``stamp_s`` (seconds; default now), depth ``depth_offset_s`` later.
+
+        Returns the stamp. ``depth_data`` replaces the compressed depth bytes.
+        """
         now = self.node.get_clock().now().nanoseconds * 1e-9
         stamp = cv.seconds_to_stamp(now if stamp_s is None else stamp_s)
-        self.info.publish(cv.intrinsics_to_camera_info(self.frame.intrinsics, self.frame.frame_id, stamp))
-        if self.frame.color is not None:
-            self.color.publish(cv.numpy_to_image(self.frame.color, 'rgb8', self.frame.frame_id, stamp))
         depth_stamp = cv.seconds_to_stamp(cv.stamp_to_seconds(stamp) + depth_offset_s) if depth_offset_s else stamp
-        self.depth.publish(cv.numpy_to_image(self.raw_depth, '16UC1', self.frame.frame_id, depth_stamp))
+        frame_id = self.frame.frame_id
+        self.info.publish(cv.intrinsics_to_camera_info(self.frame.intrinsics, frame_id, stamp))
+        if self.compressed:
+            if self.frame.color is not None:
+                self.color.publish(compressed_color(self.frame.color, 'jpeg', frame_id, stamp))
+            depth = compressed_depth(self.raw_depth * 1e-3, '16UC1', frame_id, depth_stamp)
+            if depth_data is not None:
+                depth.data = depth_data
+            self.depth.publish(depth)
+            return stamp
+        if self.frame.color is not None:
+            self.color.publish(cv.numpy_to_image(self.frame.color, 'rgb8', frame_id, stamp))
+        self.depth.publish(cv.numpy_to_image(self.raw_depth, '16UC1', frame_id, depth_stamp))
         return stamp
 
 

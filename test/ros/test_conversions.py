@@ -133,11 +133,11 @@ def test_compressed_image_decodes_to_rgb_and_rejects_garbage():
     ok, png = cv2.imencode('.png', rgb[:, :, ::-1])
     assert ok
     msg = CompressedImage(format='png', data=png.tobytes())
-    assert np.array_equal(cv.compressed_image_to_rgb(msg), rgb)
+    assert np.array_equal(cv.image_to_rgb(msg), rgb)
     with pytest.raises(InputError, match='could not decode'):
-        cv.compressed_image_to_rgb(CompressedImage(format='jpeg', data=b'not an image'))
+        cv.image_to_rgb(CompressedImage(format='jpeg', data=b'not an image'))
     with pytest.raises(InputError, match='0 bytes'):
-        cv.compressed_image_to_rgb(CompressedImage(format='jpeg'))
+        cv.image_to_rgb(CompressedImage(format='jpeg'))
 
 
 def test_camera_info_round_trip_and_binning_roi():

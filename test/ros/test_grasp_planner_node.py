@@ -66,8 +66,9 @@ class _Client:
         self.objects = objects
         self.objects_pub = self.node.create_publisher(Detection3DArray, 'objects', 5)
         self.request_pub = self.node.create_publisher(String, 'grasp_request', 5)
-        self.got = {'grasps': [], 'best_grasp': [], 'grasp_markers': []}
-        for topic, msg_type in (('grasps', PoseArray), ('best_grasp', PoseStamped), ('grasp_markers', MarkerArray)):
+        self.got = {'grasps': [], 'best_grasp': [], 'grasp_markers': [], 'scored_grasps': []}
+        for topic, msg_type in (('grasps', PoseArray), ('best_grasp', PoseStamped), ('grasp_markers', MarkerArray),
+                                ('scored_grasps', Detection3DArray)):
             self.node.create_subscription(msg_type, topic, self.got[topic].append, 10)
         self.diagnostics = []
         self.node.create_subscription(DiagnosticArray, '/diagnostics', self.diagnostics.append, 10)
@@ -125,6 +126,13 @@ def test_continuous_grasps_match_the_core_and_are_transformed_into_the_target_fr
     best = next(m for m in client.got['best_grasp'] if m.header.stamp == grasps_msg.header.stamp)
     assert best.header.frame_id == 'base_link'
     assert np.allclose(cv.pose_to_matrix(best.pose), camera_to_base @ expected.pose[0], atol=1e-6)
+    # The same grasps with their scores, each naming its object by the objects message's Detection3D id.
+    scored = next(m for m in client.got['scored_grasps'] if m.header.stamp == grasps_msg.header.stamp)
+    assert scored.header.frame_id == 'base_link'
+    assert [d.results[0].pose.pose for d in scored.detections] == list(grasps_msg.poses)
+    assert np.allclose([d.results[0].hypothesis.score for d in scored.detections], expected.score, atol=1e-6)
+    ids = [d.id for d in objects_msg.detections]
+    assert [d.id for d in scored.detections] == [ids[k] for k in expected.object_index]
     markers = next(m for m in client.got['grasp_markers'] if len(m.markers) > 1)
     assert len(markers.markers) == 1 + len(expected)  # DELETEALL + one gripper outline per grasp
     assert all(m.header.frame_id == 'base_link' for m in markers.markers)
@@ -183,7 +191,7 @@ def node(lifecycle_node):
 def test_lifecycle_transitions(node, scene):
     node.set_parameters([Parameter('grasp_mode', value='on_request')])
     assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS and lifecycle_state(node) == 'inactive'
-    assert set(node.outputs) == {'grasps', 'best_grasp', 'grasp_markers'}
+    assert set(node.outputs) == {'grasps', 'best_grasp', 'grasp_markers', 'scored_grasps'}
     support = node._support  # the kept support plane follows the configured segmentation settings
     assert support.settings == node.settings.segmentation and support.update(scene[0]) is not None
     assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS and lifecycle_state(node) == 'active'

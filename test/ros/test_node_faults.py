@@ -209,7 +209,7 @@ def test_time_going_back_is_diagnosed_and_processing_resumes(ros_context, shared
 
         def feed_until(condition, timeout=60.0):
             def step():
-                feed.publish(stamp[0])
+                feed.publish(stamp_s=stamp[0])
                 stamp[0] += 0.5
                 spin_until(client.executor, lambda: False, 0.5)
                 return condition()

@@ -26,7 +26,7 @@ def node(lifecycle_node):
 def test_lifecycle_transitions(node):
     assert lifecycle_state(node) == 'unconfigured'
     assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS and lifecycle_state(node) == 'inactive'
-    assert node.pipeline is not None and len(node.outputs) == 13
+    assert node.pipeline is not None and len(node.outputs) == 14
     assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS and lifecycle_state(node) == 'active'
     assert node._worker.is_alive()
     assert node.count_subscribers('camera/color/image_raw') == 1
@@ -106,6 +106,22 @@ def test_runtime_changes_apply_at_the_next_frame_or_need_a_reconfigure(lifecycle
     assert node.trigger_cleanup() == TransitionCallbackReturn.SUCCESS
     assert node.set_parameters([Parameter('mode', value='depth')])[0].successful  # unconfigured: read at configure
     assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS and node.params['mode'] == 'depth'
+
+
+def test_image_transports_pick_the_subscribed_topics_and_bad_ones_fail_configuration(node, lifecycle_node):
+    refused = node.set_parameters([Parameter('color_transport', value='compressedDepth')])[0]  # not for colour
+    assert not refused.successful and "color_transport: expected one of ['raw', 'compressed']" in refused.reason
+    from_file = lifecycle_node(PerceptionNode, color_transport='compressedDepth')
+    assert from_file.trigger_configure() == TransitionCallbackReturn.FAILURE
+    compressed = lifecycle_node(PerceptionNode, color_transport='compressed', depth_transport='compressedDepth')
+    assert compressed.trigger_configure() == TransitionCallbackReturn.SUCCESS
+    assert compressed.trigger_activate() == TransitionCallbackReturn.SUCCESS
+    assert compressed.count_subscribers('camera/color/image_raw/compressed') == 1
+    assert compressed.count_subscribers('camera/aligned_depth_to_color/image_raw/compressedDepth') == 1
+    assert compressed.count_subscribers('camera/color/image_raw') == 0
+    types = dict(compressed.get_topic_names_and_types())
+    assert types['/camera/aligned_depth_to_color/image_raw/compressedDepth'] == ['sensor_msgs/msg/CompressedImage']
+    compressed.trigger_deactivate()
 
 
 def test_only_outputs_with_a_subscriber_are_built_and_published(node, ros_context):

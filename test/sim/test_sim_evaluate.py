@@ -10,8 +10,9 @@ import pytest
 
 from robot_vision.errors import ConfigError
 from robot_vision.sim import SceneSettings, SimScene, generate_scene
-from robot_vision.sim.evaluate import (EvaluationSettings, add_s, evaluate_perception, mask_iou_matrix,
-                                       match_instances, render_markdown, rotation_error_deg, run_evaluation,
+from robot_vision.perception3d.instance_metrics import mask_iou_matrix, match_instances
+from robot_vision.sim.evaluate import (EvaluationSettings, add_s, evaluate_perception,
+                                       render_markdown, rotation_error_deg, run_evaluation,
                                        wilson_interval)
 from robot_vision.types import Detections
 
