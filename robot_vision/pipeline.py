@@ -39,6 +39,11 @@ from robot_vision.tracking import (
 )
 
 
+#: Settings the pipeline reads on every frame, so that :meth:`Pipeline.apply_live` can change them between
+#: frames; the others are built into the detector, models, tracker and grasp planner.
+LIVE_SETTINGS = ('segmentation', 'registration', 'enable_grasps', 'enable_tracking', 'scene_voxel')
+
+
 @dataclass(frozen=True)
 class PipelineSettings:
     """Settings of every stage; build from the YAML ``robot_vision`` section with :meth:`from_dict`.
@@ -148,6 +153,11 @@ class Pipeline:
     def settings(self) -> PipelineSettings:
         """The settings the pipeline was built with."""
         return self._settings
+
+    def apply_live(self, settings: PipelineSettings) -> None:
+        """Use ``settings``' LIVE_SETTINGS from the next frame on (the other sections stay as built)."""
+        self._settings = dataclasses.replace(self._settings, **{name: getattr(settings, name)
+                                                               for name in LIVE_SETTINGS})
 
     @property
     def class_names(self) -> Dict[int, str]:

@@ -266,10 +266,16 @@ class BagSink:
         self.counts[topic] += 1
 
     def close(self) -> None:
-        """Write the index and metadata.yaml (idempotent)."""
-        if self._writer is not None:
-            self._writer.close()
-            self._writer = None
+        """Write the index and metadata.yaml (idempotent); when that fails, the storage file is closed as it is."""
+        writer, self._writer = self._writer, None
+        if writer is None:
+            return
+        try:
+            writer.close()
+        except Exception:
+            if writer.storage is not None:
+                writer.storage.abort()
+            raise
 
     def __enter__(self) -> BagSink:
         return self

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Dict, List, Optional
 
 from robot_vision.datasets import BUNDLED_DATA
-from robot_vision.errors import ConfigError, InputError
+from robot_vision.errors import ConfigError, InputError, RobotVisionError
 
 #: The bundled real-data bag (3 Kinect frames from PCL's test data; see robot_vision/data/NOTICE).
 DEMO_BAG = BUNDLED_DATA / 'demo_rgbd.mcap'
@@ -113,8 +113,11 @@ def _run_replay(bag: Path, out: Path, config: Optional[str], args: argparse.Name
         print(f'  [{d["kind"]}] {d["message"]}' + (f' (x{d["count"]})' if d['count'] > 1 else ''), file=sys.stderr)
     if run.bag_path is not None:
         print(f'result bag: {run.bag_path}')
-    print(f'report: {run.report_path.resolve()}')
-    if run.exit_code:
+    if run.report_path.is_file():
+        print(f'report: {run.report_path.resolve()}')
+    for item in run.incomplete:
+        print(f'error: output incomplete: {item}', file=sys.stderr)
+    if not run.frames:
         print('error: no frame could be processed (see the diagnostics above)', file=sys.stderr)
     return run.exit_code
 
@@ -129,6 +132,12 @@ def _guard(fn):
         except InputError as exc:
             print(f'error: {exc}', file=sys.stderr)
             return 1
+        except RobotVisionError as exc:  # a model that cannot be loaded: configuration
+            print(f'error: {exc}', file=sys.stderr)
+            return 2
+        except OSError as exc:  # the file system, e.g. a disk that filled before the outputs existed
+            print(f'error: {exc.filename or ""}{": " if exc.filename else ""}{exc.strerror or exc}', file=sys.stderr)
+            return 3
     wrapper.__doc__ = fn.__doc__
     return wrapper
 

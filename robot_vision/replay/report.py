@@ -12,6 +12,7 @@ import html
 import io
 import json
 import math
+import os
 from collections import Counter
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
@@ -115,7 +116,7 @@ def build_summary(run: Any, source_path: Path, roles: Dict[str, str], timings: L
             'recorded_s': round(covered, 3), 'wall_s': round(wall_s, 3),
             'throughput_fps': round(len(frames) / wall_s, 3) if wall_s > 0 else None,
             'real_time_factor': round(covered / wall_s, 3) if wall_s > 0 and covered > 0 else None,
-            'exit_code': run.exit_code,
+            'exit_code': run.exit_code, 'incomplete_outputs': list(run.incomplete),
         },
         'settings': {'replay': _jsonable(settings), 'pipeline': _jsonable(pipeline_settings)},
         'per_frame': {
@@ -247,8 +248,9 @@ def render_html(summary: Dict[str, Any], plots: List[Tuple[str, str]],
     """The report page; ``gallery`` holds (file name, caption, JPEG bytes)."""
     run = summary['run']
     esc = html.escape
-    status = ('<span class="ok">OK</span>' if run['exit_code'] == 0
-              else '<span class="bad">no frame could be processed</span>')
+    status = ('<span class="ok">OK</span>' if run['exit_code'] == 0 else
+              f'<span class="bad">incomplete outputs: {esc("; ".join(run["incomplete_outputs"]))}</span>'
+              if run.get('incomplete_outputs') else '<span class="bad">no frame could be processed</span>')
     parts = [f'<!DOCTYPE html><html><head><meta charset="utf-8"><title>robot_vision replay report</title>'
              f'<style>{_CSS}</style></head><body>',
              f'<h1>robot_vision replay report</h1><p>{esc(summary["tool"])} &middot; status: {status}</p>',
@@ -311,22 +313,30 @@ def render_html(summary: Dict[str, Any], plots: List[Tuple[str, str]],
 def write_outputs(run: Any, source_path: Path, roles: Dict[str, str], timings: List[Dict[str, float]],
                   gallery: List[Tuple[int, float, np.ndarray]], wall_s: float, bag_span_s: float, expected: int,
                   pipeline_settings: Any, settings: Any) -> Dict[str, Any]:
-    """Write results.json, summary.json, the gallery and report.html into ``run.out_dir``; return the summary."""
+    """Write results.json, summary.json, the gallery and report.html into ``run.out_dir``; return the summary.
+
+    Each file is written whole or not at all (see :func:`save`); one that cannot be written (disk
+    full, I/O error) is named in ``run.incomplete`` and the others are still written.
+    """
     import cv2
     out = Path(run.out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     results = {'bag': Path(source_path).name, 'topics': roles, 'frames': run.frames}
-    (out / 'results.json').write_text(json.dumps(results, sort_keys=True, indent=1) + '\n', encoding='utf-8')
+    save(out / 'results.json', json.dumps(results, sort_keys=True, indent=1) + '\n', run.incomplete)
     entries: List[Tuple[str, str, bytes]] = []
-    if gallery:
-        (out / 'gallery').mkdir(exist_ok=True)
+    try:
+        if gallery:
+            (out / 'gallery').mkdir(exist_ok=True)
+    except OSError as exc:
+        run.incomplete.append(f'gallery: not written: {exc.strerror or exc}')
+        gallery = []
     t0 = run.frames[0]['stamp'] if run.frames else 0.0
     for index, stamp, image in gallery:
         ok, jpeg = cv2.imencode('.jpg', np.ascontiguousarray(image[:, :, ::-1]), [cv2.IMWRITE_JPEG_QUALITY, 85])
         if not ok:
             continue
         name = f'frame_{index:05d}.jpg'
-        (out / 'gallery' / name).write_bytes(jpeg.tobytes())
+        if not save(out / 'gallery' / name, jpeg.tobytes(), run.incomplete):
+            continue
         frame = run.frames[index]
         caption = (f'frame {index} at t = {stamp - t0:.3f} s: {len(frame["detections"])} detections, '
                    f'{len(frame["objects"])} instances, {frame["grasps"]["count"]} grasps, '
@@ -334,9 +344,30 @@ def write_outputs(run: Any, source_path: Path, roles: Dict[str, str], timings: L
         entries.append((name, caption, jpeg.tobytes()))
     summary = build_summary(run, source_path, roles, timings, wall_s, bag_span_s, expected, pipeline_settings,
                             settings, [f'gallery/{name}' for name, _, _ in entries])
-    (out / 'summary.json').write_text(json.dumps(summary, indent=1, default=str) + '\n', encoding='utf-8')
+    save(out / 'summary.json', json.dumps(summary, indent=1, default=str) + '\n', run.incomplete)
     summary['_stamp0'] = t0
     plots = _plots(summary, timings) if run.frames else []
-    (out / 'report.html').write_text(render_html(summary, plots, entries), encoding='utf-8')
+    save(out / 'report.html', render_html(summary, plots, entries), run.incomplete)
     summary.pop('_stamp0')
     return summary
+
+
+def save(path: Path, data: str | bytes, incomplete: List[str]) -> bool:
+    """Write ``data`` to ``path`` whole (through a temporary file renamed over it) or not at all.
+
+    On an OSError (disk full, I/O error) the temporary file is removed, ``path`` is left as it was,
+    the reason is appended to ``incomplete`` and False returned.
+    """
+    partial = path.with_name(path.name + '.partial')
+    try:
+        with open(partial, 'wb') as stream:
+            stream.write(data.encode('utf-8') if isinstance(data, str) else data)
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.replace(partial, path)
+        return True
+    except OSError as exc:
+        partial.unlink(missing_ok=True)
+        incomplete.append(f'{path.parent.name + "/" if path.parent.name == "gallery" else ""}{path.name}: '
+                          f'not written: {exc.strerror or exc}')
+        return False

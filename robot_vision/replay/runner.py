@@ -23,7 +23,9 @@ from __future__ import annotations
 import dataclasses
 import math
 import shutil
+import signal
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,7 +38,7 @@ from robot_vision.errors import ConfigError, InputError
 from robot_vision.geometry import quaternion_from_matrix
 from robot_vision.replay.bag import BagSink, BagSource, RawMessage, TopicInfo, topic_table
 from robot_vision.replay.progress import Progress
-from robot_vision.ros.topics import INPUT_TYPES, OUTPUT_TOPICS, resolve
+from robot_vision.ros.topics import CAMERA_INFO_WAIT_S, INPUT_TYPES, OUTPUT_TOPICS, resolve
 
 #: Files and folders a replay writes into its output folder (and removes with ``overwrite``).
 OUTPUT_NAMES = ('bag', 'results.json', 'summary.json', 'report.html', 'gallery')
@@ -100,6 +102,8 @@ class ReplayRun:
     diagnostics: List[Dict[str, Any]] = field(default_factory=list)
     bag_path: Optional[Path] = None
     report_path: Optional[Path] = None
+    #: Outputs that could not be written completely (disk full, I/O error), each with the reason.
+    incomplete: List[str] = field(default_factory=list)
 
     @property
     def processed(self) -> int:
@@ -108,8 +112,8 @@ class ReplayRun:
 
     @property
     def exit_code(self) -> int:
-        """0 when at least one frame was processed, else 1."""
-        return 0 if self.frames else 1
+        """3 when an output is incomplete, else 0 when at least one frame was processed, else 1."""
+        return 3 if self.incomplete else 0 if self.frames else 1
 
 
 def load_config(path: Optional[str]) -> Tuple[Any, Dict[str, Any]]:
@@ -122,7 +126,7 @@ def load_config(path: Optional[str]) -> Tuple[Any, Dict[str, Any]]:
     """
     from robot_vision.config import load_yaml_section
     from robot_vision.pipeline import PipelineSettings
-    from robot_vision.ros.node_parameters import ALL_NAMES
+    from robot_vision.ros.node_parameters import ALL_NAMES, check_value
     if path is None:
         return PipelineSettings(), {}
     try:
@@ -133,6 +137,9 @@ def load_config(path: Optional[str]) -> Tuple[Any, Dict[str, Any]]:
         section = dict(section['ros__parameters'] or {})
     fields = {f.name for f in dataclasses.fields(PipelineSettings)}
     node = {k: section.pop(k) for k in list(section) if k not in fields and k in ALL_NAMES}
+    problems = [p for p in (check_value(k, v) for k, v in node.items()) if p]
+    if problems:
+        raise ConfigError(f'{path}: ' + '; '.join(problems))
     return PipelineSettings.from_dict(section), node
 
 
@@ -184,10 +191,12 @@ def select_topics(source: BagSource, codec: Any, overrides: Mapping[str, str] = 
                     topics[name].msgtype == COMPRESSED_IMAGE, name)
         candidates.sort(key=rank)
         if not candidates:
+            odd = '' if role == 'color' else _not_depth(source, codec, [n for n in images if 'depth' in n
+                                                                        and topics[n].msgtype == RAW_IMAGE])
             raise InputError(f'bag {source.path}: no {"colour" if role == "color" else "depth"} image topic '
                              f'(sensor_msgs/Image {"rgb8/bgr8/mono8" if role == "color" else "16UC1/32FC1"} or '
-                             f'CompressedImage {"jpeg/png" if role == "color" else "compressedDepth"}) found; '
-                             f'topics: {listing}')
+                             f'CompressedImage {"jpeg/png" if role == "color" else "compressedDepth"}) found'
+                             f'{odd}; topics: {listing}')
         if len(candidates) > 1:
             notes.append(f'{len(candidates)} {role} topics {sorted(candidates)}: using {candidates[0]} '
                          f'(choose with --topics {role}=TOPIC)')
@@ -225,6 +234,21 @@ def _image_kind(source: BagSource, codec: Any, name: str, notes: List[str]) -> s
         return 'depth' if is_depth(msg.format if msg is not None else '', name) else 'color'
     encoding = msg.encoding if msg is not None else ''
     return 'depth' if encoding in DEPTH_ENCODINGS or (not encoding and 'depth' in name) else 'color'
+
+
+def _not_depth(source: BagSource, codec: Any, names: List[str]) -> str:
+    """'; TOPIC has encoding 'yuv422', which is not a depth encoding (...)' for each raw image topic of ``names``."""
+    found = []
+    for name in names:
+        first = next(iter(source.messages([name])), None)
+        try:
+            encoding = codec.decode(first.msgtype, first.data).encoding if first is not None else ''
+        except InputError:
+            continue
+        if encoding:
+            found.append(f'; {name} has encoding {encoding!r}, which is not a depth encoding (supported: '
+                         f'{", ".join(DEPTH_ENCODINGS)})')
+    return ''.join(found)
 
 
 # ----------------------------------------------------------------------------- records
@@ -299,7 +323,15 @@ class _Diagnostics:
 
 
 def _prepare_out(out_dir: Path, overwrite: bool) -> None:
-    out_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        probe = out_dir / '.robot_vision_write_test'
+        probe.write_bytes(b'')
+        probe.unlink()
+    except OSError as exc:
+        blocked = isinstance(exc, (FileExistsError, NotADirectoryError))
+        raise InputError(f'--out {out_dir}: cannot write the outputs there: {exc.strerror or exc}'
+                         f'{" (a file is in the way)" if blocked else ""}') from exc
     present = [n for n in OUTPUT_NAMES if (out_dir / n).exists()]
     if present and not overwrite:
         raise InputError(f'output folder {out_dir} already holds a replay ({", ".join(present)}); '
@@ -310,6 +342,40 @@ def _prepare_out(out_dir: Path, overwrite: bool) -> None:
             shutil.rmtree(path)
         else:
             path.unlink()
+
+
+class _StopSignals:
+    """While a replay runs, SIGINT, SIGTERM and SIGHUP ask it to stop after the message in hand.
+
+    The outputs are then written with every signal deferred, so that a second Ctrl-C (or a
+    SIGTERM after it) cannot cut a file short. Handlers are only installed on the main thread.
+    """
+
+    NAMES = ('SIGINT', 'SIGTERM', 'SIGHUP')
+
+    def __init__(self, stream: Optional[TextIO]) -> None:
+        self.received: Optional[str] = None
+        self._stream = stream
+        self._previous: Dict[int, Any] = {}
+
+    def __enter__(self) -> _StopSignals:
+        if threading.current_thread() is threading.main_thread():
+            for name in self.NAMES:
+                number = getattr(signal, name, None)
+                if number is not None:
+                    self._previous[number] = signal.signal(number, self._on_signal)
+        return self
+
+    def _on_signal(self, number: int, frame: Any) -> None:
+        first = self.received is None
+        self.received = self.received or signal.Signals(number).name
+        if first and self._stream is not None:
+            print(f'\nstopping ({self.received}): writing the outputs of the frames processed so far; further '
+                  f'signals are ignored until they are written', file=self._stream, flush=True)
+
+    def __exit__(self, *exc: Any) -> None:
+        for number, handler in self._previous.items():
+            signal.signal(number, handler)
 
 
 class _Item:
@@ -332,6 +398,12 @@ def replay(bag: Path | str, out_dir: Path | str, pipeline_settings: Any = None,
     problems met while replaying become ``run.diagnostics`` and the outputs hold everything
     processed until then. ``run.exit_code`` is 1 when no frame could be processed.
     """
+    with _StopSignals(progress) as stop:  # a signal stops the replay, and the outputs are still written
+        return _replay(Path(bag), Path(out_dir), pipeline_settings, settings, topic_hints, progress, stop)
+
+
+def _replay(bag: Path, out_dir: Path, pipeline_settings: Any, settings: ReplaySettings,
+            topic_hints: Mapping[str, str], progress: Optional[TextIO], stop: _StopSignals) -> ReplayRun:
     from robot_vision.errors import TransformError
     from robot_vision.pipeline import Pipeline, PipelineSettings
     from robot_vision.ros.bag_codec import MessageCodec
@@ -339,7 +411,6 @@ def replay(bag: Path | str, out_dir: Path | str, pipeline_settings: Any = None,
     from robot_vision.ros.compat import ApproximateTimePolicy, TransformBuffer
     from robot_vision.types import RGBDFrame
 
-    out_dir = Path(out_dir)
     pipeline_settings = pipeline_settings or PipelineSettings()
     source = BagSource(bag)
     codec = MessageCodec()
@@ -349,7 +420,12 @@ def replay(bag: Path | str, out_dir: Path | str, pipeline_settings: Any = None,
     roles, notes = select_topics(source, codec, dict(settings.topics), topic_hints)
     for note in notes:
         diagnostics.add('topics', note)
-    _prepare_out(out_dir, settings.overwrite)
+    pipeline = Pipeline(pipeline_settings)  # before any output exists: a bad model leaves nothing behind
+    try:
+        _prepare_out(out_dir, settings.overwrite)
+    except InputError:
+        pipeline.close()
+        raise
     role_of = {topic: role for role, topic in roles.items()}
     fixed_frame = pipeline_settings.fixed_frame
     expected = min(source.topics[roles['color']].count, source.topics[roles['depth']].count)
@@ -377,7 +453,6 @@ def replay(bag: Path | str, out_dir: Path | str, pipeline_settings: Any = None,
         for topic in OUTPUT_TOPICS:
             sink.add_topic(resolve(settings.prefix, topic.name), topic.msg_type, latched=topic.latched)
         run.bag_path = out_dir / 'bag'
-    pipeline = Pipeline(pipeline_settings)
     pairs: List[Tuple[_Item, _Item]] = []
     policy = ApproximateTimePolicy(2, settings.queue_size, settings.slop, lambda c, d: pairs.append((c, d)))
     tf = TransformBuffer(cache_time_s=60.0)
@@ -436,13 +511,25 @@ def replay(bag: Path | str, out_dir: Path | str, pipeline_settings: Any = None,
                     if key == state['label_info']:
                         continue
                     state['label_info'] = key
-                sink.write(resolve(settings.prefix, name), color_item.log_ns, codec.encode(msg))
+                write(resolve(settings.prefix, name), color_item.log_ns, codec.encode(msg))
         if index in gallery_at:
             gallery.append((index, stamp, overlay))
         t3 = time.perf_counter()
         timings.append({**{k: float(v) for k, v in result.timings_ms.items()},
                         'decode': (t1 - t0) * 1e3, 'record': (t3 - t2) * 1e3, 'frame': (t3 - t0) * 1e3})
         bar.update()
+
+    def write(topic: str, log_ns: int, data: bytes) -> None:
+        nonlocal sink
+        if sink is None:
+            return
+        try:
+            sink.write(topic, log_ns, data)
+        except OSError as exc:  # disk full, I/O error: keep replaying into the other outputs
+            run.incomplete.append(f'bag: writing stopped at {sum(sink.counts.values())} messages: '
+                                  f'{exc.strerror or exc}')
+            _close_sink(sink, run)
+            sink = None
 
     def done() -> bool:
         return bool(settings.max_frames) and len(run.frames) >= settings.max_frames
@@ -451,16 +538,24 @@ def replay(bag: Path | str, out_dir: Path | str, pipeline_settings: Any = None,
         for raw in source.messages():
             if done():
                 break
+            if stop.received:
+                diagnostics.add('run', f'stopped by {stop.received}: the outputs hold the frames processed so far')
+                break
             bag_span[0], bag_span[1] = min(bag_span[0], raw.log_ns), max(bag_span[1], raw.log_ns)
             if raw.topic in copied:
-                sink.write(raw.topic, raw.log_ns, raw.data)
+                write(raw.topic, raw.log_ns, raw.data)
             role = role_of.get(raw.topic)
             if role is None:
                 continue
             _consume(raw, role, codec, state, tf, policy, diagnostics, _Item)
             while pairs and not done():
+                if state['intrinsics'] is None and raw.log_ns - pairs[0][0].log_ns < CAMERA_INFO_WAIT_S * 1e9:
+                    break  # as the nodes do, wait for a CameraInfo logged just after the first images
                 process(*pairs.pop(0))
-    except KeyboardInterrupt:
+        else:
+            while pairs and not done():  # the bag ended while they waited for a CameraInfo
+                process(*pairs.pop(0))
+    except KeyboardInterrupt:  # only where no handler could be installed (a replay off the main thread)
         diagnostics.add('run', 'interrupted by the user (Ctrl-C): the outputs hold the frames processed so far')
     finally:
         bar.close()
@@ -476,7 +571,7 @@ def replay(bag: Path | str, out_dir: Path | str, pipeline_settings: Any = None,
                                        f'overflow); {policy.matched} pairs formed')
         _sync_gaps(state['color_stamps'], diagnostics)
         if sink is not None:
-            sink.close()
+            _close_sink(sink, run)
         pipeline.close()
         source.close()
         run.diagnostics = diagnostics.items
@@ -486,6 +581,15 @@ def replay(bag: Path | str, out_dir: Path | str, pipeline_settings: Any = None,
                                     pipeline_settings=pipeline_settings, settings=settings)
         run.report_path = out_dir / 'report.html'
     return run
+
+
+def _close_sink(sink: BagSink, run: ReplayRun) -> None:
+    """Close the output bag (index and metadata.yaml); a failure marks the bag incomplete."""
+    try:
+        sink.close()
+    except Exception as exc:  # noqa: BLE001 - after a failed write the writer can fail in any way
+        if not any(item.startswith('bag:') for item in run.incomplete):
+            run.incomplete.append(f'bag: index and metadata.yaml not written: {exc}')
 
 
 def _consume(raw: RawMessage, role: str, codec: Any, state: Dict[str, Any], tf: Any, policy: Any,

@@ -83,6 +83,51 @@ class RateMeter:
         return (len(recent) - 1) / max(recent[-1] - recent[0], 1e-6)
 
 
+class PairingWatch:
+    """The latest header stamp of each synchronised input: why sets do not form, and time going back.
+
+    ``arrived`` returns the input's previous stamp when the new one is earlier (a looped bag, a
+    restarted camera or simulation), after which every input starts afresh. ``pairing_problem``
+    explains inputs that all arrive while no set formed for ``grace_s`` seconds (counted from the
+    moment every input had arrived), with the measured offset of their latest stamps and the slop.
+    """
+
+    def __init__(self, names: List[str], slop_s: float, grace_s: float = 2.0) -> None:
+        self._names, self._slop, self._grace = list(names), slop_s, grace_s
+        self.stamps: Dict[str, float] = {}
+        self.last_set: Optional[float] = None
+
+    def arrived(self, name: str, stamp: float) -> Optional[float]:
+        """Record an input's stamp; return its previous stamp when time went back, else None."""
+        previous = self.stamps.get(name)
+        if previous is not None and stamp < previous:
+            self.stamps = {name: stamp}
+            return previous
+        self.stamps[name] = stamp
+        return None
+
+    def paired(self) -> None:
+        """Record that a set formed."""
+        self.last_set = time.monotonic()
+
+    def pairing_problem(self, now: Optional[float] = None) -> Optional[str]:
+        """Why the inputs arrive but form no set (None while sets form or an input is still missing)."""
+        now = time.monotonic() if now is None else now
+        if len(self._names) < 2 or len(self.stamps) < len(self._names):
+            return None
+        if self.last_set is None:
+            self.last_set = now  # every input arrived: the grace starts
+        if now - self.last_set < self._grace:
+            return None
+        latest = {name: self.stamps[name] for name in self._names}
+        early, late = min(latest, key=latest.get), max(latest, key=latest.get)
+        offset = latest[late] - latest[early]
+        return (f'{" and ".join(self._names)} arrive but do not pair (no set for {now - self.last_set:.1f} s): '
+                f'their latest stamps differ by {offset * 1e3:.0f} ms ({late} ahead of {early}), sync_slop_s is '
+                f'{self._slop * 1e3:.0f} ms; check that the drivers stamp the images of one exposure alike, or '
+                f'raise sync_slop_s')
+
+
 class NodeDiagnostics:
     """Collects a node's health figures and publishes them on /diagnostics as DiagnosticArray.
 
@@ -96,7 +141,7 @@ class NodeDiagnostics:
         self._node = node
         self._name = name
         self._inputs = inputs
-        self._timeout = input_timeout_s
+        self.timeout = input_timeout_s
         self._hold = hold_s
         self.rates = {name: RateMeter() for name in inputs}
         self.latency_ms: Deque[float] = collections.deque(maxlen=300)
@@ -135,10 +180,10 @@ class NodeDiagnostics:
         now = time.monotonic()
         with self._lock:
             found = [(lvl, key, msg) for key, (lvl, msg, t) in self._problems.items() if now - t <= self._hold]
-        if now - self._started > self._timeout:
+        if now - self._started > self.timeout:
             for name, (topic, qos) in self._inputs.items():
                 last = self.rates[name].last
-                if last is None or now - last > self._timeout:
+                if last is None or now - last > self.timeout:
                     why = qos_problem(self._node, topic, qos)
                     silence = 'no message yet' if last is None else f'no message for {now - last:.1f} s'
                     found.append((WARN, f'input_{name}', f'{name}: {silence}' + (f'; {why}' if why else

@@ -11,7 +11,6 @@ from std_msgs.msg import String
 from vision_msgs.msg import Detection3DArray
 
 from robot_vision.detection import DetectorSettings
-from robot_vision.errors import RobotVisionError
 from robot_vision.perception3d.box_points import SupportPlaneStream, objects_with_box_points
 from robot_vision.pipeline import FrameResult, PipelineSettings, scene_points
 from robot_vision.ros import conversions as cv
@@ -65,11 +64,14 @@ class GraspPlannerNode(PipelineNode):
         self._support: Optional[SupportPlaneStream] = None
 
     def setup(self, settings: PipelineSettings) -> None:
-        """Check the box margin, build the grasp planner; forget sets, requests and the support plane of before."""
-        if not self.params['box_margin'] >= 0:
-            raise RobotVisionError(f'box_margin: expected metres >= 0, got {self.params["box_margin"]}')
+        """Build the grasp planner; forget sets, requests and the support plane of before."""
         super().setup(dataclasses.replace(settings, detector=DetectorSettings(backend='depth')))  # no detector
         self._latest, self._requests = None, []
+        self._support = SupportPlaneStream(settings.segmentation)
+
+    def apply_settings(self, settings: PipelineSettings) -> None:
+        """Settings changed at runtime: the support plane is fitted afresh with the new segmentation settings."""
+        super().apply_settings(settings)
         self._support = SupportPlaneStream(settings.segmentation)
 
     def inputs(self) -> List[Tuple[str, type, str]]:

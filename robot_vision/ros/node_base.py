@@ -25,7 +25,7 @@ import traceback
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
 import numpy as np
-from rcl_interfaces.msg import ParameterDescriptor
+from rcl_interfaces.msg import ParameterDescriptor, SetParametersResult
 from rclpy.clock import Clock, ClockType
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
@@ -38,18 +38,13 @@ from robot_vision.errors import RobotVisionError
 from robot_vision.pipeline import FrameResult, Pipeline, PipelineSettings
 from robot_vision.ros import conversions as cv
 from robot_vision.ros.compat import ApproximateSync, TransformSource
-from robot_vision.ros.diagnostics import NodeDiagnostics, large_image_problem
-from robot_vision.ros.node_parameters import ALL_NAMES, node_parameters
+from robot_vision.ros.diagnostics import NodeDiagnostics, PairingWatch, large_image_problem
+from robot_vision.ros.node_parameters import ALL_NAMES, check_value, node_parameters
 from robot_vision.ros.outputs import result_messages
-from robot_vision.ros.params import declare_settings, read_settings, unknown_overrides, validate_change
-from robot_vision.ros.topics import image_topic, output_topic
+from robot_vision.ros.params import (declare_settings, is_float, read_settings, review_change, undeclared_message,
+                                     unknown_overrides)
+from robot_vision.ros.topics import CAMERA_INFO_WAIT_S, image_topic, output_topic
 from robot_vision.types import CameraIntrinsics, RGBDFrame
-
-#: Accepted values of the string parameters every node checks at configure time.
-_CHOICES = {'input_reliability': ('best_effort', 'reliable'), 'mode': ('rgbd', 'depth', 'color'),
-            'grasp_mode': ('continuous', 'on_request'), 'color_transport': ('raw', 'compressed'),
-            'depth_transport': ('raw', 'compressedDepth', 'compressed')}
-
 
 def message_class(type_name: str) -> type:
     """Import a message class from its ROS type name, e.g. 'vision_msgs/msg/Detection2DArray'."""
@@ -62,9 +57,6 @@ def reliability(name: str) -> ReliabilityPolicy:
     return {'best_effort': ReliabilityPolicy.BEST_EFFORT, 'reliable': ReliabilityPolicy.RELIABLE}[name]
 
 
-#: How long the worker waits for the first CameraInfo before it skips a frame (s).
-CAMERA_INFO_WAIT_S = 0.5
-
 #: QoS of latched outputs (LabelInfo): late subscribers get the last message.
 LATCHED = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL, reliability=ReliabilityPolicy.RELIABLE)
 
@@ -73,11 +65,11 @@ class LatestWorker:
     """A thread that handles always the newest submitted item (latest-frame policy).
 
     ``submit`` replaces an item that is still waiting (``dropped`` counts those); ``handle(item)``
-    runs on the thread, and a RobotVisionError it raises goes to ``on_error(exc)``.
+    runs on the thread, and any exception it raises goes to ``on_error(exc)`` (the thread goes on).
     """
 
     def __init__(self, name: str, handle: Callable[[Any], None],
-                 on_error: Callable[[RobotVisionError], None]) -> None:
+                 on_error: Callable[[Exception], None]) -> None:
         self._handle, self._on_error = handle, on_error
         self._pending: Any = None
         self._wake = threading.Condition()
@@ -115,7 +107,7 @@ class LatestWorker:
                 item, self._pending = self._pending, None
             try:
                 self._handle(item)
-            except RobotVisionError as exc:
+            except Exception as exc:  # noqa: BLE001 - the thread serves every later item whatever one did
                 self._on_error(exc)
 
 
@@ -145,11 +137,15 @@ class PipelineNode(LifecycleNode):
         super().__init__(node_name, **kwargs)
         self.parameter_table = node_parameters(self.EXECUTABLE)
         for name, (default, text) in self.parameter_table.items():
-            self.declare_parameter(name, default, ParameterDescriptor(description=text))
+            self.declare_parameter(name, default, ParameterDescriptor(description=text,
+                                                                      dynamic_typing=is_float(default)))
         self._leaves = declare_settings(self)
-        self.add_on_set_parameters_callback(lambda params: validate_change(self, self._leaves, params))
+        self.add_on_set_parameters_callback(self._on_set_parameters)
+        self._guard_change_state()
         self.params: Dict[str, Any] = {}
         self.settings: Optional[PipelineSettings] = None
+        #: Settings changed at runtime, taken by the worker before its next set (see apply_settings).
+        self._new_settings: Optional[PipelineSettings] = None
         self.pipeline: Optional[Pipeline] = None
         self.outputs: Dict[str, Any] = {}
         self.tf: Optional[TransformSource] = None
@@ -157,6 +153,7 @@ class PipelineNode(LifecycleNode):
         self.camera_info: Optional[CameraInfo] = None
         self._info_arrived = threading.Event()
         self._sync: Optional[ApproximateSync] = None
+        self._reset_pending, self._resync_timer = False, None
         self._extra_subs: List[Any] = []
         self._diag_timer = None
         self._input_names: List[str] = []
@@ -193,6 +190,57 @@ class PipelineNode(LifecycleNode):
     def activated(self) -> None:
         """Called once the publishers are active (publish latched messages such as LabelInfo here)."""
 
+    # ------------------------------------------------------------------ requests
+    def _guard_change_state(self) -> None:
+        """Answer a change_state request for a transition the current state lacks with success=False.
+
+        rclpy (Jazzy's wheel) raises RCLError "Transition is not registered" out of the service
+        callback for such a transition sent by id, which ends the spin and the process.
+        """
+        service = getattr(self, '_service_change_state', None)
+        if service is None:
+            return
+        handle = service.callback
+
+        def guarded(request: Any, response: Any) -> Any:
+            transition = request.transition
+            available = {t[0]: t[1] for t in self._state_machine.available_transitions}
+            if not transition.label and transition.id not in available:
+                state = self._state_machine.current_state[1]
+                self.get_logger().warn(
+                    f'lifecycle transition id {transition.id} refused: the node is {state}, whose transitions '
+                    f'are {", ".join(f"{label} ({tid})" for tid, label in available.items())}')
+                response.success = False
+                return response
+            return handle(request, response)
+        service.callback = guarded
+
+    def set_parameters_atomically(self, parameter_list: List[Any]) -> SetParametersResult:
+        """Set parameters (the parameter services call this); an undeclared name is refused with a "did you mean"."""
+        unknown = [p.name for p in parameter_list if not self.has_parameter(p.name)]
+        if unknown:
+            return SetParametersResult(successful=False, reason='; '.join(
+                undeclared_message(name, list(self._parameters)) for name in unknown))
+        return super().set_parameters_atomically(parameter_list)
+
+    def _on_set_parameters(self, params: List[Any]) -> SetParametersResult:
+        """Check every value; a configured node applies per-frame ones live and refuses the rest (needs reconfigure)."""
+        configured = self._state_machine.current_state[1] in ('inactive', 'active')
+        result, change = review_change(self, self._leaves, self.parameter_table, params, configured)
+        if change is not None and configured:
+            self.params.update(change.node_values)
+            if self.diag is not None and 'input_timeout_s' in change.node_values:
+                self.diag.timeout = float(change.node_values['input_timeout_s'])
+            if change.settings is not None:
+                self._new_settings = change.settings
+        return result
+
+    def apply_settings(self, settings: PipelineSettings) -> None:
+        """Use settings changed at runtime (their per-frame sections only) from this set on (worker thread)."""
+        self.settings = settings
+        if self.pipeline is not None:
+            self.pipeline.apply_live(settings)
+
     # ------------------------------------------------------------------ lifecycle
     def _autostart(self) -> None:
         self.destroy_timer(self._autostart_timer)
@@ -207,11 +255,11 @@ class PipelineNode(LifecycleNode):
             self.get_logger().error('configuration rejected: ' + '; '.join(problems))
             return TransitionCallbackReturn.FAILURE
         try:
-            self.settings = read_settings(self, self._leaves)
+            self.settings, self._new_settings = read_settings(self, self._leaves), None
             self.params = {name: self.get_parameter(name).value for name in self.parameter_table}
-            for name, choices in _CHOICES.items():
-                if name in self.params and self.params[name] not in choices:
-                    raise RobotVisionError(f'{name}: expected one of {list(choices)}, got {self.params[name]!r}')
+            problems = [p for p in (check_value(name, value) for name, value in self.params.items()) if p]
+            if problems:
+                raise RobotVisionError('; '.join(problems))
             self.setup(self.settings)
         except RobotVisionError as exc:
             self.get_logger().error(f'configuration failed: {exc}')
@@ -233,8 +281,8 @@ class PipelineNode(LifecycleNode):
                          reliability=reliability(p['input_reliability']), durability=DurabilityPolicy.VOLATILE)
         inputs = self.inputs()
         self._input_names = [name for name, _, _ in inputs]
-        self._sync = ApproximateSync(self, [(msg_type, topic, qos) for _, msg_type, topic in inputs],
-                                     int(p['sync_queue_size']), float(p['sync_slop_s']), self._on_set)
+        self._sync_inputs = [(msg_type, topic, qos) for _, msg_type, topic in inputs]
+        self._start_sync()
         watched = {name: (topic, qos) for name, _, topic in inputs}
         if self.USES_CAMERA_INFO:
             info_qos = QoSProfile(depth=5, reliability=reliability(p['input_reliability']))
@@ -248,7 +296,7 @@ class PipelineNode(LifecycleNode):
         for name, topic in ((n, t) for n, _, t in inputs):
             self.get_logger().info(f'input {name}: {self.resolve_topic_name(topic)} with QoS reliability '
                                    f'{qos.reliability.name.lower()}, depth {qos.depth}')
-        self._worker = LatestWorker(f'{self.get_name()}_worker', self.process, self.frame_error)
+        self._worker = LatestWorker(f'{self.get_name()}_worker', self._process_set, self.frame_error)
         result = super().on_activate(state)
         self.activated()
         return result
@@ -306,10 +354,56 @@ class PipelineNode(LifecycleNode):
         if self.diag is not None:
             self.diag.rates['camera_info'].tick()
 
+    def _start_sync(self) -> None:
+        """Synchronise the inputs afresh; every arrival passes :meth:`_arrived` first."""
+        self._sync = ApproximateSync(self, self._sync_inputs, int(self.params['sync_queue_size']),
+                                     float(self.params['sync_slop_s']), self._on_set)
+        self._pairing = PairingWatch(self._input_names, float(self.params['sync_slop_s']))
+        for name, sub in zip(self._input_names, self._sync.subscriptions):
+            sub.callback = functools.partial(self._arrived, name, sub.callback)
+
+    def _arrived(self, name: str, deliver: Callable[[Any], None], msg: Any) -> None:
+        """Count an input message, explain sets that do not form, notice time going back; then synchronise it."""
+        self.diag.rates[name].tick()
+        stamp = cv.stamp_to_seconds(msg.header.stamp)
+        previous = self._pairing.arrived(name, stamp)
+        if previous is not None:
+            text = (f'time jumped back on {name}: stamp {stamp:.3f} after {previous:.3f} ({previous - stamp:.3f} s; '
+                    f'a looped bag, or a restarted camera or simulation): synchronisation, tracks and kept grasps '
+                    f'were reset')
+            self.diag.problem('time', text)
+            self.get_logger().warn(text)
+            self._reset_pending = True  # the worker resets the pipeline before its next set
+            self._resync_timer = self._resync_timer or self.create_timer(0.0, self._resync)
+        problem = self._pairing.pairing_problem()
+        if problem:
+            self.diag.problem('sync', problem)
+        deliver(msg)
+
+    def _resync(self) -> None:
+        self.destroy_timer(self._resync_timer)
+        self._resync_timer = None
+        if self._sync is not None:  # still active
+            self._sync.destroy()
+            self._start_sync()
+
+    def reset_state(self) -> None:
+        """Forget tracks and kept grasps after time went back (worker thread; the default resets the pipeline)."""
+        if self.pipeline is not None:
+            self.pipeline.reset()
+
     def _on_set(self, *msgs: Any) -> None:
-        for name in self._input_names:
-            self.diag.rates[name].tick()
+        self._pairing.paired()
         self.submit(dict(zip(self._input_names, msgs)))
+
+    def _process_set(self, msgs: Dict[str, Any]) -> None:
+        if self._reset_pending:
+            self._reset_pending = False
+            self.reset_state()
+        settings = self._new_settings
+        if settings is not None and settings is not self.settings:
+            self.apply_settings(settings)
+        self.process(msgs)
 
     def submit(self, msgs: Dict[str, Any]) -> None:
         """Hand a set to :meth:`process` on the worker; it replaces a waiting set, which counts as dropped."""
@@ -322,11 +416,24 @@ class PipelineNode(LifecycleNode):
         self._extra_workers.append(worker)
         return worker
 
-    def frame_error(self, exc: RobotVisionError) -> None:
-        """Report a frame that could not be processed: diagnostics plus a throttled error log."""
+    def frame_error(self, exc: Exception) -> None:
+        """Report a frame that could not be processed: diagnostics plus a throttled error log.
+
+        A RobotVisionError is bad input; any other exception is a bug, logged with its traceback.
+        Nothing is reported while the process shuts down (publishers and the context are going away).
+        """
+        if not self.context.ok() or self.diag is None:
+            return
         self.diag.errors += 1
-        self.diag.problem('frame', str(exc), 2)
-        self.get_logger().error(f'frame skipped: {exc}', throttle_duration_sec=5.0)
+        text = str(exc) if isinstance(exc, RobotVisionError) else f'unexpected {type(exc).__name__}: {exc}'
+        self.diag.problem('frame', text, 2)
+        detail = '' if isinstance(exc, RobotVisionError) else '\n' + ''.join(traceback.format_exception(exc))
+        self.get_logger().error(f'frame skipped: {text}{detail}', throttle_duration_sec=5.0)
+
+    def release(self) -> None:
+        """Stop the worker threads, then release the core objects (models, grasp processes): the process exits."""
+        self._stop_worker()
+        self.teardown()
 
     def _stop_worker(self) -> None:
         for worker in [self._worker] + self._extra_workers:
@@ -431,17 +538,30 @@ def spin(node: LifecycleNode) -> None:
     MultiThreadedExecutor re-builds its wait set in a loop while a dispatched callback has not yet
     taken its message, holding the interpreter lock about half of the time: in the node benchmark
     the worker threads then stalled for up to 1.5 s and a quarter of the frames were dropped.
+
+    An exception out of a callback is logged and the spin goes on (the node never dies of a request
+    or a message); an exception once the context is shut down ends it: Ctrl-C shuts the context
+    down under the executor, which can then fail with "the given context is not valid".
     """
     import rclpy
-    executor = SingleThreadedExecutor()
+    executor = SingleThreadedExecutor(context=node.context)
     executor.add_node(node)
     try:
-        executor.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
+        while node.context.ok():
+            try:
+                executor.spin()
+            except (KeyboardInterrupt, ExternalShutdownException):
+                break
+            except Exception as exc:  # noqa: BLE001 - contained: log it and keep spinning
+                if not node.context.ok():
+                    break
+                node.get_logger().error(f'a callback failed, the node keeps running: {exc!r}\n'
+                                        f'{traceback.format_exc()}', throttle_duration_sec=5.0)
     finally:
+        if isinstance(node, PipelineNode):
+            node.release()
         node.destroy_node()
-        rclpy.try_shutdown()
+        rclpy.try_shutdown(context=node.context)
 
 
 def tune_malloc() -> bool:
@@ -464,5 +584,8 @@ def main_for(node_class: type, args: Optional[List[str]] = None) -> None:
     """Console-script body: tune malloc, init rclpy, create ``node_class()``, spin until shutdown."""
     import rclpy
     tune_malloc()
-    rclpy.init(args=args)
-    spin(node_class())
+    try:
+        rclpy.init(args=args)
+        spin(node_class())
+    except KeyboardInterrupt:  # Ctrl-C before the spin began or during the clean-up: exit quietly
+        rclpy.try_shutdown()

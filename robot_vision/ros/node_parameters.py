@@ -10,9 +10,13 @@ launch-file tests read it).
 
 from __future__ import annotations
 
-from typing import Any, Dict, Tuple
+import math
+from typing import Any, Callable, Dict, Optional, Tuple
 
 Table = Dict[str, Tuple[Any, str]]
+
+#: Most grasp worker processes the perception node starts.
+MAX_GRASP_PROCESSES = 16
 
 #: Every node: start-up, input QoS, synchronisation, TF and diagnostics.
 COMMON: Table = {
@@ -87,6 +91,58 @@ NODES: Dict[str, Table] = {
 
 #: Every non-settings parameter name any robot_vision node declares.
 ALL_NAMES = frozenset(COMMON).union(*NODES.values())
+
+
+def _number(low: float, high: float = math.inf, low_open: bool = False) -> Tuple[Callable[[Any], bool], str]:
+    def ok(value: Any) -> bool:
+        return (isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+                and (value > low if low_open else value >= low) and value <= high)
+    upper = '' if high == math.inf else f' and <= {high:g}'
+    return ok, f'a number {">" if low_open else ">="} {low:g}{upper}'
+
+
+def _integer(low: int, high: int) -> Tuple[Callable[[Any], bool], str]:
+    return (lambda value: isinstance(value, int) and not isinstance(value, bool) and low <= value <= high,
+            f'an integer from {low} to {high}')
+
+
+def _choice(*choices: str) -> Tuple[Callable[[Any], bool], str]:
+    return (lambda value: value in choices), f'one of {list(choices)}'
+
+
+_TOPIC = (lambda value: isinstance(value, str) and bool(value.strip())), 'a non-empty topic name'
+
+#: What each node parameter accepts: name -> (test, expected values in words). Integers pass as floats.
+CHECKS: Dict[str, Tuple[Callable[[Any], bool], str]] = {
+    'autostart': ((lambda value: isinstance(value, bool)), 'true or false'),
+    'input_reliability': _choice('best_effort', 'reliable'),
+    'input_depth': _integer(1, 10000),
+    'sync_slop_s': _number(0.0),
+    'sync_queue_size': _integer(1, 10000),
+    'tf_timeout_s': _number(0.0),
+    'input_timeout_s': _number(0.0, low_open=True),
+    'mode': _choice('rgbd', 'depth', 'color'),
+    'depth_scale': _number(0.0),
+    'grasp_mode': _choice('continuous', 'on_request'),
+    'color_transport': _choice('raw', 'compressed'),
+    'depth_transport': _choice('raw', 'compressedDepth', 'compressed'),
+    'box_margin': _number(0.0),
+    'grasp_processes': _integer(0, MAX_GRASP_PROCESSES),
+    'use_instance_labels': ((lambda value: isinstance(value, bool)), 'true or false'),
+    'target_frame': ((lambda value: isinstance(value, str)), "a frame name ('' = the camera frame)"),
+    **{name: _TOPIC for name in ('color_topic', 'depth_topic', 'camera_info_topic', 'detections_topic',
+                                 'instance_labels_topic', 'label_info_topic', 'objects_topic', 'request_topic')},
+}
+
+#: Node parameters read on every frame: a change applies to the next frame. The others are read when
+#: the node configures or activates, so they change only while it is unconfigured.
+LIVE = frozenset({'tf_timeout_s', 'depth_scale', 'box_margin', 'target_frame', 'input_timeout_s'})
+
+
+def check_value(name: str, value: Any) -> Optional[str]:
+    """Why ``value`` is not valid for the node parameter ``name`` (None when it is)."""
+    ok, expected = CHECKS[name]
+    return None if ok(value) else f'{name}: expected {expected}, got {value!r}'
 
 
 def node_parameters(executable: str) -> Table:

@@ -12,15 +12,17 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
-from typing import Any, Dict, Iterator, List, Tuple
+from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 import numpy as np
 from rcl_interfaces.msg import ParameterDescriptor, ParameterType, SetParametersResult
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 
+from robot_vision.detection import available_detectors
 from robot_vision.errors import ConfigError
-from robot_vision.pipeline import PipelineSettings
+from robot_vision.pipeline import LIVE_SETTINGS, PipelineSettings
+from robot_vision.ros.node_parameters import LIVE, check_value
 
 #: Parameters every rclpy node has, which are not settings.
 _BUILTIN = {'use_sim_time', 'start_type_description_service'}
@@ -58,9 +60,20 @@ def settings_leaves(settings: PipelineSettings = PipelineSettings()) -> List[Lea
     return list(_leaves(settings))
 
 
+def is_float(value: Any) -> bool:
+    """Whether a default is a float (or a list of floats): such parameters are declared dynamically typed.
+
+    So an integer (``max_depth: 2`` in YAML, ``-p``, ``ros2 param set``) is accepted; the checks on
+    set and at configure still refuse anything but numbers.
+    """
+    if isinstance(value, list):
+        return bool(value) and all(isinstance(v, float) for v in value)
+    return isinstance(value, float)
+
+
 def _descriptor(leaf: Leaf, prefix: str) -> ParameterDescriptor:
     default = leaf.default
-    dynamic = default is None or (isinstance(default, list) and not default)
+    dynamic = default is None or (isinstance(default, list) and not default) or is_float(default)
     text = f'robot_vision setting {leaf.name} (default {default!r}); see docs/ for units and meaning'
     return ParameterDescriptor(name=prefix + leaf.name, description=text, dynamic_typing=dynamic)
 
@@ -121,24 +134,74 @@ def unknown_overrides(node: Node, extra_known: List[str] = ()) -> List[str]:
     # rclpy keeps the overrides from --params-file / launch in Node._parameter_overrides (Humble..Kilted).
     overrides = set(getattr(node, '_parameter_overrides', {}) or {})
     declared = set(node._parameters) | _BUILTIN | set(extra_known)
-    problems = []
-    for name in sorted(overrides - declared):
-        close = difflib.get_close_matches(name, sorted(declared), n=1)
-        hint = f' (did you mean {close[0]!r}?)' if close else ''
-        problems.append(f'unknown parameter {name!r}{hint}')
-    return problems
+    return [undeclared_message(name, sorted(declared)) for name in sorted(overrides - declared)]
 
 
-def validate_change(node: Node, leaves: List[Leaf], params: List[Parameter],
-                    prefix: str = '') -> SetParametersResult:
-    """On-set callback body: accept a change only if the resulting settings validate."""
-    values = {leaf.name: node.get_parameter(prefix + leaf.name).value for leaf in leaves}
+
+_LIVE_TEXT = ('these apply at the next frame instead: ' + ', '.join(
+    [f'{name}.*' if name in ('segmentation', 'registration') else name for name in LIVE_SETTINGS] + sorted(LIVE)))
+
+
+def is_live(name: str) -> bool:
+    """Whether a change of the parameter ``name`` can apply to the running pipeline at the next frame."""
+    return name.split('.', 1)[0] in LIVE_SETTINGS or name in LIVE
+
+
+def undeclared_message(name: str, declared: List[str]) -> str:
+    """The refusal of a parameter name that the node does not declare, with a "did you mean"."""
+    close = difflib.get_close_matches(name, sorted(declared), n=1)
+    hint = f' (did you mean {close[0]!r}?)' if close else ''
+    return f'unknown parameter {name!r}{hint}: robot_vision nodes declare every parameter they read'
+
+
+@dataclasses.dataclass
+class Change:
+    """A parameter change that passed the checks: the settings it gives and the node values it sets."""
+
+    settings: Optional[PipelineSettings]
+    node_values: Dict[str, Any]
+
+
+def review_change(node: Node, leaves: List[Leaf], table: Dict[str, Any], params: List[Parameter],
+                  configured: bool) -> Tuple[SetParametersResult, Optional[Change]]:
+    """On-set callback body: check every value and, on a configured node, whether it can apply live.
+
+    Node parameters are checked with :func:`robot_vision.ros.node_parameters.check_value`, settings
+    by building the resulting PipelineSettings (plus a known detector backend). On a configured node
+    (inactive or active) only parameters read on every frame may change (:func:`is_live`); the others
+    are refused with "needs reconfigure". Returns (result, the accepted change or None).
+    """
+    values = {leaf.name: node.get_parameter(leaf.name).value for leaf in leaves}
+    problems: List[str] = []
+    node_values: Dict[str, Any] = {}
+    settings_changed = False
     for param in params:
-        if param.name.startswith(prefix) and param.name[len(prefix):] in values:
-            values[param.name[len(prefix):]] = (None if param.type_ == ParameterType.PARAMETER_NOT_SET
-                                                else param.value)
-    try:
-        settings_from_values(values, leaves)
-    except ConfigError as exc:
-        return SetParametersResult(successful=False, reason=str(exc))
-    return SetParametersResult(successful=True)
+        value = None if param.type_ == ParameterType.PARAMETER_NOT_SET else param.value
+        if hasattr(value, 'tolist'):
+            value = value.tolist()
+        if param.name in values:
+            values[param.name], settings_changed = value, True
+        elif param.name in table:
+            problem = check_value(param.name, value)
+            if problem:
+                problems.append(problem)
+            node_values[param.name] = value
+        elif param.name not in _BUILTIN:
+            problems.append(undeclared_message(param.name, list(node._parameters)))
+            continue
+        if configured and param.name not in _BUILTIN and not is_live(param.name):
+            problems.append(f'{param.name}: needs reconfigure: it is read when the node configures, so change it '
+                            f'while the node is unconfigured (deactivate, cleanup, set it, configure, activate); '
+                            f'{_LIVE_TEXT}')
+    settings = None
+    if settings_changed:
+        try:
+            settings = settings_from_values(values, leaves)
+            known = available_detectors()
+            if settings.detector.backend not in known:
+                raise ConfigError(f'detector.backend: expected one of {known}, got {settings.detector.backend!r}')
+        except ConfigError as exc:
+            problems.append(str(exc))
+    if problems:
+        return SetParametersResult(successful=False, reason='; '.join(problems)), None
+    return SetParametersResult(successful=True), Change(settings, node_values)

@@ -6,7 +6,6 @@ import dataclasses
 from typing import Any, Dict, List, Optional, Tuple
 
 
-from robot_vision.errors import RobotVisionError
 from robot_vision.pipeline import FrameResult, Pipeline, PipelineSettings
 from robot_vision.ros.node_base import PipelineNode, main_for
 from robot_vision.ros.topics import OUTPUT_TOPICS
@@ -16,7 +15,6 @@ from robot_vision.types import RGBDFrame
 _PERCEPTION = ('detections', 'instance_labels', 'objects', 'object_points', 'object_markers')
 _TRACKS = ('tracked_objects', 'track_markers', 'obstacles')
 _GRASPS = ('grasps', 'scored_grasps', 'best_grasp', 'grasp_markers')
-MAX_GRASP_PROCESSES = 16
 
 
 class PerceptionNode(PipelineNode):
@@ -48,10 +46,7 @@ class PerceptionNode(PipelineNode):
 
     def setup(self, settings: PipelineSettings) -> None:
         """Build the pipeline with ``grasp_processes`` grasp worker processes (loads the detector model)."""
-        processes = self.params['grasp_processes']
-        if not 0 <= processes <= MAX_GRASP_PROCESSES:
-            raise RobotVisionError(f'grasp_processes: expected 0 to {MAX_GRASP_PROCESSES}, got {processes}')
-        self.pipeline = Pipeline(settings, grasp_processes=processes)
+        self.pipeline = Pipeline(settings, grasp_processes=self.params['grasp_processes'])
 
     def inputs(self) -> List[Tuple[str, type, str]]:
         """Colour and/or depth, by ``mode``."""

@@ -74,6 +74,10 @@ INPUT_TYPES: Dict[str, Tuple[str, ...]] = {
     'tf_static': ('tf2_msgs/msg/TFMessage',),
 }
 
+#: How long a frame waits for the first CameraInfo (s), in the nodes and the replay alike: drivers and
+#: recorders often deliver a frame's CameraInfo just after its images.
+CAMERA_INFO_WAIT_S = 0.5
+
 
 def output_topic(name: str) -> OutputTopic:
     """Return the table entry of the relative topic ``name`` (InputError when unknown)."""

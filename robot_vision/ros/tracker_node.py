@@ -45,6 +45,10 @@ class TrackerNode(PipelineNode):
         """Create the tracker."""
         self.tracker = Tracker(settings.tracking)
 
+    def reset_state(self) -> None:
+        """Forget the tracks (time went back)."""
+        self.tracker.reset()
+
     def teardown(self) -> None:
         """Forget the tracks."""
         self.tracker = None

@@ -56,12 +56,13 @@ def write_bag(path: Path, frames, storage: str = 'mcap', tf: bool = True,
               color_msg: Optional[Callable] = None, depth_msg: Optional[Callable] = None,
               stamps: Optional[List[float]] = None, info: bool = True,
               color_type: str = 'sensor_msgs/msg/Image', depth_type: str = 'sensor_msgs/msg/Image',
-              color_topic: str = COLOR, depth_topic: str = DEPTH) -> Path:
+              color_topic: str = COLOR, depth_topic: str = DEPTH, info_after_images: bool = False) -> Path:
     """Write frames as colour rgb8 + depth 16UC1 mm + camera_info (+ /tf_static); returns the bag folder.
 
     ``color_msg(frame, stamp)`` / ``depth_msg(frame, stamp)`` may replace the default messages
     (of ``color_type`` / ``depth_type`` on ``color_topic`` / ``depth_topic``), ``stamps`` the
-    header stamps (log times stay in frame order).
+    header stamps (log times stay in frame order). ``info_after_images`` logs each CameraInfo just
+    after its frame's images, as some drivers and recorders do.
     """
     with BagSink(path, storage=storage) as sink:
         sink.add_topic('/tf_static', 'tf2_msgs/msg/TFMessage', latched=True)
@@ -74,8 +75,8 @@ def write_bag(path: Path, frames, storage: str = 'mcap', tf: bool = True,
             stamp = frame.stamp if stamps is None else stamps[k]
             log_ns = int(round(frame.stamp * 1e9))
             if info:
-                sink.write(INFO, log_ns, serialize_message(intrinsics_to_camera_info(frame.intrinsics,
-                                                                                     frame.frame_id, stamp)))
+                sink.write(INFO, log_ns + (2000 if info_after_images else 0), serialize_message(
+                    intrinsics_to_camera_info(frame.intrinsics, frame.frame_id, stamp)))
             color = (color_msg(frame, stamp) if color_msg else
                      numpy_to_image(frame.color, 'rgb8', frame.frame_id, stamp))
             raw = np.where(np.isfinite(frame.depth), np.round(frame.depth * 1000.0), 0).astype(np.uint16)

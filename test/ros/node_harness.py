@@ -113,22 +113,28 @@ class FeedNode:
         spin_until(executor, lambda: False, 1.0)
         return matched
 
-    def publish(self, depth_data: Optional[bytes] = None):
-        """Publish the frame once, stamped now; return the stamp. ``depth_data`` replaces the compressed depth bytes."""
-        stamp = self.node.get_clock().now().to_msg()
+    def publish(self, depth_data: Optional[bytes] = None, stamp_s: Optional[float] = None,
+                depth_offset_s: float = 0.0):
+        """Publish the frame once, stamped ``stamp_s`` (seconds; default now), depth ``depth_offset_s`` later.
+
+        Returns the stamp. ``depth_data`` replaces the compressed depth bytes.
+        """
+        now = self.node.get_clock().now().nanoseconds * 1e-9
+        stamp = cv.seconds_to_stamp(now if stamp_s is None else stamp_s)
+        depth_stamp = cv.seconds_to_stamp(cv.stamp_to_seconds(stamp) + depth_offset_s) if depth_offset_s else stamp
         frame_id = self.frame.frame_id
         self.info.publish(cv.intrinsics_to_camera_info(self.frame.intrinsics, frame_id, stamp))
         if self.compressed:
             if self.frame.color is not None:
                 self.color.publish(compressed_color(self.frame.color, 'jpeg', frame_id, stamp))
-            depth = compressed_depth(self.raw_depth * 1e-3, '16UC1', frame_id, stamp)
+            depth = compressed_depth(self.raw_depth * 1e-3, '16UC1', frame_id, depth_stamp)
             if depth_data is not None:
                 depth.data = depth_data
             self.depth.publish(depth)
             return stamp
         if self.frame.color is not None:
             self.color.publish(cv.numpy_to_image(self.frame.color, 'rgb8', frame_id, stamp))
-        self.depth.publish(cv.numpy_to_image(self.raw_depth, '16UC1', frame_id, stamp))
+        self.depth.publish(cv.numpy_to_image(self.raw_depth, '16UC1', frame_id, depth_stamp))
         return stamp
 
 

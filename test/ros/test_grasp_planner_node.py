@@ -208,7 +208,9 @@ def test_lifecycle_transitions(node, scene):
 
 
 @pytest.mark.parametrize('name, value', [('grasp_mode', 'sometimes'), ('box_margin', -0.01)])
-def test_bad_parameter_fails_configuration(node, name, value):
-    node.set_parameters([Parameter(name, value=value)])
-    assert node.trigger_configure() == TransitionCallbackReturn.FAILURE
-    assert lifecycle_state(node) == 'unconfigured'
+def test_bad_parameter_is_refused_and_fails_configuration(node, lifecycle_node, name, value):
+    result = node.set_parameters([Parameter(name, value=value)])[0]
+    assert not result.successful and result.reason.startswith(f'{name}: expected')
+    from_file = lifecycle_node(GraspPlannerNode, **{name: value})
+    assert from_file.trigger_configure() == TransitionCallbackReturn.FAILURE
+    assert lifecycle_state(from_file) == 'unconfigured'

@@ -6,7 +6,7 @@ import threading
 import pytest
 
 from robot_vision.errors import InputError
-from robot_vision.ros.diagnostics import large_image_problem
+from robot_vision.ros.diagnostics import PairingWatch, large_image_problem
 from robot_vision.ros.node_base import LatestWorker, tune_malloc
 
 
@@ -74,3 +74,16 @@ def test_large_images_over_fast_dds_without_a_profile_are_diagnosed():
                                {'FASTDDS_DEFAULT_PROFILES_FILE': '/x.xml'}) is None
     assert large_image_problem('/camera/depth', 320 * 240 * 2, 'rmw_fastrtps_cpp', {}) is None
     assert large_image_problem('/camera/depth', image, 'rmw_cyclonedds_cpp', {}) is None
+
+
+def test_pairing_watch_explains_unpaired_inputs_and_notices_time_going_back():
+    watch = PairingWatch(['color', 'depth'], slop_s=0.03, grace_s=2.0)
+    assert watch.arrived('color', 10.0) is None and watch.pairing_problem(now=100.0) is None  # depth missing
+    assert watch.arrived('depth', 10.15) is None
+    assert watch.pairing_problem(now=100.0) is None  # the grace starts when every input has arrived
+    text = watch.pairing_problem(now=102.5)
+    assert text.startswith('color and depth arrive but do not pair (no set for 2.5 s): their latest stamps differ '
+                           'by 150 ms (depth ahead of color), sync_slop_s is 30 ms')
+    watch.paired()
+    assert watch.pairing_problem() is None
+    assert watch.arrived('color', 5.0) == 10.0 and watch.stamps == {'color': 5.0}  # a looped bag
