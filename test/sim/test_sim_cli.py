@@ -29,7 +29,7 @@ def test_sim_eval_writes_the_reports(tmp_path, capsys):
 
 
 def test_sim_eval_rejects_bad_options(tmp_path, capsys):
-    assert main(['sim-eval', '--clutter', 'isolated,dense', '--out', str(tmp_path / 'x'), '--quiet']) == 2
+    assert main(['sim-eval', '--clutter', 'isolated,heap', '--out', str(tmp_path / 'x'), '--quiet']) == 2
     assert 'clutter_levels' in capsys.readouterr().err
     assert main(['sim-eval', '--scenes', '0', '--out', str(tmp_path / 'x'), '--quiet']) == 2
     assert 'n_scenes' in capsys.readouterr().err

@@ -130,7 +130,7 @@ def test_boxes_of_another_detector_are_scored_without_masks(clutter_truth):
 
 def test_settings_validation():
     with pytest.raises(ConfigError, match='clutter_levels'):
-        EvaluationSettings(clutter_levels=('dense',))
+        EvaluationSettings(clutter_levels=('heap',))
     with pytest.raises(ConfigError, match='noise'):
         EvaluationSettings(noise='lidar')
     with pytest.raises(ConfigError, match='n_scenes'):

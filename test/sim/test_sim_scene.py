@@ -16,7 +16,7 @@ def test_same_seed_gives_identical_scene_and_mjcf():
     assert a.to_mjcf() != c.to_mjcf()
 
 
-@pytest.mark.parametrize('clutter, low, high', [('isolated', 1, 1), ('clutter', 4, 8)])
+@pytest.mark.parametrize('clutter, low, high', [('isolated', 1, 1), ('clutter', 4, 8), ('dense', 8, 15)])
 def test_clutter_levels_set_the_object_count(clutter, low, high):
     counts = [len(generate_scene(seed, SceneSettings(clutter=clutter)).objects) for seed in range(12)]
     assert min(counts) >= low and max(counts) <= high
@@ -36,6 +36,33 @@ def test_objects_do_not_overlap_and_lie_on_the_table():
         assert np.all(np.abs(centres) < 0.45)
         assert all(o.pose[2, 3] > spec.surface_height for o in spec.objects)
         assert all(0 <= o.class_id < len(CLASS_NAMES) for o in spec.objects)
+
+
+def test_dense_piles_touch_and_stack():
+    stacked = touching = 0
+    for seed in range(6):
+        spec = generate_scene(seed, SceneSettings(clutter='dense'))
+        centres = np.array([o.pose[:2, 3] for o in spec.objects])
+        radii = np.array([np.hypot(*o.extent[:2]) / 2 for o in spec.objects])
+        gaps = [np.linalg.norm(centres[i] - centres[j]) - radii[i] - radii[j]
+                for i in range(len(centres)) for j in range(i)]
+        touching += sum(g < 0.005 for g in gaps)
+        # objects dropped onto the pile start above the height every object on the table starts at
+        lowest = min(o.pose[2, 3] - o.extent[2] / 2 for o in spec.objects)
+        stacked += sum(o.pose[2, 3] - o.extent[2] / 2 > lowest + 0.03 for o in spec.objects)
+        assert not spec.notes  # no object was left out for want of space
+    assert touching >= 6 and stacked >= 3
+
+
+def test_hard_views_reach_top_down_and_far():
+    settings = SceneSettings().with_views('hard')
+    assert settings.camera_distance == (0.4, 2.0) and settings.camera_elevation_deg == (45.0, 90.0)
+    poses = [generate_scene(seed, settings).camera.pose for seed in range(40)]
+    assert all(np.all(np.isfinite(p)) for p in poses)
+    assert min(p[2, 2] for p in poses) < -0.97  # nearly straight down
+    assert max(np.linalg.norm(p[:3, 3]) for p in poses) > 1.9
+    with pytest.raises(ConfigError, match='views'):
+        SceneSettings().with_views('sideways')
 
 
 def test_camera_distance_and_orientation_follow_the_settings():
@@ -66,7 +93,7 @@ def test_floor_surface_and_fixed_appearance():
 
 
 @pytest.mark.parametrize('field, value', [
-    ('clutter', 'dense'), ('surface', 'shelf'), ('kinds', ('box', 'torus')), ('kinds', ()),
+    ('clutter', 'heap'), ('surface', 'shelf'), ('kinds', ('box', 'torus')), ('kinds', ()),
     ('camera_distance', (1.0, 0.5)), ('fovy_deg', 0.0), ('width', 8), ('num_objects', 40),
     ('camera_elevation_deg', (0.0, 95.0)), ('table_size', (0.05, 1.0)),
 ])
