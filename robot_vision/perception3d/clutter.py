@@ -173,8 +173,9 @@ def support_plane(cloud: np.ndarray, normals: np.ndarray, up: np.ndarray, settin
     strings box tops, a far table edge and the robot's base together). It is refined by least
     squares on that region. The plane may tilt from ``up`` by ``max_plane_tilt_deg``: real depth
     is often warped by a few degrees. The region must hold ``min_plane_fraction`` of the up-facing
-    pixels and a tenth of that fraction of all valid pixels (a bin floor between its objects can
-    be 1 % of the view), else there is no support (None).
+    pixels; one smaller than a tenth of that fraction of all valid pixels (a bin floor between its
+    objects can be 0.1 % of the view) must also have less than 10 % of the valid points more than
+    2 cm below it (the bottom of the scene); else there is no support (None).
     """
     up = np.asarray(up, np.float32)
     with np.errstate(invalid='ignore'):
@@ -220,11 +221,12 @@ def support_plane(cloud: np.ndarray, normals: np.ndarray, up: np.ndarray, settin
         largest = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
         if stats[largest, cv2.CC_STAT_AREA] > best_area:
             best_area, best = stats[largest, cv2.CC_STAT_AREA], labels == largest
-    # Nothing to stand on: no continuous surface among the up-facing pixels, or one too small in the view.
-    need = max(3.0, settings.min_plane_fraction * np.count_nonzero(facing_half),
-               0.1 * settings.min_plane_fraction * np.count_nonzero(np.isfinite(z)))
-    if best is None or best_area < need:
+    # Nothing to stand on: no continuous surface among the up-facing pixels, or one too small in the
+    # view unless it is the bottom of the scene (a bin floor seen between its objects).
+    valid_half = np.isfinite(z)
+    if best is None or best_area < max(3.0, settings.min_plane_fraction * np.count_nonzero(facing_half)):
         return None
+    small = best_area < 0.1 * settings.min_plane_fraction * np.count_nonzero(valid_half)
     sel = half[best].astype(np.float64)
     if sel.shape[0] > 5000:
         sel = sel[:: sel.shape[0] // 5000]
@@ -232,7 +234,13 @@ def support_plane(cloud: np.ndarray, normals: np.ndarray, up: np.ndarray, settin
     _, _, vt = np.linalg.svd(sel - centre, full_matrices=False)
     plane_normal = vt[-1] if abs(vt[-1] @ up) > math.cos(math.radians(settings.max_plane_tilt_deg)) else up
     plane = np.r_[plane_normal, -plane_normal @ centre]
-    return plane if plane[3] > 0 else -plane
+    plane = plane if plane[3] > 0 else -plane
+    if small:
+        with np.errstate(invalid='ignore'):
+            below = np.count_nonzero(half[valid_half] @ plane[:3].astype(np.float32) + np.float32(plane[3]) < -0.02)
+        if below > 0.1 * np.count_nonzero(valid_half):
+            return None
+    return plane
 
 
 def grow_support(cloud: np.ndarray, normals: np.ndarray, height: np.ndarray, edges: np.ndarray,
@@ -606,8 +614,28 @@ def segment_labels(depth_full: np.ndarray, intrinsics: CameraIntrinsics, gravity
         above &= ~walls[labels] | (labels == 0)
     labels = _grow_into(labels, above, depth, settings, iterations=8)
     labels = absorb_fragments(labels, above, depth, intr, settings)
+    labels = labels_into_holes(labels, np.isfinite(depth), settings.hole_label_distance)
     result.update(labels=labels, support=support, secondary=secondary, height=corrected, plane=plane)
     return result
+
+
+def labels_into_holes(labels: np.ndarray, valid: np.ndarray, max_distance: float) -> np.ndarray:
+    """Pixels without depth take the label (or the background) of the nearest pixel with depth.
+
+    Only within ``max_distance`` working pixels: a mask then covers the parts of its object the
+    sensor saw no depth on (dark, shiny or grazing surfaces, the grid of a registered depth image),
+    as a silhouette should, while the points stay those with depth.
+    """
+    missing = ~valid
+    if max_distance <= 0 or not missing.any() or not valid.any():
+        return labels
+    distance, nearest = cv2.distanceTransformWithLabels(missing.view(np.uint8), cv2.DIST_L2, 3,
+                                                        labelType=cv2.DIST_LABEL_PIXEL)
+    source = labels.reshape(-1)[np.flatnonzero(valid)]  # the labels of the valid pixels, in raster order
+    take = missing & (distance <= max_distance)
+    out = labels.copy()
+    out[take] = source[nearest[take] - 1]
+    return out
 
 
 def absorb_fragments(labels: np.ndarray, allowed: np.ndarray, depth: np.ndarray, intrinsics: CameraIntrinsics,

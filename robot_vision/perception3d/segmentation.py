@@ -112,6 +112,8 @@ class SegmentationSettings:
       neighbour they continue at a similar depth (slivers, caps), else stay.
       ``max_object_size`` (0.45 m): a planar, sideways-facing segment larger than this is a wall
       (bin, shelf), not an object.
+      ``hole_label_distance`` (3 working pixels; 0 disables it): pixels without depth take the
+      label of the nearest pixel with depth this close, so masks cover what the sensor missed.
     """
 
     min_depth: float = 0.2
@@ -154,6 +156,7 @@ class SegmentationSettings:
     weak_edge_fraction: float = 0.4
     fragment_area: float = 0.0012
     max_object_size: float = 0.45
+    hole_label_distance: float = 3.0
 
     @classmethod
     def planar(cls, **overrides) -> SegmentationSettings:
@@ -186,7 +189,8 @@ class SegmentationSettings:
             raise ConfigError(f'SegmentationSettings.max_object_points: expected >= min_object_points '
                               f'({self.min_object_points}), got {self.max_object_points}')
         _positive(self, 'min_support_area', 'support_grow_distance', 'max_object_size', 'crease_angle_deg')
-        _positive(self, 'support_margin', 'color_edge_threshold', 'weak_edge_fraction', 'fragment_area', zero_ok=True)
+        _positive(self, 'support_margin', 'color_edge_threshold', 'weak_edge_fraction', 'fragment_area',
+                  'hole_label_distance', zero_ok=True)
         if self.method not in SEGMENTATION_METHODS:
             raise ConfigError(f'SegmentationSettings.method: expected one of {list(SEGMENTATION_METHODS)}, '
                               f'got {self.method!r}')
