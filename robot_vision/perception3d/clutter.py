@@ -497,6 +497,8 @@ def segment_clutter(frame: RGBDFrame, cloud: np.ndarray, valid: np.ndarray, sett
     if factor > 1:
         work_depth = _upsample(result['cloud'][..., 2], factor, (h, w))
         labels = _refine_outlines(labels, cloud, valid, work_depth, result['plane'], settings, factor)
+    # Pixels without depth take the hole labels; the labels of pixels with depth (the points) stay.
+    labels = np.where(valid, labels, _upsample(result['hole_labels'], factor, (h, w)))
     plane_mask = _upsample(result['support'].view(np.uint8), factor, (h, w)) > 0
     plane_mask &= valid
     support_mask = None
@@ -565,7 +567,8 @@ def segment_labels(depth_full: np.ndarray, intrinsics: CameraIntrinsics, gravity
                    settings: SegmentationSettings, color: Optional[np.ndarray] = None, support_only: bool = False):
     """Run steps 1-5 on the working image; returns a dict of working-resolution results.
 
-    Keys: ``factor``, ``cloud``, ``labels`` (int32, 0 none), ``support`` (bool), ``height``
+    Keys: ``factor``, ``cloud``, ``labels`` (int32, 0 none), ``hole_labels`` (``labels`` spread into
+    the pixels without depth, :func:`labels_into_holes`), ``support`` (bool), ``height``
     (corrected, metres), ``plane`` (4,) or None, ``up`` (3,) or None, ``support_ms`` (the time of
     steps 1-3). With ``support_only`` it stops after the support plane (step 3, without growing).
     """
@@ -579,8 +582,8 @@ def segment_labels(depth_full: np.ndarray, intrinsics: CameraIntrinsics, gravity
     cloud = deproject(depth, intr)
     normals = smoothed_normals(cloud)
     up = gravity_up if gravity_up is not None else dominant_up(normals, settings.image_up_weight)
-    result = {'factor': factor, 'cloud': cloud, 'labels': None, 'support': None, 'secondary': None, 'height': None,
-              'plane': None, 'up': up, 'support_ms': 0.0}
+    result = {'factor': factor, 'cloud': cloud, 'labels': None, 'hole_labels': None, 'support': None,
+              'secondary': None, 'height': None, 'plane': None, 'up': up, 'support_ms': 0.0}
     if up is None:
         return result
     plane = support_plane(cloud, normals, up, settings)
@@ -614,7 +617,7 @@ def segment_labels(depth_full: np.ndarray, intrinsics: CameraIntrinsics, gravity
         above &= ~walls[labels] | (labels == 0)
     labels = _grow_into(labels, above, depth, settings, iterations=8)
     labels = absorb_fragments(labels, above, depth, intr, settings)
-    labels = labels_into_holes(labels, np.isfinite(depth), settings.hole_label_distance)
+    result['hole_labels'] = labels_into_holes(labels, np.isfinite(depth), settings.hole_label_distance)
     result.update(labels=labels, support=support, secondary=secondary, height=corrected, plane=plane)
     return result
 

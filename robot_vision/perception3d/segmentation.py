@@ -104,9 +104,9 @@ class SegmentationSettings:
       ``support_grow_distance`` (0.015 m): the support region grows over up-facing pixels this close
       to the plane; a quadratic height correction fitted to it follows a warped or curved table.
       ``support_margin`` (0.02 m): objects must lie over the support's convex hull grown by this.
-      ``crease_angle_deg`` (25): concave creases sharper than this cut objects apart;
+      ``crease_angle_deg`` (30): concave creases sharper than this cut objects apart;
       ``min_crease_pixels`` (20): shorter crease specks are ignored (sensor noise).
-      ``color_edge_threshold`` (20, CIE Lab units per pixel; 0 disables colour): a colour edge cuts
+      ``color_edge_threshold`` (15, CIE Lab units per pixel; 0 disables colour): a colour edge cuts
       where geometry shows at least ``weak_edge_fraction`` (0.4) of a depth step or crease.
       ``fragment_area`` (0.0012 m^2, about 3.5 x 3.5 cm seen face-on): smaller segments join the
       neighbour they continue at a similar depth (slivers, caps), else stay.
@@ -150,9 +150,9 @@ class SegmentationSettings:
     smoothing_radius: int = 3
     support_grow_distance: float = 0.015
     support_margin: float = 0.02
-    crease_angle_deg: float = 25.0
+    crease_angle_deg: float = 30.0
     min_crease_pixels: int = 20
-    color_edge_threshold: float = 20.0
+    color_edge_threshold: float = 15.0
     weak_edge_fraction: float = 0.4
     fragment_area: float = 0.0012
     max_object_size: float = 0.45
