@@ -117,7 +117,7 @@ def _eager(net, decoder, size, image):
     return call
 
 
-def _floor(detector, image):
+def session_floor(detector, image):
     """Bare ``session.run`` of the detector's own session on its letterboxed blob of ``image``."""
     blob = yolo.to_blob([detector._letterbox(image).image])
     session, feed = detector.session, {detector.session.get_inputs()[0].name: blob}
@@ -153,7 +153,7 @@ def end_to_end(quick: bool):
     return rows
 
 
-def _ratio(times, a, b):
+def paired_ratio(times, a, b):
     """Median over rounds of time[a] / time[b]."""
     return float(np.median(np.asarray(times[a]) / np.asarray(times[b])))
 
@@ -166,8 +166,8 @@ def _case(res, image, nm, rounds):
         dynamic = create_detector('onnx', DetectorSettings(model_path=str(files['dynamic'])))
         script = create_detector('torchscript', DetectorSettings(model_path=str(files['torchscript']),
                                                                  backend='torchscript'))
-        floor_static, static_shape = _floor(static, image)
-        floor_dynamic, dynamic_shape = _floor(dynamic, image)
+        floor_static, static_shape = session_floor(static, image)
+        floor_dynamic, dynamic_shape = session_floor(dynamic, image)
         calls = {'floor static': floor_static, 'onnx static': partial(static.detect_image, image),
                  'floor dynamic': floor_dynamic, 'onnx dynamic': partial(dynamic.detect_image, image),
                  'torchscript': partial(script.detect_image, image),
@@ -187,20 +187,20 @@ def _case(res, image, nm, rounds):
             'ms', n=rounds, load=load),
         row(f'{label}: ONNX backend static, end to end ({counts["static"]} dets)', med['onnx static'], 'ms',
             n=rounds, params=parameter_count(net)),
-        row(f'{label}: ratio ONNX static / floor', _ratio(times, 'onnx static', 'floor static'), 'x', target),
+        row(f'{label}: ratio ONNX static / floor', paired_ratio(times, 'onnx static', 'floor static'), 'x', target),
         row(f'{label}: floor session.run dynamic {dynamic_shape[2]}x{dynamic_shape[3]}',
             med['floor dynamic'], 'ms', n=rounds),
         row(f'{label}: ONNX backend dynamic (auto rect), end to end ({counts["dynamic"]} dets)',
             med['onnx dynamic'], 'ms', n=rounds),
-        row(f'{label}: ratio ONNX dynamic / floor dynamic', _ratio(times, 'onnx dynamic', 'floor dynamic'), 'x',
+        row(f'{label}: ratio ONNX dynamic / floor dynamic', paired_ratio(times, 'onnx dynamic', 'floor dynamic'), 'x',
             target),
-        row(f'{label}: ratio ONNX dynamic / ONNX static', _ratio(times, 'onnx dynamic', 'onnx static'), 'x'),
+        row(f'{label}: ratio ONNX dynamic / ONNX static', paired_ratio(times, 'onnx dynamic', 'onnx static'), 'x'),
         row(f'{label}: TorchScript backend, end to end ({counts["torchscript"]} dets)', med['torchscript'],
             'ms', n=rounds),
         row(f'{label}: PyTorch eager, same pre/post', med['eager'], 'ms', n=rounds,
             threads=torch.get_num_threads()),
-        row(f'{label}: ratio TorchScript / eager', _ratio(times, 'torchscript', 'eager'), 'x', '<= 1.0'),
-        row(f'{label}: ratio ONNX static / TorchScript', _ratio(times, 'onnx static', 'torchscript'), 'x'),
+        row(f'{label}: ratio TorchScript / eager', paired_ratio(times, 'torchscript', 'eager'), 'x', '<= 1.0'),
+        row(f'{label}: ratio ONNX static / TorchScript', paired_ratio(times, 'onnx static', 'torchscript'), 'x'),
     ]
 
 

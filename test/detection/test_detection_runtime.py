@@ -138,3 +138,31 @@ def test_torchscript_is_frozen_and_matches_eager(tmp_path):
     np.testing.assert_allclose(result.xyxy, eager.xyxy, atol=1e-4)
     np.testing.assert_array_equal(result.mask, eager.mask)
     np.testing.assert_array_equal(result.class_id, eager.class_id)
+
+
+def test_runtime_options_are_node_parameters():
+    """Every DetectorSettings field is a ``detector.*`` parameter of the nodes; values round-trip."""
+    params = pytest.importorskip('robot_vision.ros.params', reason='needs rclpy for the node parameter code')
+    leaves = {leaf.name: leaf.default for leaf in params.settings_leaves()}
+    assert leaves['detector.allow_spinning'] is False and leaves['detector.dynamic_shape'] is None
+    assert leaves['detector.intra_op_num_threads'] == 0 and leaves['detector.inter_op_num_threads'] == 0
+    assert leaves['detector.execution_mode'] == 'sequential' and leaves['detector.memory_arena'] is True
+    values = {'detector.allow_spinning': True, 'detector.intra_op_num_threads': 1,
+              'detector.execution_mode': 'parallel', 'detector.dynamic_shape': False}
+    detector = params.settings_from_values(values, params.settings_leaves()).detector
+    assert (detector.allow_spinning, detector.intra_op_num_threads, detector.execution_mode,
+            detector.dynamic_shape) == (True, 1, 'parallel', False)
+
+
+def test_ultralytics_comparison_skips_cleanly_without_ultralytics():
+    import importlib.util
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    if importlib.util.find_spec('ultralytics') is not None:
+        pytest.skip('ultralytics is importable here: the comparison would run (a benchmark, not a test)')
+    script = Path(__file__).resolve().parents[2] / 'benchmarks' / 'compare_ultralytics.py'
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert 'skipped, ultralytics is not importable' in done.stdout
