@@ -105,10 +105,12 @@ class YoloDetector(Detector):
     Subclasses implement :meth:`_load` (returning the input description and the metadata
     strings) and :meth:`_infer` (a (B, 3, H, W) array in, the list of output arrays out).
     ``records_input_shape`` says whether the format declares its input height/width (None for a
-    dynamic dimension) or records none at all (TorchScript).
+    dynamic dimension) or records none at all (TorchScript); ``dry_runs`` is how many runs per
+    input shape at load time it takes until the runtime has optimised the graph for that shape.
     """
 
     records_input_shape = True
+    dry_runs = 1
 
     def __init__(self, settings: DetectorSettings) -> None:
         self.settings = settings
@@ -130,9 +132,10 @@ class YoloDetector(Detector):
         if self._rect:
             shapes.append(yolo.letterbox_shape((3, 4), self._size, self._stride, auto=True))
         for shape in dict.fromkeys(shapes):
-            grey = np.full(shape + (3,), settings.pad_value, np.uint8)
-            outputs = self._run(yolo.to_blob([grey] * (self._batch or 1), self._input.dtype),
-                                'a dry run at load time')
+            grey = yolo.to_blob([np.full(shape + (3,), settings.pad_value, np.uint8)] * (self._batch or 1),
+                                self._input.dtype)
+            for _ in range(self.dry_runs):
+                outputs = self._run(grey, 'a dry run at load time')
         pred, protos = self._split(outputs)
         names_count = None
         if settings.labels_file or self.metadata.names is not None:

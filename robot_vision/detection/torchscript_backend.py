@@ -27,12 +27,16 @@ def _set_threads(torch, intra: int, inter: int) -> None:
                               f'number): {exc}') from exc
 
 
-def _optimised(torch, model):
-    """``model`` frozen and optimised for inference; the module as loaded where torch cannot freeze it."""
+def _frozen(torch, model):
+    """``model`` frozen (weights inlined as constants, batch norms folded); as loaded where torch cannot.
+
+    Not ``torch.jit.optimize_for_inference`` on top: its MKLDNN conversion made a YOLO-n-sized
+    network 2x slower than freezing alone on the 2-core development machine (bench_detection).
+    """
     try:
         with warnings.catch_warnings():
             warnings.simplefilter('ignore')
-            return torch.jit.optimize_for_inference(torch.jit.freeze(model))
+            return torch.jit.freeze(model)
     except Exception:  # noqa: BLE001 - freezing is an optimisation: modules it rejects still run as loaded
         return model
 
@@ -52,13 +56,14 @@ class TorchScriptDetector(YoloDetector):
     Metadata comes from the ``config.txt`` extra file that Ultralytics embeds (JSON). The input
     size is not recorded in TorchScript, so it is ``settings.input_size``, else the ``imgsz``
     metadata, else 640x640; the model runs on ``settings.device``. The module is frozen
-    (weights become constants, batch norms folded into convolutions) and, where torch can,
-    optimised for inference; it runs under ``torch.inference_mode``. A traced export only runs
+    (weights become constants, batch norms folded into convolutions) and runs under
+    ``torch.inference_mode``. A traced export only runs
     at the size it was traced at: a failure at another size names that size when the metadata
     records it.
     """
 
     records_input_shape = False
+    dry_runs = 2   # torch's profiling executor specialises and optimises the graph on the second run
 
     def _load(self, path: Path) -> Tuple[TensorInfo, Dict[str, str]]:
         import torch
@@ -77,7 +82,7 @@ class TorchScriptDetector(YoloDetector):
         params = list(model.parameters())
         if params and params[0].dtype == torch.float16:
             dtype = np.float16
-        self._model = _optimised(torch, model)
+        self._model = _frozen(torch, model)
         props: Dict[str, Any] = {}
         text = extra['config.txt']
         text = text.decode('utf-8', 'replace') if isinstance(text, bytes) else text

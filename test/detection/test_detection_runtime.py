@@ -122,7 +122,7 @@ def test_torchscript_dynamic_shape_is_checked_at_load_time(tmp_path):
 
 
 def test_torchscript_is_frozen_and_matches_eager(tmp_path):
-    """The frozen, optimised module decodes the same boxes and masks as the network in eager mode."""
+    """The frozen module decodes the same boxes and masks as the network in eager mode."""
     net = ColourBoxNet('detect', nm=4)
     path = export_torchscript(net, tmp_path / 'seg.torchscript', (1, 3, 640, 640),
                               ultralytics_metadata(NAMES, (640, 640), 'segment'))
