@@ -12,6 +12,7 @@ image, for a YOLO-n-sized detector and segmenter (``YoloNano``, weights calibrat
 Ratios are medians of per-round ratios; the load average is printed with them.
 """
 
+import copy
 import os
 import tempfile
 import time
@@ -90,18 +91,25 @@ def real_images():
 
 
 def build_models(folder: Path, image: np.ndarray, nm: int):
-    """YoloNano (nm > 0: segmenter) calibrated on ``image`` (rectangular input), exported three ways."""
-    side = max(image.shape[:2])
-    side = -(-side // 32) * 32
+    """YoloNano (nm > 0: segmenter) calibrated on ``image``, exported three ways; returns (net, files).
+
+    The square exports (static ONNX, TorchScript; ``net`` itself, for eager) are calibrated on the
+    square letterbox, the dynamic ONNX export on the rectangular one, so that each gives about
+    ``DETECTIONS`` boxes on the input it runs on (an untrained net also fires on the grey border,
+    which a trained one does not).
+    """
+    side = -(-max(image.shape[:2]) // 32) * 32
     torch.manual_seed(0)
     net = YoloNano(nm=nm).eval()
-    calibrate_detections(net, image, DETECTIONS)
+    rect = copy.deepcopy(net)
+    calibrate_detections(net, yolo.letterbox(image, (side, side)).image, DETECTIONS)
+    calibrate_detections(rect, image, DETECTIONS)
     task = 'segment' if nm else 'detect'
     meta = ultralytics_metadata([f'class{i}' for i in range(net.nc)], (side, side), task)
     shape = (1, 3, side, side)
     return net, {
         'static': export_onnx(net, folder / f'{task}_static.onnx', shape, meta),
-        'dynamic': export_onnx(net, folder / f'{task}_dynamic.onnx', shape, meta, dynamic=True),
+        'dynamic': export_onnx(rect, folder / f'{task}_dynamic.onnx', shape, meta, dynamic=True),
         'torchscript': export_torchscript(net, folder / f'{task}.torchscript', shape, meta),
     }
 
@@ -140,16 +148,26 @@ def paired(calls, rounds):
 
 
 def end_to_end(quick: bool):
-    """Rows: per image size and task, the medians and the paired ratios ours/floor, torchscript/eager."""
+    """Rows: per image size and task, the medians and the paired ratios ours/floor, torchscript/eager.
+
+    ``ROBOT_VISION_BENCH_THREADS=N`` runs ONNX Runtime and torch with N intra-op threads each
+    (default 0: each library's default), steadier on a machine shared with other jobs.
+    """
     images = real_images()
     if not images:
         return [row('end-to-end detection: skipped, ../shared/data is absent', 0.0, '-')]
     rounds = 5 if quick else 15
+    threads = int(os.environ.get('ROBOT_VISION_BENCH_THREADS', '0'))
+    default_threads = torch.get_num_threads()
+    torch.set_num_threads(threads or default_threads)
     rows = []
-    for res, image in images.items():
-        for nm in (0, 32):
-            rows += _case(res, image, nm, rounds)
-    rows += spinning_cpu(images.get('640x480'), rounds)
+    try:
+        for res, image in images.items():
+            for nm in (0, 32):
+                rows += _case(res, image, nm, rounds, threads)
+        rows += spinning_cpu(images.get('640x480'), rounds)
+    finally:
+        torch.set_num_threads(default_threads)
     return rows
 
 
@@ -158,14 +176,16 @@ def paired_ratio(times, a, b):
     return float(np.median(np.asarray(times[a]) / np.asarray(times[b])))
 
 
-def _case(res, image, nm, rounds):
+def _case(res, image, nm, rounds, threads):
     task = 'segment' if nm else 'detect'
     with tempfile.TemporaryDirectory() as tmp:
         net, files = build_models(Path(tmp), image, nm)
-        static = create_detector('onnx', DetectorSettings(model_path=str(files['static'])))
-        dynamic = create_detector('onnx', DetectorSettings(model_path=str(files['dynamic'])))
+        static = create_detector('onnx', DetectorSettings(model_path=str(files['static']),
+                                                          intra_op_num_threads=threads))
+        dynamic = create_detector('onnx', DetectorSettings(model_path=str(files['dynamic']),
+                                                           intra_op_num_threads=threads))
         script = create_detector('torchscript', DetectorSettings(model_path=str(files['torchscript']),
-                                                                 backend='torchscript'))
+                                                                 backend='torchscript', intra_op_num_threads=threads))
         floor_static, static_shape = session_floor(static, image)
         floor_dynamic, dynamic_shape = session_floor(dynamic, image)
         calls = {'floor static': floor_static, 'onnx static': partial(static.detect_image, image),
@@ -178,7 +198,7 @@ def _case(res, image, nm, rounds):
         load = os.getloadavg()
         for detector in (static, dynamic, script):
             detector.close()
-    label = f'{task} {res}'
+    label = f'{task} {res}' + (f' {threads} thread(s)' if threads else '')
     med = {k: float(np.median(v)) for k, v in times.items()}
     target = '<= 1.05' if not nm else '<= 1.10'
     return [
