@@ -1,13 +1,15 @@
 """Runtime options of the YOLO backends: ONNX Runtime session options, input shape choice, TorchScript errors."""
 
+import cv2
 import numpy as np
 import onnxruntime as ort
 import pytest
 import torch
 
-from robot_vision.detection import DetectorSettings, create_detector
+from robot_vision.detection import DetectorSettings, create_detector, yolo
 from robot_vision.detection.onnx_backend import SPINNING_KEYS
-from robot_vision.detection.testing_models import ColourBoxNet, export_onnx, export_torchscript, ultralytics_metadata
+from robot_vision.detection.testing_models import (ColourBoxNet, YoloNano, calibrate_detections, export_onnx,
+                                                   export_torchscript, ultralytics_metadata)
 from robot_vision.errors import ConfigError, ModelError
 
 NAMES = ['red', 'green', 'blue']
@@ -131,7 +133,6 @@ def test_torchscript_is_frozen_and_matches_eager(tmp_path):
     image = scene()
     result = detector.detect_image(image)
     box = detector._letterbox(image)
-    from robot_vision.detection import yolo
     with torch.inference_mode():
         pred, protos = net(torch.from_numpy(yolo.to_blob([box.image])))
     eager = detector.decoder(pred[0].numpy(), protos[0].numpy(), box, box.image.shape[:2])
@@ -166,3 +167,24 @@ def test_ultralytics_comparison_skips_cleanly_without_ultralytics():
     done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert 'skipped, ultralytics is not importable' in done.stdout
+
+
+def test_yolo_nano_segmenter_calibrated_to_a_realistic_count(tmp_path):
+    """The YOLO-n-sized segmenter of the benchmarks: YOLO-seg layout, and calibrated to about N detections."""
+    rng = np.random.default_rng(0)
+    # noise smoothed into blobs, so that the untrained net sees some structure
+    image = cv2.GaussianBlur(rng.integers(0, 256, (96, 128, 3), dtype=np.uint8), (0, 0), 3)
+    torch.manual_seed(0)
+    net = YoloNano(nm=32).eval()
+    count = calibrate_detections(net, image, 12)
+    assert 12 <= count <= 16
+    with torch.no_grad():
+        pred, protos = net(torch.zeros(1, 3, 96, 128))
+    assert tuple(pred.shape) == (1, 4 + 80 + 32, 12 * 16 + 6 * 8 + 3 * 4) and tuple(protos.shape) == (1, 32, 24, 32)
+    path = export_onnx(net, tmp_path / 'nano-seg.onnx', (1, 3, 96, 128),
+                       ultralytics_metadata([f'c{i}' for i in range(80)], (96, 128), 'segment'))
+    detector = create_detector('onnx', DetectorSettings(model_path=str(path)))
+    result = detector.detect_image(image)
+    assert detector.layout == 'segment' and result.mask.shape == (len(result), 96, 128)
+    assert abs(len(result) - count) <= 2
+
