@@ -104,7 +104,13 @@ class YoloDetector(Detector):
 
     Subclasses implement :meth:`_load` (returning the input description and the metadata
     strings) and :meth:`_infer` (a (B, 3, H, W) array in, the list of output arrays out).
+    ``records_input_shape`` says whether the format declares its input height/width (None for a
+    dynamic dimension) or records none at all (TorchScript); ``dry_runs`` is how many runs per
+    input shape at load time it takes until the runtime has optimised the graph for that shape.
     """
+
+    records_input_shape = True
+    dry_runs = 1
 
     def __init__(self, settings: DetectorSettings) -> None:
         self.settings = settings
@@ -117,12 +123,19 @@ class YoloDetector(Detector):
         self._input, props = self._load(path)
         self.metadata = _metadata(props, path)
         self._check_input()
-        self._size, self._dynamic_hw = self._pick_input_size()
+        self._size, self._rect = self._pick_input_size()
         self._stride = self.metadata.stride or settings.stride
         self._batch = self._input.shape[0] if isinstance(self._input.shape[0], int) else None
-        grey = np.full(self._size + (3,), settings.pad_value, np.uint8)
-        outputs = self._run(yolo.to_blob([grey] * (self._batch or 1), self._input.dtype),
-                            'a dry run at load time')
+        # dry run at the square size, and in dynamic_shape mode at a 4:3 rectangle too, so that a
+        # model that cannot take rectangular inputs fails here and not on the first frame
+        shapes = [self._size]
+        if self._rect:
+            shapes.append(yolo.letterbox_shape((3, 4), self._size, self._stride, auto=True))
+        for shape in dict.fromkeys(shapes):
+            grey = yolo.to_blob([np.full(shape + (3,), settings.pad_value, np.uint8)] * (self._batch or 1),
+                                self._input.dtype)
+            for _ in range(self.dry_runs):
+                outputs = self._run(grey, 'a dry run at load time')
         pred, protos = self._split(outputs)
         names_count = None
         if settings.labels_file or self.metadata.names is not None:
@@ -160,6 +173,11 @@ class YoloDetector(Detector):
     def input_size(self) -> Tuple[int, int]:
         """Network input (height, width) in pixels (the upper bound in ``dynamic_shape`` mode)."""
         return self._size
+
+    @property
+    def dynamic_shape(self) -> bool:
+        """True when each image is letterboxed to its own multiple-of-stride rectangle (``dynamic_shape``)."""
+        return self._rect
 
     @property
     def layout(self) -> str:
@@ -211,23 +229,34 @@ class YoloDetector(Detector):
                              f'got shape {list(shape)}')
 
     def _pick_input_size(self) -> Tuple[Tuple[int, int], bool]:
+        """The (square or upper-bound) input size, and whether inputs are letterboxed to rectangles."""
         fixed = self._input.shape[2:]
         requested = self.settings.input_size
+        rect = self.settings.dynamic_shape
         if all(isinstance(s, int) for s in fixed):
             size = (int(fixed[0]), int(fixed[1]))
             if requested is not None and tuple(requested) != size:
                 raise ModelError(f'DetectorSettings.input_size: the model has a fixed input of {size[0]}x'
                                  f'{size[1]} (HxW), got {requested[0]}x{requested[1]}; leave it unset')
+            if rect:
+                raise ModelError(f'DetectorSettings.dynamic_shape: the model has a fixed input of {size[0]}x'
+                                 f'{size[1]} (HxW) and cannot take other shapes; export it with a dynamic '
+                                 f'input size (Ultralytics: dynamic=True) or leave dynamic_shape unset')
             return size, False
+        if rect is None:  # follow the model: on when it declares a dynamic height/width
+            rect = self.records_input_shape
         if requested is not None:
-            return tuple(requested), True
+            return tuple(requested), rect
         if self.metadata.imgsz is not None:
-            return self.metadata.imgsz, True
-        return (640, 640), True
+            return self.metadata.imgsz, rect
+        return (640, 640), rect
 
     def _letterbox(self, image: np.ndarray) -> yolo.Letterbox:
-        auto = self.settings.dynamic_shape and self._dynamic_hw
-        return yolo.letterbox(image, self._size, self._stride, auto, self.settings.pad_value)
+        return yolo.letterbox(image, self._size, self._stride, self._rect, self.settings.pad_value)
+
+    def _failure_hint(self, shape: Sequence[int]) -> str:
+        """Advice appended to an inference failure on a (B, 3, H, W) input of ``shape`` ('' for none)."""
+        return ''
 
     def _run(self, blob: np.ndarray, what: str) -> List[np.ndarray]:
         try:
@@ -235,10 +264,10 @@ class YoloDetector(Detector):
         except ModelError:
             raise
         except Exception as exc:  # noqa: BLE001 - runtime errors of onnxruntime/torch become ModelError
+            hint = self._failure_hint(blob.shape)
             raise ModelError(f'{type(self).__name__} ({self.settings.model_path}): {what} failed on an '
-                             f'input of '
-                             f'shape {list(blob.shape)} {blob.dtype}; the model expects '
-                             f'{list(self._input.shape)}: {str(exc).strip()[:400]}') from exc
+                             f'input of shape {list(blob.shape)} {blob.dtype}; the model expects '
+                             f'{list(self._input.shape)}{hint}. The runtime said: {str(exc).strip()}') from exc
 
     def _split(self, outputs: List[np.ndarray]) -> Tuple[np.ndarray, Optional[np.ndarray]]:
         preds = [o for o in outputs if o.ndim == 3]

@@ -8,9 +8,31 @@ from typing import Dict, List, Tuple
 import numpy as np
 
 from robot_vision.detection.base import TensorInfo, YoloDetector, register_detector
+from robot_vision.detection.settings import DetectorSettings
 from robot_vision.errors import ModelError
 
+#: Session config keys of ONNX Runtime's worker spinning ("1": busy-wait after a run, "0": sleep).
+SPINNING_KEYS = ('session.intra_op.allow_spinning', 'session.inter_op.allow_spinning')
+
 _DTYPES = {'tensor(float)': np.float32, 'tensor(float16)': np.float16, 'tensor(double)': np.float64}
+
+
+def session_options(settings: DetectorSettings):
+    """The ``onnxruntime.SessionOptions`` for ``settings``: threads, execution mode, spinning, memory arena."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    if settings.intra_op_num_threads:
+        options.intra_op_num_threads = settings.intra_op_num_threads
+    if settings.inter_op_num_threads:
+        options.inter_op_num_threads = settings.inter_op_num_threads
+    options.execution_mode = (ort.ExecutionMode.ORT_PARALLEL if settings.execution_mode == 'parallel'
+                              else ort.ExecutionMode.ORT_SEQUENTIAL)
+    for key in SPINNING_KEYS:
+        options.add_session_config_entry(key, '1' if settings.allow_spinning else '0')
+    options.enable_cpu_mem_arena = settings.memory_arena
+    options.enable_mem_pattern = settings.memory_arena
+    return options
 
 
 @register_detector('onnx')
@@ -19,6 +41,8 @@ class OnnxDetector(YoloDetector):
 
     ``settings.providers`` lists the execution providers in priority order; each must be
     available in the installed onnxruntime (ModelError listing the available ones otherwise).
+    The session options come from the settings (:func:`session_options`): thread counts,
+    execution mode, worker spinning (off by default) and the memory arena.
     """
 
     def _load(self, path: Path) -> Tuple[TensorInfo, Dict[str, str]]:
@@ -29,15 +53,12 @@ class OnnxDetector(YoloDetector):
         if missing:
             raise ModelError(f'DetectorSettings.providers: {missing} not available in this onnxruntime '
                              f'{ort.__version__}; available providers: {available}')
-        options = ort.SessionOptions()
-        if self.settings.num_threads:
-            options.intra_op_num_threads = self.settings.num_threads
         try:
-            self._session = ort.InferenceSession(str(path), sess_options=options,
+            self._session = ort.InferenceSession(str(path), sess_options=session_options(self.settings),
                                                  providers=list(self.settings.providers))
         except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own unrelated exception types
             raise ModelError(f'cannot load ONNX model {str(path)!r} (missing, corrupt or not an ONNX file): '
-                             f'{str(exc).strip()[:300]}') from exc
+                             f'{str(exc).strip()}') from exc
         inputs = self._session.get_inputs()
         if len(inputs) != 1:
             raise ModelError(f'{path}: expected a model with one image input, got {len(inputs)} inputs '
@@ -52,12 +73,17 @@ class OnnxDetector(YoloDetector):
 
     def _infer(self, blob: np.ndarray) -> List[np.ndarray]:
         outputs = self._session.run(None, {self._input_name: blob})
-        return [np.asarray(o, dtype=np.float32) for o in outputs]
+        return [o if o.dtype == np.float32 else o.astype(np.float32) for o in outputs]
 
     @property
     def providers(self) -> List[str]:
         """The execution providers the session actually uses."""
         return list(self._session.get_providers())
+
+    @property
+    def session(self):
+        """The ``onnxruntime.InferenceSession`` (its options: ``session.get_session_options()``)."""
+        return self._session
 
     def close(self) -> None:
         """Drop the ONNX Runtime session."""

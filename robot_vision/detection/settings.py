@@ -12,6 +12,10 @@ def _fail(name: str, expected: str, value: Any) -> None:
     raise ConfigError(f'DetectorSettings.{name}: expected {expected}, got {value!r}')
 
 
+#: Values of ``DetectorSettings.execution_mode``.
+EXECUTION_MODES = ('sequential', 'parallel')
+
+
 @dataclass(frozen=True)
 class DetectorSettings:
     """Configuration of a :class:`~robot_vision.detection.Detector` (validated on construction).
@@ -29,9 +33,12 @@ class DetectorSettings:
     * ``input_size`` [None]: network input (height, width) in pixels. None: take it from the
       model (a fixed input shape, else the ``imgsz`` metadata, else 640x640). A model with a fixed
       input shape rejects a different value (ModelError at load time).
-    * ``dynamic_shape`` [False]: for models with a dynamic input height/width, letterbox each
-      image to the smallest multiple of ``stride`` that holds it scaled into ``input_size``
-      (e.g. 640x480 -> 640x480 instead of 640x640), as Ultralytics' ``rect`` inference does.
+    * ``dynamic_shape`` [None]: letterbox each image to the smallest multiple of ``stride`` that
+      holds it scaled into ``input_size`` (e.g. 640x480 -> 640x480 instead of 640x640, a quarter
+      less work), as Ultralytics' ``rect`` inference does. None: on exactly when the model
+      declares a dynamic input height/width (an ONNX export with ``dynamic=True``); TorchScript
+      records no input shape, so there it stays off unless set to True. False forces the square
+      ``input_size``; True on a fixed-size ONNX model is a ModelError at load time.
     * ``stride`` [32]: the model's largest stride in pixels (from the ``stride`` metadata when the
       model has it); input sizes are rounded up to a multiple of it in ``dynamic_shape`` mode.
     * ``agnostic_nms`` [False]: run NMS across classes instead of per class.
@@ -39,7 +46,20 @@ class DetectorSettings:
       (e.g. an Ultralytics dataset YAML with ``names``); overrides the model metadata.
     * ``providers`` [('CPUExecutionProvider',)]: ONNX Runtime execution providers in priority
       order; each must be available in the installed onnxruntime (ModelError otherwise).
-    * ``num_threads`` [0]: intra-op threads for ONNX Runtime / torch; 0 keeps the library default.
+    * ``intra_op_num_threads`` [0]: threads inside one operator, for ONNX Runtime and torch
+      (``torch.set_num_threads``, process-wide); 0 keeps the library default (one per core).
+    * ``inter_op_num_threads`` [0]: threads running independent operators at once, for ONNX
+      Runtime with ``execution_mode`` 'parallel' and torch (``torch.set_num_interop_threads``,
+      settable once per process); 0 keeps the library default.
+    * ``execution_mode`` ['sequential']: ONNX Runtime runs the graph's operators one after the
+      other ('sequential') or independent branches at once ('parallel').
+    * ``allow_spinning`` [False]: let ONNX Runtime's worker threads busy-wait for work after each
+      run (``session.intra_op.allow_spinning`` / ``session.inter_op.allow_spinning``). On is the
+      ONNX Runtime default and can shave a little latency on an idle many-core machine; off,
+      they sleep and leave the CPU to the rest of the node (tens of ms of CPU per frame).
+    * ``memory_arena`` [True]: ONNX Runtime's CPU memory arena and memory-pattern planning
+      (``enable_cpu_mem_arena`` / ``enable_mem_pattern``): buffers are reused between runs;
+      off, each run allocates afresh (less resident memory when input sizes vary a lot).
     * ``device`` ['cpu']: torch device of the ``torchscript`` backend (e.g. 'cuda:0').
     * ``mask_threshold`` [0.5]: a mask pixel is on when its sigmoid(prototype combination)
       exceeds this, in (0, 1).
@@ -55,12 +75,16 @@ class DetectorSettings:
     max_detections: int = 300
     max_candidates: int = 30000
     input_size: Optional[Tuple[int, int]] = None
-    dynamic_shape: bool = False
+    dynamic_shape: Optional[bool] = None
     stride: int = 32
     agnostic_nms: bool = False
     labels_file: str = ''
     providers: Tuple[str, ...] = ('CPUExecutionProvider',)
-    num_threads: int = 0
+    intra_op_num_threads: int = 0
+    inter_op_num_threads: int = 0
+    execution_mode: str = 'sequential'
+    allow_spinning: bool = False
+    memory_arena: bool = True
     device: str = 'cpu'
     mask_threshold: float = 0.5
     pad_value: int = 114
@@ -76,7 +100,8 @@ class DetectorSettings:
         if not isinstance(self.mask_threshold, (int, float)) or not 0.0 < float(self.mask_threshold) < 1.0:
             _fail('mask_threshold', 'a number in (0, 1)', self.mask_threshold)
         object.__setattr__(self, 'mask_threshold', float(self.mask_threshold))
-        for name, low in (('max_detections', 1), ('max_candidates', 1), ('stride', 1), ('num_threads', 0)):
+        for name, low in (('max_detections', 1), ('max_candidates', 1), ('stride', 1),
+                          ('intra_op_num_threads', 0), ('inter_op_num_threads', 0)):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
                 _fail(name, f'an integer >= {low}', value)
@@ -105,6 +130,10 @@ class DetectorSettings:
         if not providers or not all(isinstance(p, str) and p for p in providers):
             _fail('providers', 'a non-empty list of ONNX Runtime provider names', self.providers)
         object.__setattr__(self, 'providers', tuple(providers))
-        for name in ('dynamic_shape', 'agnostic_nms'):
+        for name in ('agnostic_nms', 'allow_spinning', 'memory_arena'):
             if not isinstance(getattr(self, name), bool):
                 _fail(name, 'a bool', getattr(self, name))
+        if self.dynamic_shape is not None and not isinstance(self.dynamic_shape, bool):
+            _fail('dynamic_shape', 'a bool, or None to follow the model', self.dynamic_shape)
+        if self.execution_mode not in EXECUTION_MODES:
+            _fail('execution_mode', f'one of {list(EXECUTION_MODES)}', self.execution_mode)

@@ -132,18 +132,20 @@ class _SPPF(nn.Module):
 
 
 class YoloNano(nn.Module):
-    """A YOLO-n-sized detector (CSP backbone, SPPF, FPN/PAN neck, decoupled head), untrained.
+    """A YOLO-n-sized detector or segmenter (CSP backbone, SPPF, FPN/PAN neck, decoupled head), untrained.
 
-    Input (B, 3, H, W) with H, W multiples of 32; output [B, 4+nc, N] with
+    Input (B, 3, H, W) with H, W multiples of 32; output [B, 4+nc(+nm), N] with
     N = (H/8 * W/8 + H/16 * W/16 + H/32 * W/32) (8400 at 640x640): cx, cy, w, h in input
-    pixels and sigmoid class scores. The class bias starts at the Ultralytics prior, so an
-    untrained net scores near zero, as a trained one does on empty scenes.
+    pixels, sigmoid class scores and, with ``nm`` > 0, mask coefficients; a segmenter also
+    returns prototypes [B, nm, H/4, W/4] (the YOLO-seg layout). The class bias starts at the
+    Ultralytics prior, so an untrained net scores near zero, as a trained one does on empty
+    scenes; :func:`calibrate_detections` raises it until an image gives a realistic count.
     """
 
-    def __init__(self, nc: int = 80, widths: Sequence[int] = (16, 32, 64, 128, 224)) -> None:
+    def __init__(self, nc: int = 80, widths: Sequence[int] = (16, 32, 64, 128, 224), nm: int = 0) -> None:
         super().__init__()
         w0, w1, w2, w3, w4 = widths
-        self.nc = nc
+        self.nc, self.nm = nc, nm
         self.stem = nn.Sequential(_conv(3, w0, 3, 2), _conv(w0, w1, 3, 2), _C2f(w1, w1, 1))
         self.down3 = nn.Sequential(_conv(w1, w2, 3, 2), _C2f(w2, w2, 2))
         self.down4 = nn.Sequential(_conv(w2, w3, 3, 2), _C2f(w3, w3, 2))
@@ -157,13 +159,21 @@ class YoloNano(nn.Module):
                                  for c in (w2, w3, w4))
         self.cls = nn.ModuleList(nn.Sequential(_conv(c, cls_c), _conv(cls_c, cls_c), nn.Conv2d(cls_c, nc, 1))
                                  for c in (w2, w3, w4))
+        if nm:
+            coef_c = max(w2 // 4, nm)
+            self.coef = nn.ModuleList(
+                nn.Sequential(_conv(c, coef_c), _conv(coef_c, coef_c), nn.Conv2d(coef_c, nm, 1)) for c in (w2, w3, w4))
+            self.proto = nn.Sequential(_conv(w2, 64), nn.ConvTranspose2d(64, 64, 2, 2), _conv(64, 64),
+                                       _conv(64, nm, 1))
         self.strides = (8, 16, 32)
         with torch.no_grad():
             for head, s in zip(self.cls, self.strides):
                 head[-1].bias.fill_(float(torch.log(torch.tensor(5.0 / nc / (640 / s) ** 2))))
+            for head in self.box:  # objects a few strides wide, not a fraction of one
+                head[-1].bias.fill_(2.0)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, 3, H, W) -> (B, 4+nc, N)."""
+    def forward(self, x: torch.Tensor):
+        """(B, 3, H, W) -> (B, 4+nc, N), or ((B, 4+nc+nm, N), (B, nm, H/4, W/4)) for a segmenter."""
         p2 = self.stem(x)
         p3 = self.down3(p2)
         p4 = self.down4(p3)
@@ -173,7 +183,8 @@ class YoloNano(nn.Module):
         n4 = self.pan4(torch.cat([self.pan4_down(n3), h4], 1))
         n5 = self.pan5(torch.cat([self.pan5_down(n4), p5], 1))
         outs = []
-        for feat, box, cls, stride in zip((n3, n4, n5), self.box, self.cls, self.strides):
+        for level, (feat, box, cls, stride) in enumerate(zip((n3, n4, n5), self.box, self.cls,
+                                                             self.strides)):
             b, _, h, w = feat.shape
             gy, gx = torch.meshgrid(torch.arange(h, dtype=x.dtype), torch.arange(w, dtype=x.dtype),
                                     indexing='ij')
@@ -182,8 +193,58 @@ class YoloNano(nn.Module):
             lt, rb = ltrb[:, :2], ltrb[:, 2:]
             xy1, xy2 = anchors - lt, anchors + rb
             boxes = torch.cat([(xy1 + xy2) / 2, xy2 - xy1], 1) * stride
-            outs.append(torch.cat([boxes, cls(feat).sigmoid().reshape(b, self.nc, h * w)], 1))
+            parts = [boxes, cls(feat).sigmoid().reshape(b, self.nc, h * w)]
+            if self.nm:
+                parts.append(self.coef[level](feat).reshape(b, self.nm, h * w))
+            outs.append(torch.cat(parts, 1))
+        if self.nm:
+            return torch.cat(outs, 2), self.proto(n3)
         return torch.cat(outs, 2)
+
+
+def calibrate_detections(net: YoloNano, image, detections: int = 64, confidence_threshold: float = 0.25,
+                         iou_threshold: float = 0.45) -> int:
+    """Give the untrained ``net`` realistic outputs on ``image``: about ``detections`` boxes.
+
+    ``image`` is an (H, W, 3) uint8 RGB image, letterboxed to its size rounded up to a multiple
+    of 32. First the batch-norm statistics are taken from the image, so that the activations keep
+    their scale through the untrained layers and the boxes and scores vary with the image; then
+    one offset added to every class bias is bisected so that class-wise NMS at the given
+    thresholds keeps about ``detections`` boxes (a trained YOLO-n finds tens of objects in a
+    cluttered scene). Returns the count reached; ``net`` is left in eval mode.
+    """
+    import numpy as np
+
+    from robot_vision.detection import yolo
+
+    size = tuple(int(-(-s // 32) * 32) for s in image.shape[:2])
+    blob = torch.from_numpy(yolo.to_blob([yolo.letterbox(image, size).image]))
+    for module in net.modules():
+        if isinstance(module, nn.BatchNorm2d):
+            module.reset_running_stats()
+            module.momentum = None       # cumulative average: one pass sets the statistics
+    with torch.no_grad():
+        net.train()(blob)
+        out = net.eval()(blob)
+    pred = (out[0] if isinstance(out, tuple) else out)[0].numpy().astype(np.float64)
+    scores = np.clip(pred[4:4 + net.nc], 1e-30, 1 - 1e-16)
+    logits = np.log(scores) - np.log1p(-scores)
+
+    def count(offset: float) -> int:
+        pred[4:4 + net.nc] = 1.0 / (1.0 + np.exp(-(logits + offset)))
+        return len(yolo.decode_classic(pred, net.nc, net.nm, confidence_threshold, iou_threshold, 300).xyxy)
+
+    low, high = -30.0, 30.0
+    for _ in range(40):
+        middle = (low + high) / 2
+        if count(middle) < detections:
+            low = middle
+        else:
+            high = middle
+    with torch.no_grad():
+        for head in net.cls:
+            head[-1].bias.add_(high)
+    return count(high)
 
 
 def parameter_count(model: nn.Module) -> int:

@@ -303,23 +303,22 @@ def assemble_masks(protos: np.ndarray, coefficients: np.ndarray, xyxy: np.ndarra
     hi = np.floor(np.asarray(xyxy[:, 2:4], np.float64) - 0.5).astype(np.int64) + 1
     lo = np.maximum(lo, 0)
     hi = np.minimum(hi, [width, height])
-    for i in range(n):
-        x0, y0 = lo[i]
-        x1, y1 = hi[i]
+    # only the prototype cells that the box's pixels sample (bilinear: floor and floor + 1),
+    # for every box at once: [px0, py0] and the exclusive [px1, py1]
+    scale, offset, top = np.array([ax, ay]), np.array([bx, by]), np.array([wp - 1, hp - 1])
+    cells_lo = np.clip(np.floor(scale * lo + offset), 0, top).astype(np.int64)
+    cells_hi = np.clip(np.floor(scale * (hi - 1) + offset) + 1, 0, top).astype(np.int64) + 1
+    for i, ((x0, y0), (x1, y1), (px0, py0), (px1, py1)) in enumerate(
+            zip(lo.tolist(), hi.tolist(), cells_lo.tolist(), cells_hi.tolist())):
         if x1 <= x0 or y1 <= y0:
             continue
-        # only the prototype cells that the box's pixels sample (bilinear: floor and floor + 1)
-        px0 = int(np.clip(np.floor(ax * x0 + bx), 0, wp - 1))
-        px1 = int(np.clip(np.floor(ax * (x1 - 1) + bx) + 1, 0, wp - 1)) + 1
-        py0 = int(np.clip(np.floor(ay * y0 + by), 0, hp - 1))
-        py1 = int(np.clip(np.floor(ay * (y1 - 1) + by) + 1, 0, hp - 1)) + 1
         window = protos[:, py0:py1, px0:px1]
         logits = (coefficients[i] @ window.reshape(nm, -1)).reshape(py1 - py0, px1 - px0)
         warp = np.array([[ax, 0.0, bx + ax * x0 - px0], [0.0, ay, by + ay * y0 - py0]], np.float64)
-        sampled = cv2.warpAffine(logits, warp, (int(x1 - x0), int(y1 - y0)),
+        sampled = cv2.warpAffine(logits, warp, (x1 - x0, y1 - y0),
                                  flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
                                  borderMode=cv2.BORDER_REPLICATE)
-        masks[i, y0:y1, x0:x1] = sampled > cut
+        np.greater(sampled, cut, out=masks[i, y0:y1, x0:x1])
     return masks
 
 

@@ -20,7 +20,7 @@ def test_settings_defaults_and_normalisation():
 @pytest.mark.parametrize('field, value', [
     ('confidence_threshold', 1.5), ('confidence_threshold', 'high'), ('iou_threshold', -0.1),
     ('max_detections', 0), ('max_detections', 2.5), ('max_candidates', True), ('stride', 0),
-    ('num_threads', -1), ('mask_threshold', 1.0), ('mask_threshold', 0.0), ('pad_value', 256),
+    ('intra_op_num_threads', -1), ('mask_threshold', 1.0), ('mask_threshold', 0.0), ('pad_value', 256),
     ('input_size', (0, 640)), ('input_size', (1, 2, 3)), ('input_size', 'big'), ('backend', ''),
     ('providers', ()), ('providers', ('',)), ('model_path', None), ('agnostic_nms', 'yes'),
 ])
