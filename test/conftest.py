@@ -1,5 +1,6 @@
 """Shared fixtures: the real-data folder, an artifact folder per test, and per-test ROS domains."""
 
+import logging
 import os
 import re
 from pathlib import Path
@@ -24,6 +25,21 @@ def shared_data() -> Path:
         pytest.skip('real RGB-D data not found: ../shared/data is absent in this checkout '
                     '(set ROBOT_VISION_DATA to its location to run this test)')
     return _SHARED
+
+
+@pytest.fixture(autouse=True)
+def package_logs_propagate():
+    """The package's loggers reach pytest's log capture.
+
+    Importing ``launch`` (the launch_testing pytest plugins do, at start-up) makes every logger
+    created afterwards a ``launch.logging.LaunchLogger``, which does not propagate to the root
+    logger where caplog listens. Node processes never import it; in this process the package's
+    loggers are set back to propagate.
+    """
+    for name, logger in list(logging.Logger.manager.loggerDict.items()):
+        if name.split('.')[0] == 'robot_vision' and isinstance(logger, logging.Logger):
+            logger.propagate = True
+    yield
 
 
 @pytest.fixture
