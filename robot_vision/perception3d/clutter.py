@@ -28,8 +28,8 @@ import numpy as np
 
 from robot_vision.camera import deproject
 from robot_vision.perception3d.planar import secondary_supports
-from robot_vision.perception3d.segmentation import (SceneSegmentation, SegmentationSettings, objects_from_labels,
-                                                    up_prior)
+from robot_vision.perception3d.segmentation import (SceneSegmentation, SegmentationSettings, grow_labels,
+                                                    objects_from_labels, up_prior)
 from robot_vision.perception3d.support import (dominant_up, downsample_depth, fill_holes, grow_support, image_hull,
                                                jump_threshold, over_support, scaled_intrinsics, smooth_depth,
                                                smoothed_normals, support_plane, working_factor)
@@ -329,39 +329,7 @@ def absorb_fragments(labels: np.ndarray, allowed: np.ndarray, depth: np.ndarray,
 
 
 def _grow_into(labels: np.ndarray, allowed: np.ndarray, depth: np.ndarray, settings, iterations: int) -> np.ndarray:
-    """Give unlabelled ``allowed`` pixels the label of a 4-neighbour at a similar depth, repeatedly.
-
-    Works on the list of candidate pixels only, so the cost follows the outlines, not the image.
-    """
-    h, w = labels.shape
-    todo = np.flatnonzero(allowed & (labels == 0))
-    if todo.size == 0:
-        return labels
+    """A copy of ``labels`` in which unlabelled ``allowed`` pixels took a depth-continuous neighbour's label."""
     labels = labels.copy()
-    flat_labels = labels.reshape(-1)
-    flat_depth = depth.reshape(-1)
-    rows, cols = np.divmod(todo, w)
-    z = flat_depth[todo]
-    thr = jump_threshold(z, settings)
-    neighbours = []
-    for dy, dx in ((1, 0), (-1, 0), (0, 1), (0, -1)):
-        inside = (rows + dy >= 0) & (rows + dy < h) & (cols + dx >= 0) & (cols + dx < w)
-        nb = np.where(inside, todo + dy * w + dx, todo)
-        with np.errstate(invalid='ignore'):
-            neighbours.append((nb, inside & (np.abs(flat_depth[nb] - z) < thr)))
-    for _ in range(iterations):
-        current = flat_labels[todo]
-        new = current.copy()
-        for nb, close in neighbours:
-            nb_label = flat_labels[nb]
-            take = (new == 0) & close & (nb_label > 0)
-            new[take] = nb_label[take]
-        changed = np.flatnonzero(new != current)
-        if changed.size == 0:
-            break
-        flat_labels[todo[changed]] = new[changed]
-        keep = new == 0  # only pixels still unlabelled need another look
-        todo, neighbours = todo[keep], [(nb[keep], close[keep]) for nb, close in neighbours]
-        if todo.size == 0:
-            break
+    grow_labels(labels, np.flatnonzero(allowed & (labels == 0)), depth, settings, iterations)
     return labels

@@ -16,7 +16,7 @@ import numpy as np
 
 from robot_vision.perception3d.filtering import voxel_downsample
 from robot_vision.perception3d.plane import plane_basis, ransac_plane
-from robot_vision.perception3d.segmentation import (IMAGE_UP, SceneSegmentation, SegmentationSettings,
+from robot_vision.perception3d.segmentation import (IMAGE_UP, SceneSegmentation, SegmentationSettings, grow_labels,
                                                     objects_from_labels, up_prior)
 from robot_vision.types import Objects3D, RGBDFrame
 
@@ -83,40 +83,15 @@ def _grow_labels(labels: np.ndarray, candidates: np.ndarray, depth: np.ndarray,
                  settings: SegmentationSettings, iterations: int) -> np.ndarray:
     """Give unlabelled candidate pixels the label of a 4-neighbour at a similar depth, repeatedly.
 
-    Works on the sparse set of candidate pixels within ``iterations`` pixels of a label, so the
-    cost scales with the object outlines, not with the image. Returns (labels, the labels that
+    Works on the sparse set of candidate pixels within ``iterations`` pixels of a label
+    (:func:`~robot_vision.perception3d.segmentation.grow_labels`). Returns (labels, the labels that
     the newly labelled pixels received), the second for updating per-label areas.
     """
-    h, w = labels.shape
     near = cv2.dilate((labels > 0).view(np.uint8) if labels.dtype == np.uint8 else
                       (labels > 0).astype(np.uint8), np.ones((3, 3), np.uint8), iterations=iterations)
     todo = np.flatnonzero((near > 0) & candidates & (labels == 0))
-    if todo.size == 0:
-        return labels, np.zeros(0, np.int64)
-    flat_labels = labels.reshape(-1)
-    flat_depth = depth.reshape(-1)
-    rows, cols = np.divmod(todo, w)
-    z = flat_depth[todo]
-    thr = settings.edge_depth_jump + settings.edge_depth_jump_relative * z
-    neighbours = []
-    for dy, dx in ((1, 0), (-1, 0), (0, 1), (0, -1)):
-        inside = (rows + dy >= 0) & (rows + dy < h) & (cols + dx >= 0) & (cols + dx < w)
-        nb = np.where(inside, todo + dy * w + dx, todo)
-        with np.errstate(invalid='ignore'):
-            close = inside & (np.abs(flat_depth[nb] - z) < thr)
-        neighbours.append((nb, close))
-    for _ in range(iterations):
-        current = flat_labels[todo]
-        new = current.copy()
-        for nb, close in neighbours:
-            nb_label = flat_labels[nb]
-            take = (new == 0) & close & (nb_label > 0)
-            new[take] = nb_label[take]
-        changed = new != current
-        if not changed.any():
-            break
-        flat_labels[todo[changed]] = new[changed]
-    return labels, flat_labels[todo][flat_labels[todo] > 0].astype(np.int64)
+    grown = grow_labels(labels, todo, depth, settings, iterations)
+    return labels, labels.reshape(-1)[grown].astype(np.int64)
 
 
 def segment_planar(frame: RGBDFrame, cloud: np.ndarray, valid: np.ndarray, settings: SegmentationSettings,

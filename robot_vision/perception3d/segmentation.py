@@ -371,6 +371,45 @@ def segment_scene(frame: RGBDFrame,
     return segment_clutter(frame, cloud, valid, settings, t0, timings)
 
 
+def grow_labels(labels: np.ndarray, todo: np.ndarray, depth: np.ndarray, settings: SegmentationSettings,
+                iterations: int) -> np.ndarray:
+    """In place: the unlabelled pixels ``todo`` (flat indices) take the label of a 4-neighbour at a similar depth.
+
+    Repeated up to ``iterations`` times, on the listed pixels only, so the cost follows the outlines,
+    not the image; "similar" is within ``edge_depth_jump + edge_depth_jump_relative * z``. Returns
+    the flat indices of the pixels that received a label.
+    """
+    h, w = labels.shape
+    flat_labels = labels.reshape(-1)
+    flat_depth = depth.reshape(-1)
+    rows, cols = np.divmod(todo, w)
+    z = flat_depth[todo]
+    thr = settings.edge_depth_jump + settings.edge_depth_jump_relative * z
+    neighbours = []
+    for dy, dx in ((1, 0), (-1, 0), (0, 1), (0, -1)):
+        inside = (rows + dy >= 0) & (rows + dy < h) & (cols + dx >= 0) & (cols + dx < w)
+        nb = np.where(inside, todo + dy * w + dx, todo)
+        with np.errstate(invalid='ignore'):
+            neighbours.append((nb, inside & (np.abs(flat_depth[nb] - z) < thr)))
+    grown = []
+    for _ in range(iterations):
+        if todo.size == 0:
+            break
+        new = flat_labels[todo].copy()
+        for nb, close in neighbours:
+            nb_label = flat_labels[nb]
+            take = (new == 0) & close & (nb_label > 0)
+            new[take] = nb_label[take]
+        changed = new != 0
+        if not changed.any():
+            break
+        flat_labels[todo[changed]] = new[changed]
+        grown.append(todo[changed])
+        keep = ~changed  # only pixels still unlabelled need another look
+        todo, neighbours = todo[keep], [(nb[keep], close[keep]) for nb, close in neighbours]
+    return np.concatenate(grown) if grown else np.zeros(0, np.int64)
+
+
 def objects_from_labels(labels: np.ndarray, keep: np.ndarray, boxes: np.ndarray, cloud: np.ndarray,
                          valid: np.ndarray, plane: np.ndarray, settings: SegmentationSettings) -> Objects3D:
     """Build Objects3D rows for the labels in ``keep`` (in that order) within their (x, y, w, h) boxes.
