@@ -1,23 +1,33 @@
 #!/usr/bin/env bash
 # Create (or refresh) the development environment on a plain Debian/Python machine with no ROS
 # distro: apt packages, a venv with pinned ROS 2 Jazzy wheels and the perception stack, the
-# interface packages PyPI lacks (built from ros_interfaces/), and robot_vision itself (editable).
+# interface packages PyPI lacks (built from ros_interfaces/), the ROS 2 tools PyPI lacks (launch, launch_testing,
+# the ros2 command, message_filters, tf2_ros; from ../shared/ros_src when that folder exists, see
+# scripts/setup_ros_src.sh), and robot_vision itself (editable), registered in the venv's ament index.
 #
 # Idempotent: on a ready machine it checks a stamp and exits in about a second.
-# Usage: scripts/setup_dev_env.sh            (VENV=path to use another venv location)
+# Usage: scripts/setup_dev_env.sh            (VENV=path to use another venv location;
+#                                             ROBOT_VISION_ROS_SRC=path to the ROS sources, default ../shared/ros_src)
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="$(realpath -m "${VENV:-$ROOT/.venv}")"
 PY="${PYTHON:-python3}"
 STAMP="$VENV/.robot_vision_setup"
+ROS_SRC="$(realpath -m "${ROBOT_VISION_ROS_SRC:-$ROOT/../shared/ros_src}")"
 APT_PACKAGES=(libusb-1.0-0 libxml2-utils libgl1 libegl1 libosmesa6 cmake g++ ignition-tools libsdformat-dev)
 
 log() { printf '[setup] %s\n' "$*"; }
 
+# What the setup depends on: the pinned requirements, the scripts, the interface sources, the files registered in
+# the ament index (their names: they are linked), and whether the ROS sources are there (their README lists the
+# upstream commits).
 fingerprint() {
   (cd "$ROOT" && cat requirements-dev.txt constraints.txt setup.py setup.cfg package.xml \
-    scripts/setup_dev_env.sh && find ros_interfaces -type f | sort | xargs cat) | sha256sum | cut -d' ' -f1
+    scripts/setup_dev_env.sh scripts/setup_ros_src.sh scripts/register_ament_index.py \
+    && find ros_interfaces -type f | sort | xargs cat && find launch config urdf sim/gazebo -type f | sort \
+    && if [[ -d "$ROS_SRC" ]]; then echo "ros_src $ROS_SRC"; cat "$ROS_SRC/README.md"; else echo "no ros_src"; fi) \
+    | sha256sum | cut -d' ' -f1
 }
 
 want="$(fingerprint)"
@@ -65,8 +75,11 @@ for file in "${baked[@]}"; do
 done
 ((${#baked[@]})) && log "patched include paths in ${#baked[@]} cmake files"
 
-# 4. Interface packages missing from PyPI, built from ros_interfaces/ (COLCON_IGNOREd on robots).
-for pkg in tf2_msgs vision_msgs; do
+# 4. Interface packages missing from PyPI, built from ros_interfaces/ (COLCON_IGNOREd on robots). With the ROS
+#    sources, step 5 builds the full upstream tf2_msgs instead of the subset here (tf2_ros needs its services).
+interfaces=(vision_msgs)
+[[ -d "$ROS_SRC" ]] || interfaces=(tf2_msgs vision_msgs)
+for pkg in "${interfaces[@]}"; do
   log "building interface package $pkg"
   build="$VENV/build/$pkg"
   mkdir -p "$build"
@@ -77,11 +90,27 @@ for pkg in tf2_msgs vision_msgs; do
   cmake --install "$build" >>"$build.log" 2>&1 || { tail -50 "$build.log"; exit 1; }
 done
 
-# 5. robot_vision itself, editable, without touching the pinned dependencies.
+# 5. The ROS 2 tools PyPI lacks, from the unmodified Jazzy sources in ../shared/ros_src. Without them the tests
+#    that need them skip, naming the reason, and the nodes use their builtin TF buffer and synchroniser.
+checks='import rclpy, vision_msgs.msg, tf2_msgs.msg, open3d, torch, onnxruntime'
+if [[ -d "$ROS_SRC" ]]; then
+  "$ROOT/scripts/setup_ros_src.sh" "$VENV" "$ROS_SRC"
+  checks+=', launch_ros.actions, launch_testing, launch_pytest, message_filters, tf2_ros, ros2cli'
+else
+  log "no ROS sources at $ROS_SRC: launch, launch_testing, ros2, message_filters and tf2_ros are not installed"
+fi
+
+# 6. robot_vision itself, editable, without touching the pinned dependencies; registered in the venv's ament index
+#    (links to this checkout, as colcon --symlink-install lays them out), and the venv's Python processes get the
+#    venv in AMENT_PREFIX_PATH (as sourcing a workspace's setup.bash does), so that `.venv/bin/ros2 launch
+#    robot_vision ...` and `ros2 run robot_vision ...` find it.
 "$VENV/bin/python" -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation \
   -e "$ROOT" 2> >(grep -v '^WARNING: Location' >&2)
+"$VENV/bin/python" "$ROOT/scripts/register_ament_index.py" "$VENV" --root "$ROOT"
+SITE="$("$VENV/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"
+echo "import os, sys; os.environ['AMENT_PREFIX_PATH'] = os.pathsep.join(dict.fromkeys([p for p in os.environ.get('AMENT_PREFIX_PATH', '').split(os.pathsep) if p] + [sys.prefix]))" \
+  >"$SITE/robot_vision_ament_prefix.pth"
 
-"$VENV/bin/python" -c 'import rclpy, vision_msgs.msg, tf2_msgs.msg, open3d, torch, onnxruntime' \
-  || { log "import check failed"; exit 1; }
+"$VENV/bin/python" -c "$checks" || { log "import check failed"; exit 1; }
 echo "$want" >"$STAMP"
 log "ready: $VENV"
