@@ -49,7 +49,8 @@ def started_nodes(nodes: str) -> List[str]:
     return NODES.get(nodes) or [n.strip() for n in nodes.split(',')]
 
 
-def _register_checkout(prefix: Path) -> None:
+def register_checkout(prefix: Path) -> None:
+    """Register this checkout in the ament index of ``prefix`` (scripts/register_ament_index.py)."""
     spec = importlib.util.spec_from_file_location('register_ament_index', ROOT / 'scripts' / 'register_ament_index.py')
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -72,7 +73,7 @@ def prepare_environment() -> int:
     _runs.append(1)
     domain = 1 + (os.getpid() * 7 + 101 + len(_runs)) % 200
     prefix = Path(tempfile.mkdtemp(prefix='robot_vision_launch_test_'))
-    _register_checkout(prefix)
+    register_checkout(prefix)
     os.environ['ROS_DOMAIN_ID'] = str(domain)
     os.environ['ROS_AUTOMATIC_DISCOVERY_RANGE'] = 'LOCALHOST'
     os.environ['AMENT_PREFIX_PATH'] = os.pathsep.join([str(prefix), _saved_environment['AMENT_PREFIX_PATH']])
