@@ -23,6 +23,8 @@ from rclpy.executors import SingleThreadedExecutor
 from rclpy.qos import DurabilityPolicy, ReliabilityPolicy
 from vision_msgs.msg import Detection3DArray
 
+from robot_vision.replay.bag import BagSource
+from robot_vision.replay.cli import DEMO_BAG
 from robot_vision.ros.detector_node import DetectorNode
 from robot_vision.ros.grasp_planner_node import GraspPlannerNode
 from robot_vision.ros.perception_node import PerceptionNode
@@ -142,20 +144,22 @@ class LaunchChecks(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         cls.probe = Probe()
-        cls.objects_by_node = {}  # subscribed before the frames come, so that none is missed
+        cls.messages_by_topic = {}  # subscribed (in test_1) before the frames come, so that none is missed
 
     @classmethod
     def tearDownClass(cls):
         cls.probe.close()
 
-    def _subscribe_objects(self, namespace: str) -> list:
-        topic = resolve(namespace, 'objects')
-        if topic not in self.objects_by_node:
-            self.objects_by_node[topic] = self.probe.collect(Detection3DArray, topic)
-        return self.objects_by_node[topic]
+    def received(self, namespace: str, name: str) -> list:
+        """The Detection3DArray messages received on ``name`` ('objects' or 'tracked_objects') so far."""
+        topic = resolve(namespace, name)
+        if topic not in self.messages_by_topic:
+            self.messages_by_topic[topic] = self.probe.collect(Detection3DArray, topic)
+        return self.messages_by_topic[topic]
 
     def test_1_lifecycle_nodes_reach_active(self, nodes, namespace):
-        self._subscribe_objects(namespace)
+        self.received(namespace, 'objects')
+        self.received(namespace, 'tracked_objects')
         states = {}
         deadline = time.monotonic() + STARTUP_S
         for name in nodes:
@@ -198,11 +202,33 @@ class LaunchChecks(unittest.TestCase):
     def test_3_objects_arrive(self, nodes, namespace):
         if not any('objects' in NODE_OUTPUTS[name] for name in nodes):
             self.skipTest(f'{nodes} publish no objects')
-        received = self._subscribe_objects(namespace)
+        received = self.received(namespace, 'objects')
         self.probe.spin_until(lambda: any(len(m.detections) for m in received), STARTUP_S)
         self.assertTrue(any(len(m.detections) for m in received),
                         f'{len(received)} objects messages, none with a detection')
         self.assertTrue(all(m.header.frame_id and (m.header.stamp.sec or m.header.stamp.nanosec) for m in received))
+
+
+class BagChecks(LaunchChecks):
+    """LaunchChecks, and for frames from the bundled bag played by ``robot-vision play``: the player finishes
+    and exits by itself, and every result carries a recorded stamp and frame of the bag (tracks in odom).
+    """
+
+    def test_4_results_carry_the_bags_stamps_and_frames(self, nodes, namespace, proc_output, proc_info):
+        objects, tracked = self.received(namespace, 'objects'), self.received(namespace, 'tracked_objects')
+        tracking = bool({'robot_vision', 'tracker'} & set(nodes))
+        proc_output.assertWaitFor('published 10 messages', timeout=STARTUP_S)  # 3 RGB-D frames and /tf_static
+        proc_info.assertWaitForShutdown(process='robot-vision', timeout=30)
+        self.probe.spin_until(lambda: len(objects) == 3 and (not tracking or len(tracked) == 3), 15.0)
+        recorded = {m.log_ns for m in BagSource(DEMO_BAG).messages() if m.topic == CAMERA_TOPICS[0]}
+        stamps = {m.header.stamp.sec * 10**9 + m.header.stamp.nanosec for m in objects}
+        # 3 frames; the latest-frame policy may drop one when two synchronised sets arrive together.
+        self.assertTrue(2 <= len(objects) <= 3 and stamps <= recorded, (len(objects), stamps - recorded))
+        self.assertTrue(all(len(m.detections) >= 3 and m.header.frame_id == 'kinect_rgb_optical_frame'
+                            for m in objects))
+        if tracking:
+            self.assertEqual(len(tracked), len(objects))
+            self.assertTrue(all(m.header.frame_id == 'odom' for m in tracked))  # the launch files' fixed_frame
 
 
 class ShutdownChecks(unittest.TestCase):

@@ -2,7 +2,9 @@
 
 Runs ``ros2 launch robot_vision replay.launch.py`` as the README gives it (defaults: the all-in-one node), with
 ``nodes:=separate``, and with ``nodes:=pose_estimator,grasp_planner`` behind another detector (a detector_node
-started by this test, as robot_vision.launch.py nodes:=detector starts it). Checks in launch_harness.py.
+started by this test, as robot_vision.launch.py nodes:=detector starts it). Checks in launch_harness.py, and
+here: the results carry the recorded stamps and frames of the bag (simulated time from its /clock), and the
+tracks are kept in the fixed frame.
 """
 
 import pytest
@@ -36,7 +38,7 @@ def generate_test_description(variant):
                                         'input_reliability': 'reliable'}
 
 
-class TestReplayLaunch(harness.LaunchChecks):
+class TestReplayLaunch(harness.BagChecks):
     pass
 
 

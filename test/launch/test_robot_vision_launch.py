@@ -4,7 +4,7 @@ Runs the launch file with its default arguments (the all-in-one node, best-effor
 ``ros2 launch robot_vision robot_vision.launch.py camera_namespace:=/camera`` on a robot), and with the separate
 nodes in a namespace with grasps in base_link (``nodes:=separate namespace:=perception target_frame:=base_link``).
 The "camera" is ``robot-vision play`` of the bundled real RGB-D bag (recorded stamps, no /clock use). Checks in
-launch_harness.py.
+launch_harness.py (LaunchChecks and BagChecks).
 """
 
 import pytest
@@ -36,7 +36,7 @@ def generate_test_description(variant):
         'namespace': arguments.get('namespace', ''), 'input_reliability': 'best_effort'}
 
 
-class TestRobotVisionLaunch(harness.LaunchChecks):
+class TestRobotVisionLaunch(harness.BagChecks):
     pass
 
 
