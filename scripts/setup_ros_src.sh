@@ -3,11 +3,12 @@
 # ROS_SRC (../shared/ros_src on development machines and CI; its README names each upstream commit):
 #   pure Python (pip):  launch, launch_xml, launch_yaml, launch_testing, launch_pytest, launch_ros,
 #                       launch_testing_ros, ros2launch, the ros2 command and the verbs that run here
-#                       (pkg, run, node, param, lifecycle, component, multicast), message_filters, tf2_ros
+#                       (launch, pkg, run, node, param, component, multicast), message_filters, tf2_ros
 #   CMake (like the interface packages): composition_interfaces, tf2_msgs (the full upstream one, with the
 #                       services and actions tf2_ros needs), tf2 (C++) and tf2_py
-# Not installed: ros2 topic/service/interface/action/doctor (they import rosidl_runtime_py, which is neither on
-# PyPI nor in ROS_SRC) and cv_bridge (it links rclcpp, which has no wheel).
+# The verbs topic, service, lifecycle, interface and action import rosidl_runtime_py, which is not on PyPI: they
+# are installed only when ROS_SRC has it (folder ros2+rosidl_runtime_py). Never installed: ros2 doctor, and
+# cv_bridge (it links rclcpp, which has no wheel).
 # Usage: scripts/setup_ros_src.sh VENV ROS_SRC   (setup_dev_env.sh calls it; safe to run again)
 set -euo pipefail
 
@@ -20,9 +21,15 @@ PYTHON_PACKAGES=(
   ros2+launch/launch ros2+launch/launch_xml ros2+launch/launch_yaml ros2+launch/launch_testing
   ros2+launch/launch_pytest ros2+launch_ros/launch_ros ros2+launch_ros/launch_testing_ros
   ros2+launch_ros/ros2launch ros2+ros2cli/ros2cli ros2+ros2cli/ros2pkg ros2+ros2cli/ros2run
-  ros2+ros2cli/ros2node ros2+ros2cli/ros2param ros2+ros2cli/ros2lifecycle ros2+ros2cli/ros2component
-  ros2+ros2cli/ros2multicast ros2+message_filters ros2+geometry2/tf2_ros_py
+  ros2+ros2cli/ros2node ros2+ros2cli/ros2param ros2+ros2cli/ros2component ros2+ros2cli/ros2multicast
+  ros2+message_filters ros2+geometry2/tf2_ros_py
 )
+if [[ -d "$SRC/ros2+rosidl_runtime_py" ]]; then
+  PYTHON_PACKAGES+=(ros2+rosidl_runtime_py ros2+ros2cli/ros2topic ros2+ros2cli/ros2service ros2+ros2cli/ros2lifecycle
+                    ros2+ros2cli/ros2interface ros2+ros2cli/ros2action)
+else
+  log "no rosidl_runtime_py in $SRC: ros2 topic, service, lifecycle, interface and action are not installed"
+fi
 CMAKE_PACKAGES=(ros2+rcl_interfaces/composition_interfaces ros2+geometry2/tf2_msgs ros2+geometry2/tf2
                 ros2+geometry2/tf2_py)
 

@@ -143,9 +143,11 @@ class TransformBuffer:
 
     Each child frame has one parent edge (the latest parent wins, as a re-parented frame drops its
     history). Dynamic edges keep a time-ordered history of ``cache_time_s`` seconds behind their newest
-    stamp (older data is pruned, and rejected on arrival); lookups between two stamps interpolate the
-    translation linearly and the rotation by slerp; lookups outside an edge's interval fail with an
-    extrapolation error (exact boundary stamps are fine). Static edges are valid at all times.
+    stamp (as tf2: each insertion first prunes data older than that behind the newest stamp so far, and
+    rejects new data older than it); lookups between two stamps interpolate the translation linearly
+    and the rotation by slerp; lookups outside an edge's interval fail with an extrapolation error
+    (exact boundary stamps are fine). Static edges are valid at all times. Answers and error kinds are
+    those of tf2's BufferCore on the same data (test/ros/test_compat_tf.py compares them).
     Lookups chain through the tree via the common ancestor of both frames::
 
                  odom                 lookup('camera_optical', 'odom', t) =
@@ -193,8 +195,12 @@ class TransformBuffer:
             if static:
                 edge.stamps, edge.translations, edge.quaternions = [stamp_s], [t], [q]
                 return True
-            if edge.stamps and stamp_s < edge.stamps[-1] - self.cache_time_s:
-                return False
+            if edge.stamps:  # as tf2's TimeCache: prune against the newest stamp before this one, then insert
+                oldest_kept = edge.stamps[-1] - self.cache_time_s
+                cut = bisect.bisect_left(edge.stamps, oldest_kept)
+                del edge.stamps[:cut], edge.translations[:cut], edge.quaternions[:cut]
+                if stamp_s < oldest_kept:
+                    return False
             i = bisect.bisect_left(edge.stamps, stamp_s)
             if i < len(edge.stamps) and edge.stamps[i] == stamp_s:
                 edge.translations[i], edge.quaternions[i] = t, q
@@ -202,9 +208,6 @@ class TransformBuffer:
                 edge.stamps.insert(i, stamp_s)
                 edge.translations.insert(i, t)
                 edge.quaternions.insert(i, q)
-            cut = bisect.bisect_left(edge.stamps, edge.stamps[-1] - self.cache_time_s)
-            if cut:
-                del edge.stamps[:cut], edge.translations[:cut], edge.quaternions[:cut]
             return True
 
     def clear(self) -> None:
@@ -257,6 +260,11 @@ class TransformBuffer:
             target_chain = self._chain(target_frame)
             ancestor = next((f for f in source_chain if f in set(target_chain)), None)
             if ancestor is None:
+                # tf2 walks both chains at the stamp: an edge without data there is reported before the trees
+                # are found disconnected (a stamp-0 lookup checks connectivity only).
+                for child in source_chain[:-1] + target_chain[:-1] if stamp_s else []:
+                    if self._edges[child].at(stamp_s) is None:
+                        raise self._extrapolation_error(what, stamp_s, child, self._edges[child])
                 raise TransformError(f'{what}: the frames are not connected: {source_frame!r} is in the tree '
                                      f'rooted at {source_chain[-1]!r}, {target_frame!r} in the tree rooted at '
                                      f'{target_chain[-1]!r}; known frames: [{", ".join(known)}]', 'disconnected')

@@ -137,8 +137,10 @@ class Probe:
 
 
 class LaunchChecks(unittest.TestCase):
-    """Checks run while the launch is up. The test description's context gives ``nodes`` (node names),
-    ``namespace`` and ``input_reliability``; frames come from a bag player or the simulated camera.
+    """Checks run while the launch is up.
+
+    The test description's context gives ``nodes`` (node names), ``namespace`` and ``input_reliability``;
+    frames come from a bag player or the simulated camera.
     """
 
     @classmethod
@@ -210,8 +212,10 @@ class LaunchChecks(unittest.TestCase):
 
 
 class BagChecks(LaunchChecks):
-    """LaunchChecks, and for frames from the bundled bag played by ``robot-vision play``: the player finishes
-    and exits by itself, and every result carries a recorded stamp and frame of the bag (tracks in odom).
+    """LaunchChecks, and for frames from the bundled bag played by ``robot-vision play``.
+
+    The player finishes and exits by itself, and every result carries a recorded stamp and frame of the bag
+    (tracks in odom).
     """
 
     def test_4_results_carry_the_bags_stamps_and_frames(self, nodes, namespace, proc_output, proc_info):

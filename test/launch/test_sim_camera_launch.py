@@ -7,11 +7,12 @@ node) and ``nodes:=separate``; checks in launch_harness.py.
 
 import pytest
 
-launch_testing = pytest.importorskip(
+pytest.importorskip(
     'launch_testing', reason='launch_testing is not installed: it is not on PyPI; the development setup installs '
     'it from ../shared/ros_src when that folder exists (a robot has it from its ROS distro)')
 
 import launch_harness as harness  # noqa: E402
+import launch_testing  # noqa: E402
 import launch_testing.actions  # noqa: E402
 from launch import LaunchDescription  # noqa: E402
 from launch.actions import IncludeLaunchDescription  # noqa: E402

@@ -2,6 +2,7 @@
 
 import math
 import os
+import random
 import threading
 import time
 
@@ -9,8 +10,10 @@ import numpy as np
 import pytest
 import rclpy
 from geometry_msgs.msg import TransformStamped
+from rclpy.duration import Duration
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+from rclpy.time import Time
 from tf2_msgs.msg import TFMessage
 
 from robot_vision.errors import ConfigError, InputError, TransformError
@@ -143,7 +146,8 @@ def test_cache_time_prunes_and_rejects_old_data():
     buf = TransformBuffer(cache_time_s=2.0)
     for k in range(11):
         assert buf.set_transform('odom', 'base_link', 10.0 + k * 0.5, *odom_base(10.0 + k * 0.5))
-    with pytest.raises(TransformError, match=r'has data only for \[13.000000, 15.000000\] s'):
+    # As tf2: each insertion prunes against the newest stamp before it (14.5 - 2 s when 15.0 came).
+    with pytest.raises(TransformError, match=r'has data only for \[12.500000, 15.000000\] s'):
         buf.lookup('odom', 'base_link', 12.0)
     assert not buf.set_transform('odom', 'base_link', 12.5, *odom_base(12.5))  # older than the window
     assert buf.set_transform('odom', 'base_link', 13.25, *odom_base(13.25))  # late but inside the window
@@ -403,3 +407,72 @@ def test_transforms_from_another_process(ros_domain):
     np.testing.assert_allclose(mount, matrix(T_BASE_CAM) @ matrix(T_CAM_OPT), atol=1e-9)
     expected = matrix(odom_base(10.45)) @ matrix(T_BASE_CAM) @ matrix(T_CAM_OPT)
     np.testing.assert_allclose(got, expected, atol=1e-7)
+
+
+# ----------------------------------------------------------------------------- against tf2 itself
+TF2_REASONS = {'LookupException': 'missing_frame', 'ConnectivityException': 'disconnected',
+               'ExtrapolationException': 'extrapolation'}
+
+
+def _random_tree(rng):
+    """Random transforms of a robot tree (dynamic and static edges) and a second, disconnected tree.
+
+    Yields (parent, child, stamp_s, translation, quaternion, static), the stamps of each dynamic edge at its
+    own rate and start, inserted slightly out of order.
+    """
+    parents = {'odom': 'map', 'base_link': 'odom', 'camera_link': 'base_link', 'camera_optical': 'camera_link',
+               'arm': 'base_link', 'tool': 'arm', 'other_child': 'other_root'}
+    static = {'camera_link', 'camera_optical', 'other_child'}
+    for child, parent in parents.items():
+        samples = 1 if child in static else rng.randint(1, 40)
+        start, step = 100.0 + rng.uniform(0, 1), rng.choice([0.02, 0.1, 0.5])
+        stamps = [round(start + k * step + rng.uniform(0, 0.3 * step), 6) for k in range(samples)]
+        if len(stamps) > 3:
+            i = rng.randrange(len(stamps) - 1)
+            stamps[i], stamps[i + 1] = stamps[i + 1], stamps[i]
+        for stamp in stamps:
+            q = np.array([rng.gauss(0, 1) for _ in range(4)])
+            yield parent, child, stamp, np.array([rng.uniform(-1, 1) for _ in range(3)]), q / np.linalg.norm(q), \
+                child in static
+
+
+@pytest.mark.parametrize('seed', range(5))
+def test_builtin_buffer_answers_as_tf2(seed):
+    """The same transforms into tf2's buffer and the builtin one: every lookup gives the same matrix or error kind.
+
+    Lookups between every pair of frames (and an unknown one) at stamp 0 (latest common time) and at stamps
+    inside, between and outside the edges' buffered intervals: interpolation, chaining through static and dynamic
+    edges, tf2's pruning of each edge's history (10 s cache), extrapolation, missing frames, disconnected trees.
+    """
+    tf2_ros = pytest.importorskip('tf2_ros', reason='tf2_ros is not installed: it is not on PyPI; the development '
+                                  'setup builds it from ../shared/ros_src when that folder exists')
+    rng = random.Random(seed)
+    real, ours = tf2_ros.Buffer(cache_time=Duration(seconds=10.0)), TransformBuffer(10.0)
+    for parent, child, stamp, t, q, static in _random_tree(rng):
+        msg = transform_msg(parent, child, stamp, (t, q))
+        msg.header.frame_id, msg.child_frame_id = parent, child
+        (real.set_transform_static if static else real.set_transform)(msg, 'test')
+        ours.set_transform(parent, child, stamp, t, q, static=static)
+    frames = ours.frames() + ['nowhere']
+    answers = {}
+    for _ in range(400):
+        target, source = rng.choice(frames), rng.choice(frames)
+        stamp = rng.choice([0.0, round(rng.uniform(99, 125), 6)])
+        try:
+            got = real.lookup_transform(target, source, Time(nanoseconds=int(round(stamp * 1e9))))
+            tr, rot = got.transform.translation, got.transform.rotation
+            expected = matrix(((tr.x, tr.y, tr.z), np.array([rot.x, rot.y, rot.z, rot.w])))
+        except tf2_ros.TransformException as err:
+            expected = TF2_REASONS[type(err).__name__]
+        try:
+            answer = ours.lookup(target, source, stamp)
+        except TransformError as err:
+            answer = err.reason
+        kind = 'matrix' if isinstance(expected, np.ndarray) else expected
+        answers[kind] = answers.get(kind, 0) + 1
+        assert type(answer) is type(expected), (target, source, stamp, expected if kind != 'matrix' else kind, answer)
+        if kind == 'matrix':
+            np.testing.assert_allclose(answer, expected, atol=1e-9, err_msg=str((target, source, stamp)))
+        else:
+            assert answer == expected, (target, source, stamp)
+    assert set(answers) == {'matrix', 'missing_frame', 'disconnected', 'extrapolation'}, answers
