@@ -82,6 +82,9 @@ interfaces=(vision_msgs)
 for pkg in "${interfaces[@]}"; do
   log "building interface package $pkg"
   build="$VENV/build/$pkg"
+  # A build folder configured from another checkout (a moved clone, a second worktree) cannot be reused.
+  grep -qxF "CMAKE_HOME_DIRECTORY:INTERNAL=$ROOT/ros_interfaces/$pkg" "$build/CMakeCache.txt" 2>/dev/null \
+    || rm -rf "$build"
   mkdir -p "$build"
   AMENT_PREFIX_PATH="$VENV" cmake -S "$ROOT/ros_interfaces/$pkg" -B "$build" -DBUILD_TESTING=OFF \
     -DCMAKE_PREFIX_PATH="$VENV" -DCMAKE_INSTALL_PREFIX="$VENV" \

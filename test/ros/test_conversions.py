@@ -288,7 +288,8 @@ def test_grasps_to_pose_array_and_markers():
 
 
 @pytest.mark.skipif(importlib.util.find_spec('cv_bridge') is None,
-                    reason='cv_bridge (ROS 2) is not installed here: it comes from the ROS distro on a robot')
+                    reason='cv_bridge (ROS 2) is not installed here: it is not on PyPI, and its source in '
+                           '../shared/ros_src links rclcpp, which has no wheel (a robot has it from its ROS distro)')
 @pytest.mark.parametrize('encoding', sorted(ENCODINGS))
 def test_identical_to_cv_bridge(encoding):
     from cv_bridge import CvBridge
