@@ -222,6 +222,8 @@ class WorkerPool:
                     results[i] = result
         except (EOFError, OSError, ValueError) as exc:
             with self._lock:
+                if not self._workers:  # closed meanwhile (the node shuts down): nothing to restart
+                    raise GraspWorkerError('the grasp worker processes were closed during the search') from exc
                 self._restart()
             raise GraspWorkerError(f'a grasp worker process exited ({type(exc).__name__}: {exc}); '
                                    f'a new one is started for the next frame') from exc

@@ -1,8 +1,11 @@
 """Grasp planning on a stream (kept grasps re-checked on each frame) and in worker processes, on the real milk scene."""
 
 import dataclasses
+import multiprocessing
 import os
 import signal
+import threading
+import time
 
 import numpy as np
 import pytest
@@ -158,6 +161,37 @@ def test_worker_processes_give_the_in_process_result_and_recover_from_a_dead_wor
         processes = [worker.process for worker in pool._workers]
         pool.close()
     assert not any(process.is_alive() for process in processes)
+
+
+def test_closing_the_pool_during_a_search_starts_no_new_worker(scene):
+    """A node shutting down closes the pool while a search runs: the search fails, and no worker is restarted.
+
+    A worker spawned then would die with a traceback when the node process exits.
+    """
+    frame, objects, plane, _ = scene
+    cloud = SceneCloud(frame.depth, frame.intrinsics)
+    pool = WorkerPool(GRIPPER, SETTINGS, 1)
+    worker = pool._workers[0].process
+    outcome = []
+
+    def search():
+        try:
+            pool.run('frame 1', cloud, plane, np.zeros(3), [Job('search', p) for p in objects.points * 20])
+            outcome.append('finished')
+        except GraspWorkerError as exc:
+            outcome.append(str(exc))
+
+    thread = threading.Thread(target=search)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not pool._busy and time.monotonic() < deadline:
+        time.sleep(0.01)
+    time.sleep(0.2)
+    pool.close()
+    thread.join(30)
+    assert outcome == ['the grasp worker processes were closed during the search']
+    assert not worker.is_alive() and not pool._workers
+    assert not [p for p in multiprocessing.active_children() if p.name.startswith('robot_vision_grasp_worker')]
 
 
 def test_pipeline_with_a_grasp_process_matches_the_in_process_pipeline(scene):

@@ -7,6 +7,7 @@ arguments ask for, objects arrive from real frames, and every process exits with
 the launch shuts down (post-shutdown checks).
 """
 
+import ast
 import importlib.util
 import os
 import sys
@@ -34,6 +35,8 @@ from robot_vision.ros.tracker_node import TrackerNode
 
 ROOT = Path(__file__).resolve().parents[2]
 LAUNCH_DIR = ROOT / 'launch'
+#: The console scripts of the venv (robot-vision, the node executables).
+BIN = Path(sys.executable).parent
 #: Node name -> output topics, as robot_vision.launch.py names the nodes.
 NODE_OUTPUTS = {'robot_vision': PerceptionNode.OUTPUTS, 'detector': DetectorNode.OUTPUTS,
                 'pose_estimator': PoseEstimatorNode.OUTPUTS, 'grasp_planner': GraspPlannerNode.OUTPUTS,
@@ -41,6 +44,16 @@ NODE_OUTPUTS = {'robot_vision': PerceptionNode.OUTPUTS, 'detector': DetectorNode
 #: What each ``nodes:=`` value of robot_vision.launch.py starts.
 NODES = {'all_in_one': ['robot_vision'], 'separate': ['detector', 'pose_estimator', 'grasp_planner', 'tracker']}
 CAMERA_TOPICS = ['/camera/color/image_raw', '/camera/aligned_depth_to_color/image_raw', '/camera/color/camera_info']
+
+def _default_namespace() -> str:
+    tree = ast.parse((LAUNCH_DIR / 'robot_vision.launch.py').read_text())
+    table = next(n.value for n in ast.walk(tree) if isinstance(n, ast.Assign)
+                 and getattr(n.targets[0], 'id', '') == 'ARGUMENTS')
+    return next(item.elts[1].value for item in table.elts if item.elts[0].value == 'namespace')
+
+
+#: The namespace robot_vision.launch.py puts the nodes in by default.
+DEFAULT_NAMESPACE = _default_namespace()
 STARTUP_S = 90.0  # nodes import torch/open3d and configure; on a loaded 2-core machine this takes a while
 _saved_environment: Dict[str, str] = {}
 _runs: List[int] = []
@@ -63,14 +76,13 @@ def prepare_environment() -> int:
     """Set the environment the launch (and the probe node) inherit; return the DDS domain id.
 
     Its own DDS domain, local host only; this checkout registered in a temporary ament prefix in front of
-    AMENT_PREFIX_PATH (so ``FindPackageShare('robot_vision')`` and ``Node(package='robot_vision')`` resolve
-    to the files under test, whichever checkout set up the venv); the venv's bin on PATH as an activated venv
-    has it (replay.launch.py runs ``robot-vision``); offscreen MuJoCo rendering. :func:`restore_environment`
-    undoes it.
+    AMENT_PREFIX_PATH (so ``FindPackageShare('robot_vision')``, ``FindPackagePrefix('robot_vision')`` and
+    ``Node(package='robot_vision')`` resolve to the files under test, whichever checkout set up the venv);
+    offscreen MuJoCo rendering. :func:`restore_environment` undoes it.
     """
     if not _saved_environment:
         _saved_environment.update({k: os.environ.get(k, '') for k in
-                                   ('ROS_DOMAIN_ID', 'ROS_AUTOMATIC_DISCOVERY_RANGE', 'AMENT_PREFIX_PATH', 'PATH',
+                                   ('ROS_DOMAIN_ID', 'ROS_AUTOMATIC_DISCOVERY_RANGE', 'AMENT_PREFIX_PATH',
                                     'MUJOCO_GL')})
     _runs.append(1)
     domain = 1 + (os.getpid() * 7 + 101 + len(_runs)) % 200
@@ -79,7 +91,6 @@ def prepare_environment() -> int:
     os.environ['ROS_DOMAIN_ID'] = str(domain)
     os.environ['ROS_AUTOMATIC_DISCOVERY_RANGE'] = 'LOCALHOST'
     os.environ['AMENT_PREFIX_PATH'] = os.pathsep.join([str(prefix), _saved_environment['AMENT_PREFIX_PATH']])
-    os.environ['PATH'] = os.pathsep.join([str(Path(sys.executable).parent), _saved_environment['PATH']])
     os.environ['MUJOCO_GL'] = _saved_environment['MUJOCO_GL'] or 'egl'
     return domain
 

@@ -35,7 +35,7 @@ def generate_test_description(variant):
         actions.append(_include('robot_vision.launch.py', nodes='detector', use_sim_time='true',
                                 input_reliability='reliable'))
     actions.append(launch_testing.actions.ReadyToTest())
-    return LaunchDescription(actions), {'nodes': harness.started_nodes(variant), 'namespace': '',
+    return LaunchDescription(actions), {'nodes': harness.started_nodes(variant), 'namespace': harness.DEFAULT_NAMESPACE,
                                         'input_reliability': 'reliable'}
 
 

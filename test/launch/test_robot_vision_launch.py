@@ -31,10 +31,10 @@ def generate_test_description(variant):
     arguments = VARIANTS[variant]
     nodes = IncludeLaunchDescription(PythonLaunchDescriptionSource(str(harness.LAUNCH_DIR / 'robot_vision.launch.py')),
                                      launch_arguments=arguments.items())
-    camera = ExecuteProcess(cmd=['robot-vision', 'play', 'demo', '--no-clock'], output='screen')
+    camera = ExecuteProcess(cmd=[str(harness.BIN / 'robot-vision'), 'play', 'demo', '--no-clock'], output='screen')
     return LaunchDescription([nodes, camera, launch_testing.actions.ReadyToTest()]), {
         'nodes': harness.started_nodes(arguments.get('nodes', 'all_in_one')),
-        'namespace': arguments.get('namespace', ''), 'input_reliability': 'best_effort'}
+        'namespace': arguments.get('namespace', harness.DEFAULT_NAMESPACE), 'input_reliability': 'best_effort'}
 
 
 class TestRobotVisionLaunch(harness.BagChecks):

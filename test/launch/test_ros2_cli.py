@@ -2,15 +2,14 @@
 
 ``ros2 pkg`` finds this checkout, ``ros2 launch ... --show-args`` lists every argument, ``ros2 run`` starts a node
 that ``ros2 node list`` and ``ros2 param describe`` see, and ``ros2 launch robot_vision replay.launch.py`` plays
-the bundled bag into the node and stops cleanly on Ctrl-C. ``ros2 lifecycle get`` and ``ros2 topic hz``/``echo``
-run where their packages are installed (they need rosidl_runtime_py).
+the bundled bag into the node and stops cleanly on Ctrl-C. ``ros2 lifecycle get`` and ``ros2 topic echo``
+run where their packages are installed (they need rosidl_runtime_py; untested here, where it is missing).
 """
 
 import ast
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -23,7 +22,8 @@ import launch_harness as harness  # noqa: E402
 
 pytestmark = pytest.mark.ros
 
-BIN = Path(sys.executable).parent
+BIN = harness.BIN
+NODE = f'/{harness.DEFAULT_NAMESPACE}/robot_vision'  # the all-in-one node as the launch files start it
 CONFIG = harness.ROOT / 'config' / 'robot_vision.yaml'
 ROSIDL_RUNTIME_PY = ('ros2 lifecycle and ros2 topic import rosidl_runtime_py, which is neither on PyPI nor in '
                      '../shared/ros_src, so the development setup cannot install them (a robot has them from its '
@@ -32,10 +32,9 @@ ROSIDL_RUNTIME_PY = ('ros2 lifecycle and ros2 topic import rosidl_runtime_py, wh
 
 @pytest.fixture
 def ros2_env(ros_domain, monkeypatch, tmp_path):
-    """This test's DDS domain, this checkout registered in front of AMENT_PREFIX_PATH, the venv's bin on PATH."""
+    """This test's DDS domain, and this checkout registered in front of AMENT_PREFIX_PATH."""
     harness.register_checkout(tmp_path)
     monkeypatch.setenv('AMENT_PREFIX_PATH', os.pathsep.join([str(tmp_path), os.environ.get('AMENT_PREFIX_PATH', '')]))
-    monkeypatch.setenv('PATH', os.pathsep.join([str(BIN), os.environ.get('PATH', '')]))
     return tmp_path
 
 
@@ -109,8 +108,8 @@ def test_ros2_run_and_param_describe(ros2_env):
 def test_ros2_launch_replay_of_the_bundled_bag(ros2_env):
     launch = start('launch', 'robot_vision', 'replay.launch.py')
     try:
-        assert wait_for_node('/robot_vision'), 'the replay launch never started /robot_vision'
-        described = ros2('param', 'get', '/robot_vision', 'use_sim_time', '--no-daemon', '--spin-time', '5')
+        assert wait_for_node(NODE), f'the replay launch never started {NODE}'
+        described = ros2('param', 'get', NODE, 'use_sim_time', '--no-daemon', '--spin-time', '5')
         assert wait_for_node('/robot_vision_bag_player', present=False), 'the bag player never finished'
     finally:
         code, out = interrupt(launch)
@@ -119,17 +118,18 @@ def test_ros2_launch_replay_of_the_bundled_bag(ros2_env):
     assert code == 0 and 'Traceback' not in out, out[-3000:]
 
 
-def test_ros2_lifecycle_get_and_topic_hz_during_replay(ros2_env):
+def test_ros2_lifecycle_get_and_topic_echo_during_replay(ros2_env):
     for module in ('ros2lifecycle', 'ros2topic'):
         pytest.importorskip(module, reason=ROSIDL_RUNTIME_PY)
     launch = start('launch', 'robot_vision', 'replay.launch.py')
     try:
-        assert wait_for_node('/robot_vision'), 'the replay launch never started /robot_vision'
+        assert wait_for_node(NODE), f'the replay launch never started {NODE}'
         deadline = time.monotonic() + 60
         state = ''
         while 'active' not in state and time.monotonic() < deadline:
-            state = ros2('lifecycle', 'get', '/robot_vision', '--no-daemon', '--spin-time', '5').stdout
-        echoed = ros2('topic', 'echo', '--once', '/objects', 'vision_msgs/msg/Detection3DArray', timeout=90)
+            state = ros2('lifecycle', 'get', NODE, '--no-daemon', '--spin-time', '5').stdout
+        objects = f'/{harness.DEFAULT_NAMESPACE}/objects'
+        echoed = ros2('topic', 'echo', '--once', objects, 'vision_msgs/msg/Detection3DArray', timeout=90)
     finally:
         code, out = interrupt(launch)
     assert state.startswith('active'), state

@@ -26,7 +26,8 @@ def generate_test_description(variant):
     sim = IncludeLaunchDescription(PythonLaunchDescriptionSource(str(harness.LAUNCH_DIR / 'sim_camera.launch.py')),
                                    launch_arguments={'nodes': variant}.items())
     return LaunchDescription([sim, launch_testing.actions.ReadyToTest()]), {
-        'nodes': harness.started_nodes(variant), 'namespace': '', 'input_reliability': 'best_effort'}
+        'nodes': harness.started_nodes(variant), 'namespace': harness.DEFAULT_NAMESPACE,
+        'input_reliability': 'best_effort'}
 
 
 class TestSimCameraLaunch(harness.LaunchChecks):
