@@ -116,6 +116,8 @@ def test_ros2_launch_replay_of_the_bundled_bag(ros2_env):
     assert 'Boolean value is: True' in described.stdout, described.stdout
     assert 'published 10 messages' in out, out[-3000:]  # the bundled bag: 3 RGB-D frames and /tf_static
     assert code == 0 and 'Traceback' not in out, out[-3000:]
+    # Every process ends cleanly although Ctrl-C reaches it twice (from the terminal and from launch).
+    assert out.count('process has finished cleanly') == 2 and 'process has died' not in out, out[-3000:]
 
 
 def test_ros2_lifecycle_get_and_topic_echo_during_replay(ros2_env):
