@@ -10,6 +10,7 @@ the launch shuts down (post-shutdown checks).
 import ast
 import importlib.util
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -57,6 +58,7 @@ DEFAULT_NAMESPACE = _default_namespace()
 STARTUP_S = 90.0  # nodes import torch/open3d and configure; on a loaded 2-core machine this takes a while
 _saved_environment: Dict[str, str] = {}
 _runs: List[int] = []
+_prefixes: List[Path] = []
 
 
 def started_nodes(nodes: str) -> List[str]:
@@ -87,6 +89,7 @@ def prepare_environment() -> int:
     _runs.append(1)
     domain = 1 + (os.getpid() * 7 + 101 + len(_runs)) % 200
     prefix = Path(tempfile.mkdtemp(prefix='robot_vision_launch_test_'))
+    _prefixes.append(prefix)
     register_checkout(prefix)
     os.environ['ROS_DOMAIN_ID'] = str(domain)
     os.environ['ROS_AUTOMATIC_DISCOVERY_RANGE'] = 'LOCALHOST'
@@ -103,6 +106,8 @@ def restore_environment() -> None:
         else:
             os.environ.pop(key, None)
     _saved_environment.clear()
+    while _prefixes:
+        shutil.rmtree(_prefixes.pop(), ignore_errors=True)
 
 
 class Probe:
