@@ -119,6 +119,8 @@ class ReplayRun:
     report_path: Optional[Path] = None
     #: Outputs that could not be written completely (disk full, I/O error), each with the reason.
     incomplete: List[str] = field(default_factory=list)
+    #: Per processed frame, its stage times in ms ('frame': decode to written, with a pool also the wait).
+    timings: List[Dict[str, float]] = field(default_factory=list)
 
     @property
     def processed(self) -> int:
@@ -291,7 +293,7 @@ def _replay(bag: Path, out_dir: Path, pipeline_settings: Any, settings: ReplaySe
                      .tolist()) if settings.gallery_size and expected else set()
 
     run = ReplayRun(out_dir=out_dir)
-    pool = FramePool(pipeline_settings, settings.workers) if settings.workers > 1 else None
+    pool = FramePool(pipeline_settings, settings.workers) if settings.workers > 1 and expected > 1 else None
     # with a pool, building, encoding and writing the output messages runs beside it, in bag order
     writer = ThreadPoolExecutor(1, thread_name_prefix='replay-writer') if pool is not None else None
     writes: Deque[Future] = deque()
@@ -320,7 +322,7 @@ def _replay(bag: Path, out_dir: Path, pipeline_settings: Any, settings: ReplaySe
     tf = TransformBuffer(cache_time_s=60.0)
     state: Dict[str, Any] = {'intrinsics': None, 'label_info': None, 'tf_problem': None,
                              'last': {'color': -math.inf, 'depth': -math.inf}, 'color_stamps': []}
-    timings: List[Dict[str, float]] = []
+    timings = run.timings
     gallery: List[Tuple[int, float, np.ndarray]] = []
     bar = Progress(expected, progress)
     started = time.perf_counter()
