@@ -26,18 +26,21 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, TextIO
 from robot_vision.errors import ConfigError, InputError, RobotVisionError
 from robot_vision.replay.report import save
 
-#: File names that mark a folder as one rosbag2 (else a folder is searched for bags, one level deep).
+#: Suffixes of the files of a rosbag2 (see is_bag).
 BAG_SUFFIXES = ('.mcap', '.db3')
 #: Slowest frames listed in the aggregated report.
 WORST_FRAMES = 10
 
 
 def is_bag(path: Path) -> bool:
-    """True for a rosbag2 folder (with metadata.yaml or a .mcap/.db3 file) or a bare .mcap/.db3 file."""
+    """True for a bare .mcap/.db3 file or a rosbag2 folder: with metadata.yaml, or without it, one .mcap/.db3 file.
+
+    A folder holding several .mcap/.db3 files and no metadata.yaml is a folder of bags.
+    """
     if path.is_file():
         return path.suffix in BAG_SUFFIXES
     return path.is_dir() and ((path / 'metadata.yaml').is_file()
-                              or any(p.suffix in BAG_SUFFIXES for p in path.iterdir() if p.is_file()))
+                              or sum(1 for p in path.iterdir() if p.is_file() and p.suffix in BAG_SUFFIXES) == 1)
 
 
 def find_bags(paths: Sequence[Path | str]) -> List[Path]:
