@@ -179,7 +179,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
     """Handle ``robot-vision replay``."""
     from robot_vision.replay.multi import find_bags, is_bag
     paths = [Path(b) for b in args.bag]
-    if len(paths) == 1 and is_bag(paths[0]) and args.ray is None:
+    if len(paths) == 1 and args.ray is None and (is_bag(paths[0]) or not paths[0].is_dir()):
         bag = paths[0]
         out = Path(args.out) if args.out else Path('artifacts') / 'replay' / (bag.stem or bag.name)
         return _run_replay(bag, out, args.config, args, args.overwrite)
