@@ -29,6 +29,7 @@ import threading
 import time
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Deque, Dict, List, Mapping, Optional, TextIO, Tuple
@@ -321,7 +322,8 @@ def _replay(bag: Path, out_dir: Path, pipeline_settings: Any, settings: ReplaySe
     policy = ApproximateTimePolicy(2, settings.queue_size, settings.slop, lambda c, d: pairs.append((c, d)))
     tf = TransformBuffer(cache_time_s=60.0)
     state: Dict[str, Any] = {'intrinsics': None, 'label_info': None, 'tf_problem': None,
-                             'last': {'color': -math.inf, 'depth': -math.inf}, 'color_stamps': []}
+                             'last': {'color': -math.inf, 'depth': -math.inf}, 'color_stamps': [],
+                             'pool_failed': None}
     timings = run.timings
     gallery: List[Tuple[int, float, np.ndarray]] = []
     bar = Progress(expected, progress)
@@ -362,20 +364,39 @@ def _replay(bag: Path, out_dir: Path, pipeline_settings: Any, settings: ReplaySe
         prepared = prepare(color_item, depth_item)
         if prepared is None:
             return
-        if pool is not None:
-            in_flight.append((prepared, pool.submit(prepared[0])))
-            while len(in_flight) >= pool.capacity:
-                collect()
-            return
+        if pool is not None and state['pool_failed'] is None:
+            try:
+                in_flight.append((prepared, pool.submit(prepared[0])))
+            except BrokenProcessPool as exc:
+                pool_failed(exc)
+                while in_flight:  # the frames before this one first
+                    collect()
+            else:
+                while len(in_flight) >= pool.capacity:
+                    collect()
+                return
+        finish(prepared, *perceive_here(prepared[0]))
+
+    def perceive_here(frame: Any) -> Tuple[Any, Optional[str]]:
         try:
-            result, problem = pipeline.perceive(prepared[0]), None
+            return pipeline.perceive(frame), None
         except (InputError, ConfigError) as exc:
-            result, problem = None, str(exc)
-        finish(prepared, result, problem)
+            return None, str(exc)
 
     def collect() -> None:
         prepared, future = in_flight.popleft()
-        finish(prepared, *future.result())
+        try:
+            outcome = future.result()
+        except BrokenProcessPool as exc:  # a worker died (killed, out of memory): go on in this process
+            pool_failed(exc)
+            outcome = perceive_here(prepared[0])
+        finish(prepared, *outcome)
+
+    def pool_failed(exc: BaseException) -> None:
+        if state['pool_failed'] is None:
+            state['pool_failed'] = str(exc)
+            diagnostics.add('run', f'a worker process stopped ({exc}); the remaining frames were processed in '
+                                   f'the main process, with the same results')
 
     def finish(prepared: Tuple[Any, ...], result: Any, problem: Optional[str]) -> None:
         """Track, plan grasps, record and write one perceived frame (in bag order)."""

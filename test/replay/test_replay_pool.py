@@ -121,3 +121,28 @@ def test_bags_on_a_local_ray_instance(bag_folder, single_frames, tmp_path):
     assert aggregate['engine'] == 'ray' and aggregate['totals']['frames'] == 9
     for k in range(3):
         assert json.loads((tmp_path / 'ray' / f'demo_{k}' / 'results.json').read_text())['frames'] == single_frames
+
+
+def test_a_killed_worker_leaves_the_rest_to_the_main_process(monkeypatch, tmp_path):
+    import os
+    import signal
+
+    from robot_vision.replay import runner
+    from robot_vision.replay.pool import FramePool
+
+    class KillingPool(FramePool):
+        submitted = 0
+
+        def submit(self, frame):
+            KillingPool.submitted += 1
+            if KillingPool.submitted == 2:  # a worker dies (killed, out of memory) with frames in flight
+                os.kill(next(iter(self._executor._processes)), signal.SIGKILL)
+            return super().submit(frame)
+
+    one = replay(DEMO_BAG, tmp_path / 'one', settings=ReplaySettings(workers=1, write_bag=False, gallery_size=0),
+                 progress=None)
+    monkeypatch.setattr(runner, 'FramePool', KillingPool)
+    two = replay(DEMO_BAG, tmp_path / 'two', settings=ReplaySettings(workers=2, write_bag=False, gallery_size=0),
+                 progress=None)
+    assert two.exit_code == 0 and _frames(two) == _frames(one)
+    assert [d['kind'] for d in two.diagnostics] == ['run'] and 'worker process stopped' in two.diagnostics[0]['message']
