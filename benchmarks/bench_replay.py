@@ -2,7 +2,8 @@
 
 1. The bundled real-data bag (640x480) looped to 150 (--quick) or 300 frames at 15 Hz, replayed with
    ``workers=1`` (all in one process) and ``workers=2`` in the same run: frames/s, real-time factor,
-   the speed-up, and whether the per-frame results are identical.
+   the speed-up, and whether the per-frame results are identical; also ``workers=1`` in a child process
+   with OpenMP/BLAS single-threaded as the workers run, to tell the pool's gain from the threads' gain.
 2. 20 copies of the bundled bag (3 frames each) as one command: one after the other in this process
    (the reference), through the local process pool (2 jobs), and as tasks of a local Ray instance
    (2 CPUs) when the optional ``ray`` package is installed: wall time and the speed-up.
@@ -14,6 +15,8 @@ the speed-ups are ratios measured in the same run.
 import json
 import os
 import shutil
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -23,6 +26,7 @@ from robot_vision.replay import ReplaySettings, replay
 from robot_vision.replay.bag import BagSink, BagSource
 from robot_vision.replay.cli import DEMO_BAG
 from robot_vision.replay.multi import replay_many
+from robot_vision.replay.pool import SINGLE_THREAD_ENV
 
 RATE_HZ = 15.0
 BAGS = 20
@@ -62,9 +66,23 @@ def _load() -> float:
     return round(os.getloadavg()[0], 2)
 
 
+def _sequential_single_threaded(bag: Path, out: Path):
+    """workers=1 in a child process with OpenMP/BLAS single-threaded, as the pool's workers run: (summary, frames)."""
+    env = {**os.environ, **SINGLE_THREAD_ENV}
+    subprocess.run([sys.executable, '-m', 'robot_vision', 'replay', str(bag), '--out', str(out), '--workers', '1',
+                    '--quiet'], env=env, check=True, stdout=subprocess.DEVNULL)
+    return (json.loads((out / 'summary.json').read_text())['run'],
+            json.loads((out / 'results.json').read_text())['frames'])
+
+
 def _long_bag(tmp: Path, frames: int):
     bag = looped_bag(tmp / 'looped', frames)
     rows, results = [], {}
+    load = _load()
+    s, results['single'] = _sequential_single_threaded(bag, tmp / 'single-threaded')
+    rows.append(row(f'replay 640x480 bag looped to {frames} frames, workers=1, OpenMP/BLAS single-threaded: '
+                    f'throughput', s['throughput_fps'], 'fps', wall_s=s['wall_s'], load_1min=load))
+    single_wall = s['wall_s']
     for workers in (1, 2):
         load = _load()
         run = replay(bag, tmp / f'workers{workers}', settings=ReplaySettings(workers=workers), progress=None)
@@ -78,6 +96,8 @@ def _long_bag(tmp: Path, frames: int):
     rows.append(row('replay looped bag: speed-up of workers=2 over workers=1',
                     results[1][0]['wall_s'] / results[2][0]['wall_s'], 'x',
                     identical_results=results[1][1] == results[2][1]))
+    rows.append(row('replay looped bag: speed-up of workers=2 over workers=1 single-threaded',
+                    single_wall / results[2][0]['wall_s'], 'x', identical_results=results['single'] == results[2][1]))
     return rows
 
 

@@ -4,7 +4,8 @@
 bag, ``workers=1`` inside it) into ``OUT/<bag name>/`` and writes one aggregated report,
 ``OUT/aggregate.json`` and ``OUT/aggregate.html``: a row per bag, the totals and the slowest frames
 of all bags. The bags run in a local :class:`~concurrent.futures.ProcessPoolExecutor` ('spawn') of
-``jobs`` processes, or as Ray tasks (``ray_address``: 'auto' for the running cluster, 'local' for a
+``jobs`` processes (OpenMP and BLAS single-threaded, see :mod:`robot_vision.replay.pool`; Ray does the
+same for its 1-CPU tasks), or as Ray tasks (``ray_address``: 'auto' for the running cluster, 'local' for a
 Ray instance started here, or a cluster address) when the optional ``ray`` package is installed.
 On a cluster of several machines every node must see the bags and ``OUT`` at the same paths (a
 shared file system), as each task reads its bag and writes its folder where it runs.
@@ -24,6 +25,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Sequence, TextIO
 
 from robot_vision.errors import ConfigError, InputError, RobotVisionError
+from robot_vision.replay.pool import single_threaded_children
 from robot_vision.replay.report import save
 
 #: Suffixes of the files of a rosbag2 (see is_bag).
@@ -95,7 +97,8 @@ def replay_one(bag: str, out: str, pipeline_settings: Any, settings: Any, hints:
 
 def _local(jobs_args: List[tuple], jobs: int, report: Any) -> List[Dict[str, Any]]:
     with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context('spawn')) as pool:
-        futures = [pool.submit(replay_one, *args) for args in jobs_args]
+        with single_threaded_children():  # the executor starts its processes while tasks are submitted
+            futures = [pool.submit(replay_one, *args) for args in jobs_args]
         for future in as_completed(futures):
             report(future.result())
         return [f.result() for f in futures]

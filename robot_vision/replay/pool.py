@@ -19,7 +19,8 @@ import multiprocessing
 import os
 import signal
 from concurrent.futures import Future, ProcessPoolExecutor
-from typing import Any, Optional, Tuple
+from contextlib import contextmanager
+from typing import Any, Iterator, Optional, Tuple
 
 from robot_vision.errors import ConfigError, InputError
 
@@ -37,6 +38,18 @@ def default_workers() -> int:
     """Worker processes a replay uses by default: min(2, CPU cores available to this process)."""
     cores = len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else (os.cpu_count() or 1)
     return max(1, min(2, cores))
+
+
+@contextmanager
+def single_threaded_children() -> Iterator[None]:
+    """Processes started inside get SINGLE_THREAD_ENV (where the environment does not set them)."""
+    added = {k: v for k, v in SINGLE_THREAD_ENV.items() if k not in os.environ}
+    os.environ.update(added)
+    try:
+        yield
+    finally:
+        for name in added:
+            del os.environ[name]
 
 
 def _start(settings: Any) -> None:
@@ -69,13 +82,8 @@ class FramePool:
                                              initializer=_start, initargs=(settings,))
         # the executor starts a process per task submitted while none is idle: start them all now,
         # with the single-thread environment (the parent's own libraries are loaded already)
-        added = {k: v for k, v in SINGLE_THREAD_ENV.items() if k not in os.environ}
-        os.environ.update(added)
-        try:
+        with single_threaded_children():
             started = [self._executor.submit(_ready) for _ in range(workers)]
-        finally:
-            for name in added:
-                del os.environ[name]
         for future in started:
             future.result()
 
