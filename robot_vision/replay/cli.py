@@ -116,7 +116,7 @@ def _settings(config: Optional[str], args: argparse.Namespace, overwrite: bool) 
                               prefix=getattr(args, 'prefix', '/robot_vision'),
                               max_frames=getattr(args, 'max_frames', 0), gallery_size=getattr(args, 'gallery', 8),
                               write_bag=not getattr(args, 'no_bag', False), overwrite=overwrite,
-                              workers=_workers(getattr(args, 'workers', None)),
+                              workers=_workers(getattr(args, 'workers', 1)),  # demo (no --workers): in-process
                               overlays=getattr(args, 'overlays', False), clouds=getattr(args, 'clouds', False))
     hints = {role: node[f'{role}_topic'] for role in ('color', 'depth', 'camera_info') if node.get(f'{role}_topic')}
     for role in ('color', 'depth'):  # the node's configured image transport names the sub-topic
