@@ -4,8 +4,8 @@
 bag, ``workers=1`` inside it) into ``OUT/<bag name>/`` and writes one aggregated report,
 ``OUT/aggregate.json`` and ``OUT/aggregate.html``: a row per bag, the totals and the slowest frames
 of all bags. The bags run in a local :class:`~concurrent.futures.ProcessPoolExecutor` ('spawn') of
-``jobs`` processes (OpenMP and BLAS single-threaded, see :mod:`robot_vision.replay.pool`; Ray does the
-same for its 1-CPU tasks), or as Ray tasks (``ray_address``: 'auto' for the running cluster, 'local' for a
+``jobs`` processes (OpenMP and BLAS single-threaded, see :mod:`robot_vision.replay.pool`, as are the
+Ray tasks), or as Ray tasks (``ray_address``: 'auto' for the running cluster, 'local' for a
 Ray instance started here, or a cluster address) when the optional ``ray`` package is installed.
 On a cluster of several machines every node must see the bags and ``OUT`` at the same paths (a
 shared file system), as each task reads its bag and writes its folder where it runs.
@@ -18,6 +18,7 @@ import dataclasses
 import html
 import json
 import multiprocessing
+import os
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -25,7 +26,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Sequence, TextIO
 
 from robot_vision.errors import ConfigError, InputError, RobotVisionError
-from robot_vision.replay.pool import single_threaded_children
+from robot_vision.replay.pool import SINGLE_THREAD_ENV, single_threaded_children
 from robot_vision.replay.report import save
 
 #: Suffixes of the files of a rosbag2 (see is_bag).
@@ -115,7 +116,8 @@ def _ray(jobs_args: List[tuple], address: str, jobs: int, report: Any) -> List[D
             ray.init(num_cpus=jobs, include_dashboard=False, log_to_driver=False)
         else:
             ray.init(address=address, log_to_driver=False)
-    task = ray.remote(num_cpus=1)(replay_one)
+    env = {k: v for k, v in SINGLE_THREAD_ENV.items() if k not in os.environ}
+    task = ray.remote(num_cpus=1, runtime_env={'env_vars': env})(replay_one)
     refs = [task.remote(*args) for args in jobs_args]
     order = {ref: k for k, ref in enumerate(refs)}
     rows: List[Optional[Dict[str, Any]]] = [None] * len(refs)
