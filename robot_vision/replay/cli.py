@@ -9,6 +9,7 @@ from typing import Dict, List, Optional
 
 from robot_vision.datasets import BUNDLED_DATA
 from robot_vision.errors import ConfigError, InputError, RobotVisionError
+from robot_vision.replay.pool import default_workers
 
 #: The bundled real-data bag (3 Kinect frames from PCL's test data; see robot_vision/data/NOTICE).
 DEMO_BAG = BUNDLED_DATA / 'demo_rgbd.mcap'
@@ -39,6 +40,10 @@ def _replay_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--prefix', default='/robot_vision', help='namespace of the result topics in the output bag')
     parser.add_argument('--gallery', type=int, default=8, help='annotated frames in the report (default 8)')
     parser.add_argument('--no-bag', action='store_true', help='do not write the output bag')
+    parser.add_argument('--overlays', action='store_true',
+                        help='also write the annotated image of every frame (detections_overlay) into the output bag')
+    parser.add_argument('--clouds', action='store_true',
+                        help="also write every frame's object point cloud (object_points) into the output bag")
     parser.add_argument('--overwrite', action='store_true',
                         help='replace a previous replay\'s files in --out (only those files)')
     parser.add_argument('--quiet', action='store_true', help='no progress bar')
@@ -50,8 +55,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                               description='Replay a rosbag2 (mcap or sqlite3) through the perception pipeline, '
                                           'without a ROS graph. Writes OUT/bag (inputs + result topics), '
                                           'OUT/results.json, OUT/summary.json and OUT/report.html.')
-    p.add_argument('bag', help='rosbag2 folder, .mcap or .db3 file')
-    p.add_argument('--out', help='output folder (default: artifacts/replay/<bag name>)')
+    p.add_argument('bag', nargs='+', help='rosbag2 folder, .mcap or .db3 file; several, or a folder of bags, '
+                                          'replay each into OUT/<bag name> with one aggregated report')
+    p.add_argument('--out', help='output folder (default: artifacts/replay/<bag name>, for several bags '
+                                 'artifacts/replay/bags)')
+    p.add_argument('--workers', type=int, default=None,
+                   help=f'processes finding the objects of one bag\'s frames in parallel (default '
+                        f'min(2, cores) = {default_workers()}; 1: all in this process); results are the same')
+    p.add_argument('--jobs', type=int, default=None,
+                   help=f'several bags: bags replayed at once (default {default_workers()})')
+    p.add_argument('--ray', metavar='ADDRESS',
+                   help="several bags: run them as Ray tasks: 'auto' (the running cluster), 'local' (start a "
+                        "Ray instance here) or a cluster address (needs the optional ray package)")
     _replay_args(p)
     p.set_defaults(handler=cmd_replay)
 
@@ -85,8 +100,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=cmd_play)
 
 
-def _run_replay(bag: Path, out: Path, config: Optional[str], args: argparse.Namespace, overwrite: bool) -> int:
-    from robot_vision.replay.runner import ReplaySettings, load_config, replay
+def _settings(config: Optional[str], args: argparse.Namespace, overwrite: bool) -> tuple:
+    """(PipelineSettings, ReplaySettings, topic hints) from the config file and the replay options."""
+    from robot_vision.replay.runner import ReplaySettings, load_config
     from robot_vision.ros.topics import image_topic
     pipeline_settings, node = load_config(config)
     slop = getattr(args, 'slop', None)
@@ -99,11 +115,27 @@ def _run_replay(bag: Path, out: Path, config: Optional[str], args: argparse.Name
                               topics=_parse_topics(getattr(args, 'topics', None)), depth_scale=depth_scale,
                               prefix=getattr(args, 'prefix', '/robot_vision'),
                               max_frames=getattr(args, 'max_frames', 0), gallery_size=getattr(args, 'gallery', 8),
-                              write_bag=not getattr(args, 'no_bag', False), overwrite=overwrite)
+                              write_bag=not getattr(args, 'no_bag', False), overwrite=overwrite,
+                              workers=_workers(getattr(args, 'workers', 1)),  # demo (no --workers): in-process
+                              overlays=getattr(args, 'overlays', False), clouds=getattr(args, 'clouds', False))
     hints = {role: node[f'{role}_topic'] for role in ('color', 'depth', 'camera_info') if node.get(f'{role}_topic')}
     for role in ('color', 'depth'):  # the node's configured image transport names the sub-topic
         if role in hints and node.get(f'{role}_transport'):
             hints[role] = image_topic(hints[role], node[f'{role}_transport'])
+    return pipeline_settings, settings, hints
+
+
+def _workers(value: Optional[int]) -> int:
+    if value is None:
+        return default_workers()
+    if value < 1:
+        raise ConfigError(f'--workers: expected an integer >= 1, got {value}')
+    return value
+
+
+def _run_replay(bag: Path, out: Path, config: Optional[str], args: argparse.Namespace, overwrite: bool) -> int:
+    from robot_vision.replay.runner import replay
+    pipeline_settings, settings, hints = _settings(config, args, overwrite)
     run = replay(bag, out, pipeline_settings, settings, topic_hints=hints,
                  progress=None if args.quiet else sys.stderr)
     s = run.summary['run']
@@ -145,9 +177,28 @@ def _guard(fn):
 @_guard
 def cmd_replay(args: argparse.Namespace) -> int:
     """Handle ``robot-vision replay``."""
-    bag = Path(args.bag)
-    out = Path(args.out) if args.out else Path('artifacts') / 'replay' / (bag.stem or bag.name)
-    return _run_replay(bag, out, args.config, args, args.overwrite)
+    from robot_vision.replay.multi import find_bags, is_bag
+    paths = [Path(b) for b in args.bag]
+    if len(paths) == 1 and args.ray is None and (is_bag(paths[0]) or not paths[0].is_dir()):
+        bag = paths[0]
+        out = Path(args.out) if args.out else Path('artifacts') / 'replay' / (bag.stem or bag.name)
+        return _run_replay(bag, out, args.config, args, args.overwrite)
+    return _run_many(find_bags(paths), Path(args.out or Path('artifacts') / 'replay' / 'bags'), args)
+
+
+def _run_many(bags: List[Path], out: Path, args: argparse.Namespace) -> int:
+    from robot_vision.replay.multi import replay_many
+    pipeline_settings, settings, hints = _settings(args.config, args, args.overwrite)
+    result = replay_many(bags, out, pipeline_settings, settings, hints, jobs=_workers(args.jobs),
+                         ray_address=args.ray, progress=None if args.quiet else sys.stderr)
+    t = result['totals']
+    print(f'{t["bags"]} bags ({t["failed"]} failed): {t["frames"]} of {t["expected"]} frames in {t["wall_s"]} s '
+          f'({t["throughput_fps"]} frames/s, {result["engine"]}); {t["detections"]} detections, '
+          f'{t["objects"]} objects, {t["grasps"]} grasps')
+    for item in result['incomplete']:
+        print(f'error: output incomplete: {item}', file=sys.stderr)
+    print(f'report: {(out / "aggregate.html").resolve()}')
+    return 3 if result['incomplete'] else 1 if t['failed'] == t['bags'] else 0
 
 
 @_guard
@@ -162,7 +213,19 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def cmd_compare(args: argparse.Namespace) -> int:
     """Handle ``robot-vision compare``."""
     from robot_vision.replay.compare import compare_runs
+    from robot_vision.replay.multi import compare_many, is_multi_run
     out = Path(args.out) if args.out else Path(args.run_b) / 'compare'
+    if is_multi_run(args.run_a) and is_multi_run(args.run_b):
+        many = compare_many(args.run_a, args.run_b, out)
+        for row in many['bags']:
+            print(f'{row["bag"]}: {row["frames_common"]} common frames, {row["frames_identical"]} with identical '
+                  f'detections; detections {row["detections_matched"]} matched, {row["detections_only_a"]} only in '
+                  f'A, {row["detections_only_b"]} only in B; position delta mean {row["position_delta_mean_m"]} m')
+        for side in ('only_a', 'only_b'):
+            if many[side]:
+                print(f'note: bags only in {side[-1].upper()}: {", ".join(many[side])}')
+        print(f'report: {(out / "compare_all.json").resolve()}')
+        return 3 if many['incomplete'] else 0
     result = compare_runs(args.run_a, args.run_b, out)
     d, o = result['detections'], result['objects']
     print(f'frames: {result["frames"]["common"]} common ({result["frames"]["only_a"]} only in A, '

@@ -27,23 +27,30 @@ import signal
 import sys
 import threading
 import time
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, Optional, TextIO, Tuple
+from typing import Any, Deque, Dict, List, Mapping, Optional, TextIO, Tuple
 
 import numpy as np
 
-from robot_vision.compressed_images import DEPTH_ENCODINGS, TRANSPORTS, is_depth
 from robot_vision.errors import ConfigError, InputError
-from robot_vision.geometry import quaternion_from_matrix
-from robot_vision.replay.bag import BagSink, BagSource, RawMessage, TopicInfo, topic_table
+from robot_vision.replay.bag import BagSink, BagSource, RawMessage
+from robot_vision.replay.pool import FramePool
 from robot_vision.replay.progress import Progress
+from robot_vision.replay.records import frame_record
+from robot_vision.replay.selection import select_topics
 from robot_vision.ros.topics import CAMERA_INFO_WAIT_S, INPUT_TYPES, OUTPUT_TOPICS, resolve
 
 #: Files and folders a replay writes into its output folder (and removes with ``overwrite``).
 OUTPUT_NAMES = ('bag', 'results.json', 'summary.json', 'report.html', 'gallery')
 
-RAW_IMAGE, COMPRESSED_IMAGE = 'sensor_msgs/msg/Image', 'sensor_msgs/msg/CompressedImage'
+#: Frames whose output messages may wait for the writer thread of a pooled replay.
+MAX_QUEUED_WRITES = 8
+#: Result topics a replay writes only when asked (``overlays``, ``clouds``): the costliest to build and store.
+OPT_IN_TOPICS = {'detections_overlay': 'overlays', 'object_points': 'clouds'}
 
 
 @dataclass(frozen=True)
@@ -57,7 +64,11 @@ class ReplaySettings:
     ``prefix``: namespace of the result topics in the output bag (default '/robot_vision').
     ``max_frames``: stop after this many processed frames (0: all). ``gallery_size``: annotated
     frames kept for the report. ``write_bag``: write the output bag. ``overwrite``: replace the
-    previous replay's files in the output folder (only those, see OUTPUT_NAMES).
+    previous replay's files in the output folder (only those, see OUTPUT_NAMES). ``workers``: processes
+    that find the objects of several frames at once (1: all in this process; see
+    :mod:`robot_vision.replay.pool`; the results are the same). ``overlays`` / ``clouds``: also write
+    the annotated image (``detections_overlay``) / the objects' point cloud (``object_points``) of
+    every frame into the output bag (off by default: they are the costliest topics to build and store).
     """
 
     slop: float = 0.03
@@ -69,6 +80,9 @@ class ReplaySettings:
     gallery_size: int = 8
     write_bag: bool = True
     overwrite: bool = False
+    workers: int = 1
+    overlays: bool = False
+    clouds: bool = False
 
     def __post_init__(self) -> None:
         """Validate every field; ConfigError names the field, the expected and the actual value."""
@@ -88,6 +102,8 @@ class ReplaySettings:
             raise ConfigError(f'ReplaySettings.queue_size: expected an integer >= 1, got {self.queue_size!r}')
         if int(self.max_frames) < 0:
             raise ConfigError(f'ReplaySettings.max_frames: expected >= 0 (0: all), got {self.max_frames}')
+        if isinstance(self.workers, bool) or not isinstance(self.workers, int) or self.workers < 1:
+            raise ConfigError(f'ReplaySettings.workers: expected an integer >= 1, got {self.workers!r}')
         if int(self.gallery_size) < 0:
             raise ConfigError(f'ReplaySettings.gallery_size: expected >= 0, got {self.gallery_size}')
 
@@ -104,6 +120,8 @@ class ReplayRun:
     report_path: Optional[Path] = None
     #: Outputs that could not be written completely (disk full, I/O error), each with the reason.
     incomplete: List[str] = field(default_factory=list)
+    #: Per processed frame, its stage times in ms ('frame': decode to written, with a pool also the wait).
+    timings: List[Dict[str, float]] = field(default_factory=list)
 
     @property
     def processed(self) -> int:
@@ -141,165 +159,6 @@ def load_config(path: Optional[str]) -> Tuple[Any, Dict[str, Any]]:
     if problems:
         raise ConfigError(f'{path}: ' + '; '.join(problems))
     return PipelineSettings.from_dict(section), node
-
-
-# ----------------------------------------------------------------------------- topic selection
-def _namespace(topic: str) -> str:
-    return topic.rsplit('/', 1)[0]
-
-
-def select_topics(source: BagSource, codec: Any, overrides: Mapping[str, str] = (),
-                  hints: Mapping[str, str] = ()) -> Tuple[Dict[str, str], List[str]]:
-    """Choose the topic of each input role; returns ({role: topic}, notes).
-
-    Image topics are told apart by their first message: an Image by its encoding (16UC1/mono16/32FC1
-    is depth), a CompressedImage by its format (``compressedDepth`` or a depth encoding is depth,
-    see :func:`robot_vision.compressed_images.is_depth`; without an encoding in the format, by the
-    topic name). ``overrides`` win; ``hints`` (e.g. the node's configured topic names) are preferred
-    when present in the bag (also as the base of a ``.../compressed`` topic), then the usual names
-    (``color``/``rgb``, ``aligned``), then raw before compressed. Raises InputError listing the
-    bag's topics when no colour or no depth topic can be found.
-    """
-    topics: Dict[str, TopicInfo] = source.topics
-    overrides, hints = dict(overrides), dict(hints)
-    notes: List[str] = []
-    chosen: Dict[str, str] = {}
-    listing = '; '.join(f'{n} [{t}] x{c}' for n, t, c in topic_table(source)) or 'none'
-    for role, topic in overrides.items():
-        if topic not in topics:
-            raise InputError(f'--topics {role}={topic}: no such topic in the bag (topics: {listing})')
-        if topics[topic].msgtype not in INPUT_TYPES[role]:
-            raise InputError(f'--topics {role}={topic}: expected a {" or ".join(INPUT_TYPES[role])}, '
-                             f'got {topics[topic].msgtype}')
-        chosen[role] = topic
-    outputs = {t.name for t in OUTPUT_TOPICS}
-    images = sorted(n for n, t in topics.items() if t.msgtype in (RAW_IMAGE, COMPRESSED_IMAGE)
-                    and n.rsplit('/', 1)[-1] not in outputs and t.count > 0)
-    kinds = {name: _image_kind(source, codec, name, notes) for name in images}
-    for role in ('color', 'depth'):
-        if role in chosen:
-            continue
-        candidates = [n for n in images if kinds[n] == role]
-        hint = hints.get(role, '').strip('/')
-
-        def rank(name: str, role: str = role, hint: str = hint) -> Tuple[int, bool, bool, str]:
-            plain = name.strip('/')
-            base = plain.rsplit('/', 1)[0] if plain.rsplit('/', 1)[-1] in TRANSPORTS else plain
-            named = ('color' in name or 'rgb' in name) if role == 'color' else 'aligned' in name
-            # the configured topic first, then the usual names, then raw before compressed (lossless)
-            return (0 if hint and plain == hint else 1 if hint and base == hint else 2, not named,
-                    topics[name].msgtype == COMPRESSED_IMAGE, name)
-        candidates.sort(key=rank)
-        if not candidates:
-            odd = '' if role == 'color' else _not_depth(source, codec, [n for n in images if 'depth' in n
-                                                                        and topics[n].msgtype == RAW_IMAGE])
-            raise InputError(f'bag {source.path}: no {"colour" if role == "color" else "depth"} image topic '
-                             f'(sensor_msgs/Image {"rgb8/bgr8/mono8" if role == "color" else "16UC1/32FC1"} or '
-                             f'CompressedImage {"jpeg/png" if role == "color" else "compressedDepth"}) found'
-                             f'{odd}; topics: {listing}')
-        if len(candidates) > 1:
-            notes.append(f'{len(candidates)} {role} topics {sorted(candidates)}: using {candidates[0]} '
-                         f'(choose with --topics {role}=TOPIC)')
-        chosen[role] = candidates[0]
-    if 'camera_info' not in chosen:
-        infos = sorted(n for n, t in topics.items() if t.msgtype == 'sensor_msgs/msg/CameraInfo' and t.count)
-        hint = hints.get('camera_info', '')
-        ranked = sorted(infos, key=lambda n: (n.strip('/') != hint.strip('/'),
-                                              _namespace(n) != _namespace(chosen['color']),
-                                              _namespace(n) != _namespace(chosen['depth']), n))
-        if not ranked:
-            raise InputError(f'bag {source.path}: no sensor_msgs/CameraInfo topic found, so the images cannot be '
-                             f'deprojected; topics: {listing}')
-        chosen['camera_info'] = ranked[0]
-    for role, suffix in (('tf', '/tf'), ('tf_static', '/tf_static')):
-        if role not in chosen:
-            hits = sorted(n for n, t in topics.items() if t.msgtype == 'tf2_msgs/msg/TFMessage'
-                          and n.endswith(suffix))
-            if hits:
-                chosen[role] = hits[0]
-    return chosen, notes
-
-
-def _image_kind(source: BagSource, codec: Any, name: str, notes: List[str]) -> str:
-    """'color' or 'depth' for an image topic, from its first message's encoding or compressed format."""
-    info = source.topics[name]
-    first = next(iter(source.messages([name])), None)
-    msg = None
-    if first is not None:
-        try:
-            msg = codec.decode(first.msgtype, first.data)
-        except InputError as exc:
-            notes.append(f'topic {name}: first message unreadable ({exc})')
-    if info.msgtype == COMPRESSED_IMAGE:
-        return 'depth' if is_depth(msg.format if msg is not None else '', name) else 'color'
-    encoding = msg.encoding if msg is not None else ''
-    return 'depth' if encoding in DEPTH_ENCODINGS or (not encoding and 'depth' in name) else 'color'
-
-
-def _not_depth(source: BagSource, codec: Any, names: List[str]) -> str:
-    """'; TOPIC has encoding 'yuv422', which is not a depth encoding (...)' for each raw image topic of ``names``."""
-    found = []
-    for name in names:
-        first = next(iter(source.messages([name])), None)
-        try:
-            encoding = codec.decode(first.msgtype, first.data).encoding if first is not None else ''
-        except InputError:
-            continue
-        if encoding:
-            found.append(f'; {name} has encoding {encoding!r}, which is not a depth encoding (supported: '
-                         f'{", ".join(DEPTH_ENCODINGS)})')
-    return ''.join(found)
-
-
-# ----------------------------------------------------------------------------- records
-def _r(values: Any, digits: int = 5) -> Any:
-    array = np.asarray(values, np.float64)
-    if array.ndim == 0:
-        value = float(array)
-        return round(value, digits) if math.isfinite(value) else None
-    return [_r(v, digits) for v in array]
-
-
-def _pose_record(pose: np.ndarray) -> Dict[str, Any]:
-    return {'position': _r(pose[:3, 3]), 'quaternion': _r(quaternion_from_matrix(pose[:3, :3]))}
-
-
-def frame_record(index: int, result: Any) -> Dict[str, Any]:
-    """A JSON-ready, deterministic record of one FrameResult (no wall-clock values)."""
-    names = result.class_names or {}
-    dets, objects, grasps, tracks = result.detections, result.objects, result.grasps, result.tracks
-
-    def class_name(c: int) -> str:
-        return names.get(int(c), 'object' if c < 0 else str(int(c)))
-
-    record: Dict[str, Any] = {
-        'index': index, 'stamp': round(float(result.stamp), 6), 'frame_id': result.frame_id,
-        'detections': [{'xyxy': _r(dets.xyxy[i], 2), 'class_id': int(dets.class_id[i]),
-                        'class': class_name(dets.class_id[i]), 'confidence': _r(dets.confidence[i], 4),
-                        'mask_pixels': None if dets.mask is None else int(dets.mask[i].sum())}
-                       for i in range(len(dets))],
-        'objects': [{**_pose_record(objects.pose[i]), 'size': _r(objects.size[i]),
-                     'class_id': int(objects.class_id[i]), 'class': class_name(objects.class_id[i]),
-                     'confidence': _r(objects.confidence[i], 4),
-                     'detection_index': int(objects.detection_index[i]), 'points': int(len(objects.points[i]))}
-                    for i in range(len(objects))],
-        'grasps': {'count': len(grasps), 'reason': result.grasp_reason,
-                   'scores': _r(grasps.score, 4), 'widths': _r(grasps.width),
-                   'object_index': [int(k) for k in grasps.object_index],
-                   'best': ({**_pose_record(grasps.pose[0]), 'width': _r(grasps.width[0]),
-                             'score': _r(grasps.score[0], 4), 'object_index': int(grasps.object_index[0])}
-                            if len(grasps) else None)},
-        'tracks': [{'id': int(tracks.track_id[i]), 'position': _r(tracks.position[i]),
-                    'velocity': _r(tracks.velocity[i]), 'size': _r(tracks.size[i]), 'yaw': _r(tracks.yaw[i]),
-                    'class_id': int(tracks.class_id[i]), 'state': int(tracks.state[i]),
-                    'moving': bool(tracks.moving[i]), 'hits': int(tracks.hits[i]),
-                    'last_seen': round(float(tracks.last_seen[i]), 6)}
-                   for i in range(len(tracks))],
-        'fixed_frame': result.fixed_frame,
-        'plane': None if result.plane is None else _r(result.plane),
-        'warnings': list(result.warnings),
-    }
-    return record
 
 
 # ----------------------------------------------------------------------------- the replay
@@ -435,6 +294,12 @@ def _replay(bag: Path, out_dir: Path, pipeline_settings: Any, settings: ReplaySe
                      .tolist()) if settings.gallery_size and expected else set()
 
     run = ReplayRun(out_dir=out_dir)
+    pool = FramePool(pipeline_settings, settings.workers) if settings.workers > 1 and expected > 1 else None
+    # with a pool, building, encoding and writing the output messages runs beside it, in bag order
+    writer = ThreadPoolExecutor(1, thread_name_prefix='replay-writer') if pool is not None else None
+    writes: Deque[Future] = deque()
+    in_flight: Deque[Tuple[Tuple[Any, ...], Future]] = deque()
+    wanted = [t.name for t in OUTPUT_TOPICS if t.name not in OPT_IN_TOPICS or getattr(settings, OPT_IN_TOPICS[t.name])]
     sink = BagSink(out_dir / 'bag') if settings.write_bag else None
     copied = set()
     if sink is not None:
@@ -450,15 +315,16 @@ def _replay(bag: Path, out_dir: Path, pipeline_settings: Any, settings: ReplaySe
                 copied.add(info.name)
             except InputError as exc:
                 diagnostics.add('topics', f'{info.name} is not copied to the output bag: {exc}')
-        for topic in OUTPUT_TOPICS:
+        for topic in (t for t in OUTPUT_TOPICS if t.name in wanted):
             sink.add_topic(resolve(settings.prefix, topic.name), topic.msg_type, latched=topic.latched)
         run.bag_path = out_dir / 'bag'
     pairs: List[Tuple[_Item, _Item]] = []
     policy = ApproximateTimePolicy(2, settings.queue_size, settings.slop, lambda c, d: pairs.append((c, d)))
     tf = TransformBuffer(cache_time_s=60.0)
     state: Dict[str, Any] = {'intrinsics': None, 'label_info': None, 'tf_problem': None,
-                             'last': {'color': -math.inf, 'depth': -math.inf}, 'color_stamps': []}
-    timings: List[Dict[str, float]] = []
+                             'last': {'color': -math.inf, 'depth': -math.inf}, 'color_stamps': [],
+                             'pool_failed': None}
+    timings = run.timings
     gallery: List[Tuple[int, float, np.ndarray]] = []
     bar = Progress(expected, progress)
     started = time.perf_counter()
@@ -474,12 +340,13 @@ def _replay(bag: Path, out_dir: Path, pipeline_settings: Any, settings: ReplaySe
                                       f'camera frame', stamp)
             return None
 
-    def process(color_item: _Item, depth_item: _Item) -> None:
+    def prepare(color_item: _Item, depth_item: _Item) -> Optional[Tuple[Any, ...]]:
+        """Decode a pair into (RGBDFrame, colour, camera pose, log time, t0, t1); None: skipped."""
         stamp = color_item.stamp
         if state['intrinsics'] is None:
             diagnostics.add('calibration', f'no camera_info on {roles["camera_info"]} before this frame: skipped',
                             stamp)
-            return
+            return None
         t0 = time.perf_counter()
         try:
             color = codec.color(color_item.msg)
@@ -490,34 +357,91 @@ def _replay(bag: Path, out_dir: Path, pipeline_settings: Any, settings: ReplaySe
                               camera_to_fixed=camera_to_fixed)
         except InputError as exc:
             diagnostics.add('input', f'frame skipped: {exc}', stamp)
+            return None
+        return frame, color, camera_to_fixed, color_item.log_ns, t0, time.perf_counter()
+
+    def process(color_item: _Item, depth_item: _Item) -> None:
+        prepared = prepare(color_item, depth_item)
+        if prepared is None:
             return
-        t1 = time.perf_counter()
+        if pool is not None and state['pool_failed'] is None:
+            try:
+                in_flight.append((prepared, pool.submit(prepared[0])))
+            except BrokenProcessPool as exc:
+                pool_failed(exc)
+                while in_flight:  # the frames before this one first
+                    collect()
+            else:
+                while len(in_flight) >= pool.capacity:
+                    collect()
+                return
+        finish(prepared, *perceive_here(prepared[0]))
+
+    def perceive_here(frame: Any) -> Tuple[Any, Optional[str]]:
         try:
-            result = pipeline.process(frame)
+            return pipeline.perceive(frame), None
         except (InputError, ConfigError) as exc:
-            diagnostics.add('pipeline', f'frame skipped: {exc}', stamp)
+            return None, str(exc)
+
+    def collect() -> None:
+        prepared, future = in_flight.popleft()
+        try:
+            outcome = future.result()
+        except BrokenProcessPool as exc:  # a worker died (killed, out of memory): go on in this process
+            pool_failed(exc)
+            outcome = perceive_here(prepared[0])
+        finish(prepared, *outcome)
+
+    def pool_failed(exc: BaseException) -> None:
+        if state['pool_failed'] is None:
+            state['pool_failed'] = str(exc)
+            diagnostics.add('run', f'a worker process stopped ({exc}); the remaining frames were processed in '
+                                   f'the main process, with the same results')
+
+    def finish(prepared: Tuple[Any, ...], result: Any, problem: Optional[str]) -> None:
+        """Track, plan grasps, record and write one perceived frame (in bag order)."""
+        frame, color, camera_to_fixed, log_ns, t0, t1 = prepared
+        if result is not None:
+            try:
+                pipeline.add_tracks(result, frame)
+                pipeline.add_grasps(result, frame)
+            except (InputError, ConfigError) as exc:
+                problem = str(exc)
+        if problem is not None:
+            diagnostics.add('pipeline', f'frame skipped: {problem}', frame.stamp)
             return
         t2 = time.perf_counter()
         index = len(run.frames)
         run.frames.append(frame_record(index, result))
         for warning in result.warnings:
             units = 'depth scale' in warning or 'implausibly' in warning
-            diagnostics.add('units' if units else 'pipeline', warning, stamp, key='depth unit' if units else None)
-        overlay = codec.overlay(color, result, camera_to_fixed) if sink is not None or index in gallery_at else None
+            diagnostics.add('units' if units else 'pipeline', warning, frame.stamp,
+                            key='depth unit' if units else None)
+        if writer is None:
+            emit(index, result, color, camera_to_fixed, log_ns)
+        else:
+            while len(writes) > MAX_QUEUED_WRITES:
+                writes.popleft().result()
+            writes.append(writer.submit(emit, index, result, color, camera_to_fixed, log_ns))
+        t3 = time.perf_counter()
+        timings.append({**{k: float(v) for k, v in result.timings_ms.items()},
+                        'decode': (t1 - t0) * 1e3, 'record': (t3 - t2) * 1e3, 'frame': (t3 - t0) * 1e3})
+        bar.update()
+
+    def emit(index: int, result: Any, color: np.ndarray, camera_to_fixed: Optional[np.ndarray], log_ns: int) -> None:
+        """The frame's result messages into the output bag and its overlay into the gallery (when chosen)."""
+        overlay = (codec.overlay(color, result, camera_to_fixed)
+                   if index in gallery_at or (sink is not None and settings.overlays) else None)
         if sink is not None:
-            for name, msg in codec.result_messages(result, color, camera_to_fixed, overlay):
+            for name, msg in codec.outputs.result_messages(result, color, camera_to_fixed, overlay, wanted):
                 if name == 'label_info':
                     key = tuple(sorted(result.class_names.items()))
                     if key == state['label_info']:
                         continue
                     state['label_info'] = key
-                write(resolve(settings.prefix, name), color_item.log_ns, codec.encode(msg))
+                write(resolve(settings.prefix, name), log_ns, codec.encode(msg))
         if index in gallery_at:
-            gallery.append((index, stamp, overlay))
-        t3 = time.perf_counter()
-        timings.append({**{k: float(v) for k, v in result.timings_ms.items()},
-                        'decode': (t1 - t0) * 1e3, 'record': (t3 - t2) * 1e3, 'frame': (t3 - t0) * 1e3})
-        bar.update()
+            gallery.append((index, result.stamp, overlay))
 
     def write(topic: str, log_ns: int, data: bytes) -> None:
         nonlocal sink
@@ -532,7 +456,13 @@ def _replay(bag: Path, out_dir: Path, pipeline_settings: Any, settings: ReplaySe
             sink = None
 
     def done() -> bool:
-        return bool(settings.max_frames) and len(run.frames) >= settings.max_frames
+        return bool(settings.max_frames) and len(run.frames) + len(in_flight) >= settings.max_frames
+
+    def copy(topic: str, log_ns: int, data: bytes) -> None:
+        if writer is None:
+            write(topic, log_ns, data)
+        else:
+            writes.append(writer.submit(write, topic, log_ns, data))
 
     try:
         for raw in source.messages():
@@ -543,7 +473,7 @@ def _replay(bag: Path, out_dir: Path, pipeline_settings: Any, settings: ReplaySe
                 break
             bag_span[0], bag_span[1] = min(bag_span[0], raw.log_ns), max(bag_span[1], raw.log_ns)
             if raw.topic in copied:
-                write(raw.topic, raw.log_ns, raw.data)
+                copy(raw.topic, raw.log_ns, raw.data)
             role = role_of.get(raw.topic)
             if role is None:
                 continue
@@ -558,6 +488,16 @@ def _replay(bag: Path, out_dir: Path, pipeline_settings: Any, settings: ReplaySe
     except KeyboardInterrupt:  # only where no handler could be installed (a replay off the main thread)
         diagnostics.add('run', 'interrupted by the user (Ctrl-C): the outputs hold the frames processed so far')
     finally:
+        if pool is not None:
+            try:
+                while in_flight:  # the frames still in the workers (also after a stop signal)
+                    collect()
+            finally:
+                pool.close()
+        if writer is not None:
+            writer.shutdown(wait=True)
+            for future in writes:
+                future.result()  # a failure to build a message is raised here, as without a writer
         bar.close()
         wall = time.perf_counter() - started
         if source.error and not source.salvaged:

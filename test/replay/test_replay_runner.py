@@ -33,7 +33,8 @@ def direct_records(frames):
 def mcap_run(frames, tmp_path_factory):
     root = tmp_path_factory.mktemp('mcap_run')
     bag = write_bag(root / 'input', frames, 'mcap')
-    return bag, replay(bag, root / 'out', settings=ReplaySettings(gallery_size=2), progress=None)
+    return bag, replay(bag, root / 'out', settings=ReplaySettings(gallery_size=2, overlays=True, clouds=True),
+                       progress=None)
 
 
 def test_replay_mcap_gives_the_core_results(mcap_run, direct_records):
