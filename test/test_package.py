@@ -46,7 +46,7 @@ IMPORT_KEYS = {'numpy': 'python3-numpy', 'scipy': 'python3-scipy', 'cv2': 'pytho
                'onnxruntime': 'python3-onnxruntime-pip', 'tf2_ros': 'tf2_ros_py'}
 #: Third-party modules without a rosdep key: the README's robot pip line installs them (pip name).
 PIP_ONLY = {'torch': 'torch', 'rosbags': 'rosbags', 'mcap': 'mcap', 'pypcd4': 'pypcd4', 'mujoco': 'mujoco',
-            'tifffile': 'tifffile', 'onnx': 'onnx'}
+            'tifffile': 'tifffile', 'onnx': 'onnx', 'ray': 'ray'}
 
 
 def _imported_modules():

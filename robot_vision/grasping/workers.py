@@ -220,10 +220,13 @@ class WorkerPool:
                     raise GraspWorkerError(f'grasp worker {worker.process.name}: {value}')
                 for i, result in zip(rows, value):
                     results[i] = result
-        except (EOFError, OSError, ValueError) as exc:
+        except (EOFError, OSError, ValueError, TypeError) as exc:
             with self._lock:
                 if not self._workers:  # closed meanwhile (the node shuts down): nothing to restart
+                    # A connection closed under a blocked recv raises any of these (TypeError: its handle is gone).
                     raise GraspWorkerError('the grasp worker processes were closed during the search') from exc
+                if isinstance(exc, TypeError):
+                    raise
                 self._restart()
             raise GraspWorkerError(f'a grasp worker process exited ({type(exc).__name__}: {exc}); '
                                    f'a new one is started for the next frame') from exc

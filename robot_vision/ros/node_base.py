@@ -20,6 +20,7 @@ from __future__ import annotations
 import functools
 import importlib
 import os
+import signal
 import threading
 import traceback
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
@@ -530,7 +531,7 @@ class PipelineNode(LifecycleNode):
         return (self.get_clock().now().nanoseconds * 1e-9 - stamp_s) * 1e3
 
 
-def spin(node: LifecycleNode) -> None:
+def spin(node: LifecycleNode, quiet_exit: bool = False) -> None:
     """Spin ``node`` until Ctrl-C or external shutdown, then clean up.
 
     A single-threaded executor: the callbacks only hand messages to the node's worker threads
@@ -542,6 +543,11 @@ def spin(node: LifecycleNode) -> None:
     An exception out of a callback is logged and the spin goes on (the node never dies of a request
     or a message); an exception once the context is shut down ends it: Ctrl-C shuts the context
     down under the executor, which can then fail with "the given context is not valid".
+
+    ``quiet_exit`` (the console scripts): once the spin ends, further SIGINTs are ignored, so that a
+    terminal's Ctrl-C, which reaches the node and ``ros2 launch`` both, and the SIGINT launch then
+    forwards do not kill the node with the signal while it cleans up (exit code -2; launch reports
+    "process has died"). SIGTERM still ends a node that hangs.
     """
     import rclpy
     executor = SingleThreadedExecutor(context=node.context)
@@ -558,6 +564,8 @@ def spin(node: LifecycleNode) -> None:
                 node.get_logger().error(f'a callback failed, the node keeps running: {exc!r}\n'
                                         f'{traceback.format_exc()}', throttle_duration_sec=5.0)
     finally:
+        if quiet_exit and threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
         if isinstance(node, PipelineNode):
             node.release()
         node.destroy_node()
@@ -586,6 +594,6 @@ def main_for(node_class: type, args: Optional[List[str]] = None) -> None:
     tune_malloc()
     try:
         rclpy.init(args=args)
-        spin(node_class())
+        spin(node_class(), quiet_exit=True)
     except KeyboardInterrupt:  # Ctrl-C before the spin began or during the clean-up: exit quietly
         rclpy.try_shutdown()

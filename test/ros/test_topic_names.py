@@ -26,7 +26,9 @@ def _launch_default(name):
 def test_replay_bag_topics_equal_the_launched_node_topics(ros_context, tmp_path):
     namespace = '/' + _launch_default('namespace').strip('/')
     assert namespace == ReplaySettings.prefix == '/robot_vision'
-    run = replay(DEMO_BAG, tmp_path / 'out', settings=ReplaySettings(max_frames=1, gallery_size=0), progress=None)
+    # With the opt-in outputs on, the replay writes every result topic the node publishes.
+    run = replay(DEMO_BAG, tmp_path / 'out', settings=ReplaySettings(max_frames=1, gallery_size=0, overlays=True,
+                                                                   clouds=True), progress=None)
     with BagSource(DEMO_BAG) as source:
         inputs = set(source.topics)
     with BagSource(run.bag_path) as bag:
