@@ -27,32 +27,16 @@ import cv2
 import numpy as np
 
 from robot_vision.camera import deproject
-from robot_vision.perception3d.planar import secondary_supports
+from robot_vision.perception3d.planar import far_side_edges, secondary_supports
 from robot_vision.perception3d.segmentation import (SceneSegmentation, SegmentationSettings, grow_labels,
                                                     objects_from_labels, up_prior)
 from robot_vision.perception3d.support import (dominant_up, downsample_depth, fill_holes, grow_support, image_hull,
-                                               jump_threshold, over_support, scaled_intrinsics, smooth_depth,
-                                               smoothed_normals, support_plane, working_factor)
+                                               over_support, scaled_intrinsics, smooth_depth, smoothed_normals,
+                                               support_plane, working_factor)
 from robot_vision.types import CameraIntrinsics, Objects3D, RGBDFrame
 
-def depth_edges(depth: np.ndarray, settings, scale: float = 1.0) -> np.ndarray:
-    """(H, W) bool: far side of every depth discontinuity, over 1 and 2 pixels (sensors blur steps).
-
-    A step counts when the depth difference exceeds ``scale`` times the jump threshold at that
-    depth (over one pixel) or twice that (over two pixels).
-    """
-    thr = jump_threshold(depth, settings) * np.float32(scale)
-    far = np.zeros(depth.shape, bool)
-    with np.errstate(invalid='ignore'):
-        for k, factor in ((1, 1.0), (2, 2.0)):
-            limit = thr * np.float32(factor)
-            dx = depth[:, k:] - depth[:, :-k]
-            far[:, k:] |= dx > limit[:, k:]
-            far[:, :-k] |= -dx > limit[:, :-k]
-            dy = depth[k:, :] - depth[:-k, :]
-            far[k:, :] |= dy > limit[k:, :]
-            far[:-k, :] |= -dy > limit[:-k, :]
-    return far
+#: Pixel spans over which the clutter method looks for depth steps (sensors blur a step over 2 pixels).
+STEP_SPANS = (1, 2)
 
 
 def color_edges(color: np.ndarray, shape: Tuple[int, int], settings) -> np.ndarray:
@@ -199,12 +183,12 @@ def _refine_outlines(labels: np.ndarray, cloud: np.ndarray, valid: np.ndarray, w
     depth = cloud[..., 2]
     with np.errstate(invalid='ignore'):
         above = valid & (cloud @ plane[:3].astype(np.float32) + np.float32(plane[3]) > settings.min_height)
-        off = np.abs(depth - work_depth) > jump_threshold(depth, settings)
+        off = np.abs(depth - work_depth) > settings.step_threshold(depth)
     kernel = np.ones((2 * factor + 1, 2 * factor + 1), np.uint8)
     labelled = (labels > 0).view(np.uint8)
     band = (cv2.dilate(labelled, kernel) > 0) & (cv2.erode(labelled, kernel) == 0)
     labels = np.where(band & valid & (~above | off), 0, labels)
-    return _grow_into(labels, band & above, cloud[..., 2], settings, iterations=2 * factor)
+    return _grow_into(labels, band & above, depth, settings, iterations=2 * factor)
 
 
 def _upsample(image: np.ndarray, factor: int, shape: Tuple[int, int]) -> np.ndarray:
@@ -255,14 +239,14 @@ def segment_labels(depth_full: np.ndarray, intrinsics: CameraIntrinsics, gravity
     if plane is None or support_only:
         result['plane'] = plane
         return result
-    edges = depth_edges(depth, settings)
+    edges = far_side_edges(depth, settings, spans=STEP_SPANS)
     height = cloud @ plane[:3].astype(np.float32) + np.float32(plane[3])
     support, corrected = grow_support(cloud, normals, height, edges, settings)
     result['support_ms'] = (time.perf_counter() - t0) * 1e3
     turn = concavity(cloud, normals)
     cuts = edges | concave_creases(turn, settings.crease_angle_deg, settings.min_crease_pixels)
     if color is not None and settings.color_edge_threshold > 0:
-        weak = depth_edges(depth, settings, settings.weak_edge_fraction) | concave_creases(
+        weak = far_side_edges(depth, settings, settings.weak_edge_fraction, STEP_SPANS) | concave_creases(
             turn, settings.crease_angle_deg * settings.weak_edge_fraction, settings.min_crease_pixels)
         cuts |= weak & color_edges(color, depth.shape, settings)
     with np.errstate(invalid='ignore'):

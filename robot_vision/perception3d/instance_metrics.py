@@ -16,7 +16,7 @@
 from __future__ import annotations
 
 import math
-from typing import Any, Dict, List, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 import cv2
 import numpy as np
@@ -29,7 +29,10 @@ BOUNDARY_TOLERANCE = 0.003
 
 def mask_iou_matrix(gt_masks: np.ndarray, pred_masks: np.ndarray) -> np.ndarray:
     """IoU of every ground-truth mask (G, H, W) bool with every predicted mask (P, H, W) bool: (G, P)."""
-    inter, gt_area, pred_area = _overlaps(gt_masks, pred_masks)
+    return _iou(*_overlaps(gt_masks, pred_masks))
+
+
+def _iou(inter: np.ndarray, gt_area: np.ndarray, pred_area: np.ndarray) -> np.ndarray:
     union = gt_area[:, None] + pred_area[None, :] - inter
     return np.where(union > 0, inter / np.maximum(union, 1), 0.0)
 
@@ -92,13 +95,16 @@ def _boundaries(masks: np.ndarray) -> np.ndarray:
     return np.stack([_boundary(m) for m in masks]) if len(masks) else np.zeros_like(masks)
 
 
-def overlap_boundary_measures(gt_masks: np.ndarray, pred_masks: np.ndarray) -> Dict[str, float]:
+def overlap_boundary_measures(gt_masks: np.ndarray, pred_masks: np.ndarray,
+                              overlaps: Optional[Tuple[np.ndarray, np.ndarray, np.ndarray]] = None,
+                              ) -> Dict[str, float]:
     """Overlap and Boundary precision / recall / F-measure of one frame (OCID/OSD definitions).
 
     Predictions and ground truth are matched one-to-one by the Hungarian algorithm on the pairwise
     F-measure; overlap precision = matched true-positive pixels / all predicted pixels, recall =
     the same / all ground-truth pixels; boundary precision and recall count matched boundary pixels
-    within the tolerance of the other mask's boundary.
+    within the tolerance of the other mask's boundary. ``overlaps``: the masks' ``_overlaps`` when
+    the caller has them already.
     """
     from scipy.optimize import linear_sum_assignment
     g, p = len(gt_masks), len(pred_masks)
@@ -106,7 +112,7 @@ def overlap_boundary_measures(gt_masks: np.ndarray, pred_masks: np.ndarray) -> D
         value = 1.0 if g == p else 0.0
         return {f'{kind}_{m}': value if not (m == 'recall' and g == 0) else 1.0
                 for kind in ('overlap', 'boundary') for m in ('precision', 'recall', 'f')}
-    inter, gt_area, pred_area = _overlaps(gt_masks, pred_masks)
+    inter, gt_area, pred_area = _overlaps(gt_masks, pred_masks) if overlaps is None else overlaps
     with np.errstate(invalid='ignore', divide='ignore'):
         prec = inter / pred_area[None, :]
         rec = inter / gt_area[:, None]
@@ -149,8 +155,9 @@ def frame_metrics(pred_masks: np.ndarray, gt_labels: np.ndarray, iou_threshold: 
     pred_area = pred_masks.reshape(len(pred_masks), pixels).sum(1)
     inside = (pred_masks & region).reshape(len(pred_masks), pixels).sum(1)
     scored = pred_masks[inside * 2 >= np.maximum(pred_area, 1)]
-    inter, gt_area, _ = _overlaps(gt_masks, scored)
-    iou = mask_iou_matrix(gt_masks, scored)
+    overlaps = _overlaps(gt_masks, scored)
+    inter, gt_area, _ = overlaps
+    iou = _iou(*overlaps)
     matches = match_instances(iou, iou_threshold)
     matched_gt = {m[0] for m in matches}
     merged = split = missed = 0
@@ -170,5 +177,5 @@ def frame_metrics(pred_masks: np.ndarray, gt_labels: np.ndarray, iou_threshold: 
               'false_positives': len(scored) - len(matches), 'merged': merged, 'split': split,
               'missed': missed, 'best_iou': [float(v) for v in (iou.max(axis=1) if iou.shape[1] else
                                                                np.zeros(len(gt_masks)))]}
-    result.update(overlap_boundary_measures(gt_masks, scored))
+    result.update(overlap_boundary_measures(gt_masks, scored, overlaps))
     return result

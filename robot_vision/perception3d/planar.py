@@ -60,22 +60,26 @@ def _fit_support_plane(cloud: np.ndarray, valid: np.ndarray, settings: Segmentat
     return plane, plane_mask, height
 
 
-def far_side_edges(depth: np.ndarray, settings: SegmentationSettings) -> np.ndarray:
-    """(H, W) bool: pixels with a 4-neighbour nearer by more than the depth-jump threshold.
+def far_side_edges(depth: np.ndarray, settings: SegmentationSettings, scale: float = 1.0,
+                   spans=(1,)) -> np.ndarray:
+    """(H, W) bool: pixels with a 4-neighbour nearer by more than the depth-step threshold.
 
     Marking only the far side of each discontinuity keeps the nearer (occluding) surface whole
-    while cutting it off from what lies behind it.
+    while cutting it off from what lies behind it. The threshold is ``scale`` times
+    :meth:`SegmentationSettings.step_threshold`, and ``k`` times that between pixels ``k`` apart for
+    each ``k`` in ``spans`` (the clutter method also looks 2 pixels apart: sensors blur steps).
     """
-    z = depth
-    thr = settings.edge_depth_jump + settings.edge_depth_jump_relative * z
-    far = np.zeros(z.shape, bool)
+    thr = settings.step_threshold(depth) * np.float32(scale)
+    far = np.zeros(depth.shape, bool)
     with np.errstate(invalid='ignore'):
-        dx = z[:, 1:] - z[:, :-1]
-        far[:, 1:] |= dx > thr[:, 1:]
-        far[:, :-1] |= -dx > thr[:, :-1]
-        dy = z[1:, :] - z[:-1, :]
-        far[1:, :] |= dy > thr[1:, :]
-        far[:-1, :] |= -dy > thr[:-1, :]
+        for k in spans:
+            limit = thr * np.float32(k)
+            dx = depth[:, k:] - depth[:, :-k]
+            far[:, k:] |= dx > limit[:, k:]
+            far[:, :-k] |= -dx > limit[:, :-k]
+            dy = depth[k:, :] - depth[:-k, :]
+            far[k:, :] |= dy > limit[k:, :]
+            far[:-k, :] |= -dy > limit[:-k, :]
     return far
 
 

@@ -235,6 +235,10 @@ class SegmentationSettings:
                                   f'transform, got shape {transform.shape}')
             object.__setattr__(self, 'workspace_transform', tuple(map(tuple, transform.tolist())))
 
+    def step_threshold(self, z):
+        """Depth step (metres) between neighbouring pixels at depth ``z`` that separates two surfaces."""
+        return self.edge_depth_jump + self.edge_depth_jump_relative * z
+
     def inlier_threshold(self, z: np.ndarray) -> np.ndarray:
         """Plane inlier distance (metres) at depth ``z`` (metres), in the dtype of ``z``."""
         z = np.asarray(z)
@@ -376,7 +380,7 @@ def grow_labels(labels: np.ndarray, todo: np.ndarray, depth: np.ndarray, setting
     """In place: the unlabelled pixels ``todo`` (flat indices) take the label of a 4-neighbour at a similar depth.
 
     Repeated up to ``iterations`` times, on the listed pixels only, so the cost follows the outlines,
-    not the image; "similar" is within ``edge_depth_jump + edge_depth_jump_relative * z``. Returns
+    not the image; "similar" is within :meth:`SegmentationSettings.step_threshold`. Returns
     the flat indices of the pixels that received a label.
     """
     h, w = labels.shape
@@ -384,7 +388,7 @@ def grow_labels(labels: np.ndarray, todo: np.ndarray, depth: np.ndarray, setting
     flat_depth = depth.reshape(-1)
     rows, cols = np.divmod(todo, w)
     z = flat_depth[todo]
-    thr = settings.edge_depth_jump + settings.edge_depth_jump_relative * z
+    thr = settings.step_threshold(z)
     neighbours = []
     for dy, dx in ((1, 0), (-1, 0), (0, 1), (0, -1)):
         inside = (rows + dy >= 0) & (rows + dy < h) & (cols + dx >= 0) & (cols + dx < w)
@@ -462,7 +466,7 @@ def _outline_visibility(crop: np.ndarray, depth: np.ndarray, x0: int, y0: int, z
     ring_depth = np.full(padded.shape, -np.inf, np.float32)  # outside the image: cut
     ya, yb, xa, xb = max(y0 - 1, 0), min(y0 + ch + 1, h), max(x0 - 1, 0), min(x0 + cw + 1, w)
     ring_depth[ya - (y0 - 1):yb - (y0 - 1), xa - (x0 - 1):xb - (x0 - 1)] = depth[ya:yb, xa:xb]
-    thr = settings.edge_depth_jump + settings.edge_depth_jump_relative * z_min
+    thr = settings.step_threshold(z_min)
     with np.errstate(invalid='ignore'):
         cut = ring & (ring_depth < z_min - thr)
     total = np.count_nonzero(ring)

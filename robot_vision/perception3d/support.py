@@ -14,6 +14,7 @@ from typing import Optional, Tuple
 import cv2
 import numpy as np
 
+from robot_vision.perception3d.plane import plane_basis
 from robot_vision.types import CameraIntrinsics
 
 #: Soft preference for image-up (optical -y) when the view has no gravity prior.
@@ -46,11 +47,6 @@ def scaled_intrinsics(intrinsics: CameraIntrinsics, factor: int, shape: Tuple[in
                             (intrinsics.cx - (factor - 1) / 2) / factor, (intrinsics.cy - (factor - 1) / 2) / factor)
 
 
-def jump_threshold(z: np.ndarray, settings) -> np.ndarray:
-    """Depth step (metres) between neighbouring working pixels that separates two surfaces."""
-    return settings.edge_depth_jump + settings.edge_depth_jump_relative * z
-
-
 def fill_holes(depth: np.ndarray, settings, passes: int = 2) -> np.ndarray:
     """Fill missing pixels whose valid 5x5 neighbours agree in depth (in place; returns ``depth``)."""
     kernel = np.ones((5, 5), np.uint8)
@@ -66,7 +62,7 @@ def fill_holes(depth: np.ndarray, settings, passes: int = 2) -> np.ndarray:
         low = cv2.erode(np.where(valid, depth, np.float32(np.inf)), kernel)
         with np.errstate(invalid='ignore', divide='ignore', over='ignore'):
             mean = total / count
-            fill = ~valid & (count >= 3) & (high - low < jump_threshold(mean, settings))
+            fill = ~valid & (count >= 3) & (high - low < settings.step_threshold(mean))
         depth[fill] = mean[fill]
     return depth
 
@@ -82,7 +78,7 @@ def smooth_depth(depth: np.ndarray, settings) -> np.ndarray:
         return depth
     valid = np.isfinite(depth)
     filled = np.where(valid, depth, np.float32(0))
-    sigma = float(jump_threshold(np.float32(1.0), settings))
+    sigma = float(settings.step_threshold(np.float32(1.0)))
     out = cv2.bilateralFilter(filled, 2 * settings.smoothing_radius + 1, sigma, settings.smoothing_radius)
     out[~valid] = np.nan
     return out
@@ -163,7 +159,7 @@ def support_plane(cloud: np.ndarray, normals: np.ndarray, up: np.ndarray, settin
     rng = np.random.default_rng(settings.seed)
     n = min(settings.max_plane_samples, pts.shape[0])
     sample = pts[rng.integers(0, pts.shape[0], n)]
-    threshold = settings.plane_distance + settings.plane_distance_quadratic * sample[:, 2] ** 2
+    threshold = settings.inlier_threshold(sample[:, 2])
     picks = rng.integers(0, n, size=(settings.ransac_iterations, 3))
     p0, p1, p2 = sample[picks[:, 0]], sample[picks[:, 1]], sample[picks[:, 2]]
     normal = np.cross(p1 - p0, p2 - p0)
@@ -180,7 +176,7 @@ def support_plane(cloud: np.ndarray, normals: np.ndarray, up: np.ndarray, settin
     best_area, best = 0.0, None
     half, facing_half = cloud[::2, ::2], facing[::2, ::2]  # connectivity is judged at half resolution
     z = half[..., 2]
-    pixel_threshold = settings.plane_distance + settings.plane_distance_quadratic * z * z
+    pixel_threshold = settings.inlier_threshold(z)
     tried = []
     for index in np.argsort(-score, kind='stable'):
         if len(tried) == hypotheses:
@@ -231,8 +227,7 @@ def grow_support(cloud: np.ndarray, normals: np.ndarray, height: np.ndarray, edg
     from the support, is subtracted from ``height``; pixels within the inlier threshold of the
     corrected height join the region.
     """
-    z = cloud[..., 2]
-    thr = settings.plane_distance + settings.plane_distance_quadratic * z * z
+    thr = settings.inlier_threshold(cloud[..., 2])
     with np.errstate(invalid='ignore'):
         strict = np.abs(height) < thr
         plane_n = _mean_normal(normals[strict])
@@ -283,9 +278,7 @@ def _quadratic_fit(cloud: np.ndarray, height: np.ndarray, region: np.ndarray, no
         return None
     stride = max(1, ys.size // 6000)
     ys, xs = ys[::stride], xs[::stride]
-    e1 = np.cross(normal, [1.0, 0.0, 0.0] if abs(normal[0]) < 0.9 else [0.0, 1.0, 0.0])
-    e1 /= np.linalg.norm(e1)
-    e2 = np.cross(normal, e1)
+    e1, e2 = plane_basis(normal)
     pts = cloud[ys, xs].astype(np.float64)
     u, v = pts @ e1, pts @ e2
     design = np.stack([np.ones_like(u), u, v, u * u, u * v, v * v], axis=1)
@@ -308,10 +301,8 @@ def over_support(cloud: np.ndarray, support: np.ndarray, plane: np.ndarray, marg
     grid and grown by ``margin`` metres; objects rest on the support, so what lies beyond its
     outline (a table edge's frame, the floor past the table, the room) is not an object.
     """
-    normal = plane[:3]
-    e1 = np.cross(normal, [1.0, 0.0, 0.0] if abs(normal[0]) < 0.9 else [0.0, 1.0, 0.0])
-    e1 /= np.linalg.norm(e1)
-    basis = np.stack([e1, np.cross(normal, e1)], axis=1).astype(np.float32)
+    # The grid axes are plane_basis's turned by half a turn: the raster the settings were tuned on.
+    basis = -np.stack(plane_basis(plane[:3]), axis=1).astype(np.float32)
     ys, xs = np.nonzero(support)
     stride = max(1, ys.size // 20000)
     footprint = cloud[ys[::stride], xs[::stride]] @ basis
