@@ -262,8 +262,9 @@ def segment_labels(depth_full: np.ndarray, intrinsics: CameraIntrinsics, gravity
     count, labels = cv2.connectedComponents(seeds.view(np.uint8), connectivity=4, ltype=cv2.CV_32S)
     walls = structure_mask(labels, count, normals, cloud, np.asarray(up, np.float32), settings)
     if walls.any():
-        labels[walls[labels]] = 0
-        above &= ~walls[labels] | (labels == 0)
+        wall_pixels = walls[labels]
+        labels[wall_pixels] = 0
+        above &= ~wall_pixels  # walls are background: no object grows back into them
     labels = _grow_into(labels, above, depth, settings, iterations=8)
     labels = absorb_fragments(labels, above, depth, intr, settings)
     result['hole_labels'] = labels_into_holes(labels, np.isfinite(depth), settings.hole_label_distance)
