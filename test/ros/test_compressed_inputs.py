@@ -5,8 +5,7 @@ import time
 import numpy as np
 import pytest
 import rclpy
-from node_harness import RELIABLE, FeedNode, milk_frame, spin_until, start_node, stop
-from rclpy.node import Node
+from node_harness import RELIABLE, FeedNode, Recorder, milk_frame, spin_until, start_node, stop
 from rclpy.qos import ReliabilityPolicy
 from vision_msgs.msg import Detection3DArray
 
@@ -27,12 +26,11 @@ def _objects(ros_context, frame, compressed):
     process = start_node('perception_node', *RELIABLE, *LEAN, *(COMPRESSED if compressed else ()))
     feed = FeedNode(ros_context, frame, ReliabilityPolicy.RELIABLE, camera_to_fixed=frame.camera_to_fixed,
                     compressed=compressed)
-    got = []
-    listener = Node('objects_listener', context=ros_context)
-    listener.create_subscription(Detection3DArray, 'objects', got.append, 10)
+    recorder = Recorder(ros_context, {'objects': Detection3DArray}, 'objects_listener')
+    got = recorder.got['objects']
     executor = rclpy.executors.SingleThreadedExecutor(context=ros_context)
     executor.add_node(feed.node)
-    executor.add_node(listener)
+    executor.add_node(recorder.node)
     try:
         assert feed.wait_for_nodes(executor, 1, (feed.color.topic_name, feed.depth.topic_name)), \
             f'the node never subscribed to {feed.color.topic_name}, {feed.depth.topic_name}'
@@ -48,7 +46,7 @@ def _objects(ros_context, frame, compressed):
         log = stop(process)
         executor.shutdown()
         feed.node.destroy_node()
-        listener.destroy_node()
+        recorder.node.destroy_node()
     assert got, log[-3000:]
     return got[0], log
 
