@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Sequence
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -140,19 +140,28 @@ def load_apc_shelf(root: Optional[Path] = None) -> List[LabelledFrame]:
     return rows
 
 
-def load_pcl_milk(root: Optional[Path] = None) -> List[LabelledFrame]:
-    """The PCL Kinect milk scene: one labelled object (the carton), no gravity prior."""
+def model_pixels(frame: RGBDFrame, model: np.ndarray) -> Tuple[np.ndarray, float]:
+    """The frame's pixels that hold a model point, and the largest model-point-to-pixel distance.
+
+    Returns an (H, W) bool mask of the pixels whose point is the nearest to some model point, and that
+    distance in metres (0 when the model is an exact crop of the frame, as milk.pcd is).
+    """
     from scipy.spatial import cKDTree
     from robot_vision.camera import deproject
-    root = Path(root or _shared('pcl_kinect'))
-    frame = load_organized_pcd(root / 'milk_cartoon_all_small_clorox.pcd')
-    model = load_pcd_points(root / 'milk.pcd')
     cloud = deproject(frame.depth, frame.intrinsics).reshape(-1, 3)
     finite = np.flatnonzero(np.isfinite(cloud[:, 2]))
-    _, nearest = cKDTree(cloud[finite]).query(model)
-    labels = np.zeros(cloud.shape[0], np.int32)
-    labels[finite[nearest]] = 1
-    return [LabelledFrame('pcl_kinect/milk', 'pcl_milk', frame, labels.reshape(frame.depth.shape))]
+    distance, nearest = cKDTree(cloud[finite]).query(model)
+    mask = np.zeros(cloud.shape[0], bool)
+    mask[finite[nearest]] = True
+    return mask.reshape(frame.depth.shape), float(distance.max())
+
+
+def load_pcl_milk(root: Optional[Path] = None) -> List[LabelledFrame]:
+    """The PCL Kinect milk scene: one labelled object (the carton, the pixels of milk.pcd), no gravity prior."""
+    root = Path(root or _shared('pcl_kinect'))
+    frame = load_organized_pcd(root / 'milk_cartoon_all_small_clorox.pcd')
+    carton, _ = model_pixels(frame, load_pcd_points(root / 'milk.pcd'))
+    return [LabelledFrame('pcl_kinect/milk', 'pcl_milk', frame, carton.astype(np.int32))]
 
 
 def load_labelled_frames(sets=REAL_SETS) -> List[LabelledFrame]:

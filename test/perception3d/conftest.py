@@ -1,11 +1,9 @@
 """Fixtures of the perception3d tests: the PCL milk scene, its model and its ground-truth carton mask."""
 
-import numpy as np
 import pytest
-from scipy.spatial import cKDTree
 
-from robot_vision.camera import deproject
 from robot_vision.datasets import load_organized_pcd, load_pcd_points
+from robot_vision.real_scenes import model_pixels
 
 
 @pytest.fixture(scope='session')
@@ -23,10 +21,6 @@ def milk_model(shared_data):
 @pytest.fixture(scope='session')
 def milk_gt(milk_frame, milk_model):
     """(480, 640) bool: scene pixels whose point coincides with a milk.pcd point (all match at 0 m)."""
-    cloud = deproject(milk_frame.depth, milk_frame.intrinsics).reshape(-1, 3)
-    finite = np.flatnonzero(np.isfinite(cloud[:, 2]))
-    dist, nearest = cKDTree(cloud[finite]).query(milk_model)
-    assert dist.max() < 1e-4, 'milk.pcd should be an exact crop of the scene'
-    mask = np.zeros(cloud.shape[0], bool)
-    mask[finite[nearest]] = True
-    return mask.reshape(milk_frame.depth.shape)
+    mask, distance = model_pixels(milk_frame, milk_model)
+    assert distance < 1e-4, 'milk.pcd should be an exact crop of the scene'
+    return mask
