@@ -218,8 +218,7 @@ class LaunchChecks(unittest.TestCase):
         return next((p for p in self.probe.node.get_publishers_info_by_topic(topic) if p.node_name == node), None)
 
     def test_3_objects_arrive(self, nodes, namespace):
-        if not any('objects' in NODE_OUTPUTS[name] for name in nodes):
-            self.skipTest(f'{nodes} publish no objects')
+        assert any('objects' in NODE_OUTPUTS[name] for name in nodes), f'{nodes}: no node publishes objects'
         received = self.received(namespace, 'objects')
         self.probe.spin_until(lambda: any(len(m.detections) for m in received), STARTUP_S)
         self.assertTrue(any(len(m.detections) for m in received),
