@@ -61,7 +61,9 @@ def test_node_publishes_every_output_for_a_real_frame(ros_context, shared_data):
     assert np.allclose(objects.position[np.argsort(objects.position[:, 0])], direct.objects.position[order],
                        atol=0.005)
     assert got['objects'][-1].header.frame_id == frame.frame_id
-    assert len(got['grasps'][-1].poses) == len(direct.grasps)
+    # The node plans on a stream: its first frame is a fresh plan, as the direct one is; later frames keep the
+    # grasps that pass a re-check and search one object again, so their count may differ from a fresh plan.
+    assert len(got['grasps'][0].poses) == len(direct.grasps)
     # Stable track ids over repeated frames of a static scene, in the fixed frame.
     last = got['tracked_objects'][-1]
     assert last.header.frame_id == 'odom'
