@@ -64,14 +64,16 @@ def concavity(cloud: np.ndarray, normals: np.ndarray, step: int = 3) -> np.ndarr
     h, w = cloud.shape[:2]
     out = np.full((h, w), np.inf, np.float32)
     s = step
+    c = [np.ascontiguousarray(cloud[..., k]) for k in range(3)]
+    n = [np.ascontiguousarray(normals[..., k]) for k in range(3)]
     for dy, dx in ((0, s), (s, 0), (s, s), (s, -s)):
         ys0, ys1 = slice(0, h - dy), slice(dy, h)
         xs0, xs1 = (slice(0, w - dx), slice(dx, w)) if dx >= 0 else (slice(-dx, w), slice(0, w + dx))
-        d = cloud[ys1, xs1] - cloud[ys0, xs0]
-        dn = normals[ys1, xs1] - normals[ys0, xs0]
+        d = [ck[ys1, xs1] - ck[ys0, xs0] for ck in c]
+        dn = [nk[ys1, xs1] - nk[ys0, xs0] for nk in n]
         with np.errstate(invalid='ignore', divide='ignore'):
-            value = np.einsum('ijk,ijk->ij', dn, d) / np.sqrt(np.einsum('ijk,ijk->ij', d, d))
-        value = np.where(np.isfinite(value), value, np.float32(np.inf))
+            value = (dn[0] * d[0] + dn[1] * d[1] + dn[2] * d[2]) / np.sqrt(d[0] * d[0] + d[1] * d[1] + d[2] * d[2])
+        value[~np.isfinite(value)] = np.inf
         np.minimum(out[ys0, xs0], value, out=out[ys0, xs0])
         np.minimum(out[ys1, xs1], value, out=out[ys1, xs1])
     return out
@@ -154,12 +156,12 @@ def segment_clutter(frame: RGBDFrame, cloud: np.ndarray, valid: np.ndarray, sett
     if result['secondary'] is not None:
         support_mask = (_upsample(result['secondary'].view(np.uint8), factor, (h, w)) > 0) & valid
     areas = np.bincount(labels.reshape(-1))
-    points = np.bincount(labels[valid], minlength=areas.size)
+    points = areas - np.bincount(labels[~valid], minlength=areas.size)
     keep = np.flatnonzero((areas >= settings.min_object_points) & (areas <= settings.max_object_points)
                           & (points >= 10))
     keep = keep[keep > 0]
     keep = keep[np.argsort(-areas[keep], kind='stable')]
-    boxes = _boxes(labels, keep)
+    boxes = _windows(result['hole_labels'], keep, factor, (h, w))
     t2 = time.perf_counter()
     timings['plane'] = result['support_ms']
     timings['cluster'] = (t2 - t0) * 1e3 - timings['prepare'] - timings['plane']
@@ -181,34 +183,46 @@ def _refine_outlines(labels: np.ndarray, cloud: np.ndarray, valid: np.ndarray, w
     of a depth-continuous neighbour (up to ``2 factor`` pixels out).
     """
     depth = cloud[..., 2]
-    with np.errstate(invalid='ignore'):
-        above = valid & (cloud @ plane[:3].astype(np.float32) + np.float32(plane[3]) > settings.min_height)
-        off = np.abs(depth - work_depth) > settings.step_threshold(depth)
     kernel = np.ones((2 * factor + 1, 2 * factor + 1), np.uint8)
     labelled = (labels > 0).view(np.uint8)
-    band = (cv2.dilate(labelled, kernel) > 0) & (cv2.erode(labelled, kernel) == 0)
-    labels = np.where(band & valid & (~above | off), 0, labels)
-    return _grow_into(labels, band & above, depth, settings, iterations=2 * factor)
+    band = (cv2.dilate(labelled, kernel) > 0) & (cv2.erode(labelled, kernel) == 0) & valid
+    index = np.flatnonzero(band)  # only the band's pixels are tested (a few % of the image)
+    z = depth.reshape(-1)[index]
+    with np.errstate(invalid='ignore'):
+        above = cloud.reshape(-1, 3)[index] @ plane[:3].astype(np.float32) + np.float32(plane[3]) > settings.min_height
+        off = np.abs(z - work_depth.reshape(-1)[index]) > settings.step_threshold(z)
+    labels.reshape(-1)[index[~above | off]] = 0  # in place: ``labels`` is the caller's upsampled copy
+    grow = np.zeros(labels.shape, bool)
+    grow.reshape(-1)[index[above]] = True
+    return _grow_into(labels, grow, depth, settings, iterations=2 * factor)
 
 
 def _upsample(image: np.ndarray, factor: int, shape: Tuple[int, int]) -> np.ndarray:
     """Nearest-neighbour upsampling of a working image by ``factor``, cropped or zero-padded to ``shape``."""
-    if factor > 1:
-        image = np.repeat(np.repeat(image, factor, axis=0), factor, axis=1)
+    if factor > 1:  # nearest neighbour at an integer factor: each pixel becomes a factor x factor block
+        image = cv2.resize(np.ascontiguousarray(image), (image.shape[1] * factor, image.shape[0] * factor),
+                           interpolation=cv2.INTER_NEAREST)
     out = np.zeros(shape, image.dtype)
     hh, ww = min(shape[0], image.shape[0]), min(shape[1], image.shape[1])
     out[:hh, :ww] = image[:hh, :ww]
     return out
 
 
-def _boxes(labels: np.ndarray, keep: np.ndarray) -> np.ndarray:
-    """(K, 4) int (x, y, w, h) bounding boxes of the labels in ``keep``."""
+def _windows(work_labels: np.ndarray, keep: np.ndarray, factor: int, shape: Tuple[int, int]) -> np.ndarray:
+    """(K, 4) int (x, y, w, h) full-resolution windows that hold each label in ``keep``.
+
+    From the working labels (with the hole labels, a superset of every full-resolution label's
+    source), scaled by ``factor`` and grown by the ``2 factor`` pixels that outline refinement may add.
+    """
     from scipy.ndimage import find_objects
-    slices = find_objects(labels)
+    slices = find_objects(work_labels, max_label=int(keep.max()) if keep.size else 0)
+    margin = 2 * factor
     boxes = np.zeros((keep.size, 4), np.int64)
     for row, label in enumerate(keep):
         ys, xs = slices[label - 1]
-        boxes[row] = (xs.start, ys.start, xs.stop - xs.start, ys.stop - ys.start)
+        x0, y0 = max(xs.start * factor - margin, 0), max(ys.start * factor - margin, 0)
+        x1, y1 = min(xs.stop * factor + margin, shape[1]), min(ys.stop * factor + margin, shape[0])
+        boxes[row] = (x0, y0, x1 - x0, y1 - y0)
     return boxes
 
 

@@ -30,13 +30,15 @@ def downsample_depth(depth: np.ndarray, factor: int) -> np.ndarray:
     """Block-mean of the valid depths of each ``factor`` x ``factor`` block (NaN where none is valid)."""
     if factor == 1:
         return depth.copy()
-    h, w = depth.shape[0] // factor * factor, depth.shape[1] // factor * factor
-    blocks = depth[:h, :w].reshape(h // factor, factor, w // factor, factor)
-    valid = np.isfinite(blocks)
-    total = np.where(valid, blocks, 0).sum(axis=(1, 3), dtype=np.float32)
-    count = valid.sum(axis=(1, 3))
+    h, w = depth.shape[0] // factor, depth.shape[1] // factor
+    valid = np.isfinite(depth[:h * factor, :w * factor])
+    values = np.where(valid, depth[:h * factor, :w * factor], np.float32(0))
+    # INTER_AREA at an integer factor is the block mean: of the values (zero where invalid) and of
+    # the valid flags; their ratio is the mean of the valid depths.
+    total = cv2.resize(values, (w, h), interpolation=cv2.INTER_AREA)
+    count = cv2.resize(valid.view(np.uint8).astype(np.float32), (w, h), interpolation=cv2.INTER_AREA)
     with np.errstate(invalid='ignore', divide='ignore'):
-        return np.where(count > 0, total / count, np.nan).astype(np.float32)
+        return np.where(count > 0, total / count, np.float32(np.nan)).astype(np.float32)
 
 
 def scaled_intrinsics(intrinsics: CameraIntrinsics, factor: int, shape: Tuple[int, int]) -> CameraIntrinsics:
@@ -85,25 +87,32 @@ def smooth_depth(depth: np.ndarray, settings) -> np.ndarray:
 
 
 def smoothed_normals(cloud: np.ndarray, step: int = 3) -> np.ndarray:
-    """(H, W, 3) float32 unit normals facing the camera (NaN where undefined) of an organized cloud."""
+    """(H, W, 3) float32 unit normals facing the camera (NaN where undefined) of an organized cloud.
+
+    The cloud is box-averaged over 3x3 valid neighbours; the normal is the cross product of its
+    differences ``step`` pixels to either side along rows and columns.
+    """
     valid = np.isfinite(cloud[..., 2])
-    weight = cv2.boxFilter(valid.astype(np.float32), -1, (3, 3), normalize=False)
-    smooth = np.empty_like(cloud)
-    for k in range(3):
-        channel = np.where(valid, cloud[..., k], np.float32(0))
-        with np.errstate(invalid='ignore', divide='ignore'):
-            smooth[..., k] = cv2.boxFilter(channel, -1, (3, 3), normalize=False) / weight
-    smooth[~valid] = np.nan
-    normals = np.full(cloud.shape, np.nan, np.float32)
+    weight = cv2.boxFilter(valid.view(np.uint8).astype(np.float32), -1, (3, 3), normalize=False)
+    weight[~valid] = np.nan  # a pixel without depth has no smoothed point
+    filled = np.where(valid[..., None], cloud, np.float32(0))
+    with np.errstate(invalid='ignore', divide='ignore'):
+        smooth = cv2.boxFilter(filled, -1, (3, 3), normalize=False) / weight[..., None]
     s = step
+    inner = (slice(s, -s), slice(s, -s))
     dx = smooth[s:-s, 2 * s:] - smooth[s:-s, :-2 * s]
     dy = smooth[2 * s:, s:-s] - smooth[:-2 * s, s:-s]
-    n = np.cross(dx, dy)
+    ax, ay, az = dx[..., 0], dx[..., 1], dx[..., 2]
+    bx, by, bz = dy[..., 0], dy[..., 1], dy[..., 2]
+    nx, ny, nz = ay * bz - az * by, az * bx - ax * bz, ax * by - ay * bx
+    point = cloud[inner]
     with np.errstate(invalid='ignore', divide='ignore'):
-        n /= np.linalg.norm(n, axis=-1, keepdims=True)
-        flip = np.einsum('ijk,ijk->ij', n, cloud[s:-s, s:-s]) > 0
-    n[flip] *= -1
-    normals[s:-s, s:-s] = n
+        # Unit length, and facing the camera (n . p < 0): one scale per pixel does both.
+        scale = np.float32(1) / np.sqrt(nx * nx + ny * ny + nz * nz)
+        scale = np.where(nx * point[..., 0] + ny * point[..., 1] + nz * point[..., 2] > 0, -scale, scale)
+    normals = np.full(cloud.shape, np.nan, np.float32)
+    inside = normals[inner]
+    inside[..., 0], inside[..., 1], inside[..., 2] = nx * scale, ny * scale, nz * scale
     normals[~valid] = np.nan
     return normals
 
@@ -155,10 +164,10 @@ def support_plane(cloud: np.ndarray, normals: np.ndarray, up: np.ndarray, settin
         facing = (normals @ up) > math.cos(math.radians(settings.max_plane_tilt_deg))
     if np.count_nonzero(facing) < 20:
         return None
-    pts = cloud[facing]
+    facing_index = np.flatnonzero(facing)
     rng = np.random.default_rng(settings.seed)
-    n = min(settings.max_plane_samples, pts.shape[0])
-    sample = pts[rng.integers(0, pts.shape[0], n)]
+    n = min(settings.max_plane_samples, facing_index.size)
+    sample = cloud.reshape(-1, 3)[facing_index[rng.integers(0, facing_index.size, n)]]
     threshold = settings.inlier_threshold(sample[:, 2])
     picks = rng.integers(0, n, size=(settings.ransac_iterations, 3))
     p0, p1, p2 = sample[picks[:, 0]], sample[picks[:, 1]], sample[picks[:, 2]]
@@ -173,18 +182,23 @@ def support_plane(cloud: np.ndarray, normals: np.ndarray, up: np.ndarray, settin
         return None
     offset = -np.einsum('ij,ij->i', normal, p0)
     score = np.count_nonzero(np.abs(normal @ sample.T + offset[:, None]) < threshold[None, :], axis=1)
+    candidates = np.concatenate([normal, offset[:, None]], axis=1)
+    # Near copies (offsets within 1 cm, normals within 3.6 deg) of a hypothesis already judged are skipped.
+    near_copy = (np.abs(offset[:, None] - offset[None, :]) < 0.01) & (normal @ normal.T > 0.998)
+    skip = np.zeros(offset.size, bool)
     best_area, best = 0.0, None
     half, facing_half = cloud[::2, ::2], facing[::2, ::2]  # connectivity is judged at half resolution
     z = half[..., 2]
     pixel_threshold = settings.inlier_threshold(z)
-    tried = []
+    judged = 0
     for index in np.argsort(-score, kind='stable'):
-        if len(tried) == hypotheses:
+        if judged == hypotheses:
             break
-        candidate = np.r_[normal[index], offset[index]]
-        if any(abs(candidate[3] - t[3]) < 0.01 and candidate[:3] @ t[:3] > 0.998 for t in tried):
-            continue  # a near copy of one already judged
-        tried.append(candidate)
+        if skip[index]:
+            continue
+        skip |= near_copy[index]
+        judged += 1
+        candidate = candidates[index]
         with np.errstate(invalid='ignore'):
             inliers = facing_half & (np.abs(half @ candidate[:3].astype(np.float32) + np.float32(candidate[3]))
                                      < pixel_threshold)
