@@ -271,7 +271,7 @@ def segment_labels(depth_full: np.ndarray, intrinsics: CameraIntrinsics, gravity
         secondary = secondary_supports(cloud, corrected, above & ~edges, plane, intr, settings)
         above &= ~secondary
         supports = support | secondary
-    above &= over_support(cloud, supports, plane, settings.support_margin) | image_hull(supports)
+    above &= over_support(cloud, supports, plane, settings.support_margin, above) | image_hull(supports)
     seeds = above & ~cuts
     count, labels = cv2.connectedComponents(seeds.view(np.uint8), connectivity=4, ltype=cv2.CV_32S)
     walls = structure_mask(labels, count, normals, cloud, np.asarray(up, np.float32), settings)

@@ -308,12 +308,13 @@ def _quadratic_fit(cloud: np.ndarray, height: np.ndarray, region: np.ndarray, no
 
 
 def over_support(cloud: np.ndarray, support: np.ndarray, plane: np.ndarray, margin: float,
-                 cell: float = 0.005) -> np.ndarray:
+                 candidates: Optional[np.ndarray] = None, cell: float = 0.005) -> np.ndarray:
     """(H, W) bool: pixels whose point projects (along the plane normal) into the support's convex hull.
 
     The hull of the support region's points in plane coordinates is rasterised on a ``cell``-metre
     grid and grown by ``margin`` metres; objects rest on the support, so what lies beyond its
-    outline (a table edge's frame, the floor past the table, the room) is not an object.
+    outline (a table edge's frame, the floor past the table, the room) is not an object. Only the
+    ``candidates`` pixels (a bool mask; all when None) are tested, the rest are False.
     """
     # The grid axes are plane_basis's turned by half a turn: the raster the settings were tuned on.
     basis = -np.stack(plane_basis(plane[:3]), axis=1).astype(np.float32)
@@ -326,8 +327,10 @@ def over_support(cloud: np.ndarray, support: np.ndarray, plane: np.ndarray, marg
         return out
     origin = footprint.min(axis=0) - margin
     size = np.ceil((footprint.max(axis=0) + margin - origin) / cell).astype(int) + 1
+    index = np.arange(out.size) if candidates is None else np.flatnonzero(candidates)
     if size[0] * size[1] > 16_000_000:  # a support larger than 20 m across: do not restrict
-        return ~out
+        out.reshape(-1)[index] = True
+        return out
     grid = np.zeros((size[1], size[0]), np.uint8)
     hull = cv2.convexHull(np.round((footprint - origin) / cell).astype(np.int32))
     cv2.fillConvexPoly(grid, hull, 1)
@@ -335,11 +338,11 @@ def over_support(cloud: np.ndarray, support: np.ndarray, plane: np.ndarray, marg
         radius = int(round(margin / cell))
         grid = cv2.dilate(grid, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1)))
     with np.errstate(invalid='ignore'):
-        uv = np.round((cloud @ basis - origin) / cell)
-        inside = (uv[..., 0] >= 0) & (uv[..., 0] < size[0]) & (uv[..., 1] >= 0) & (uv[..., 1] < size[1])
-    u = np.where(inside, uv[..., 0], 0).astype(np.int64)
-    v = np.where(inside, uv[..., 1], 0).astype(np.int64)
-    return inside & (grid[v, u] > 0)
+        uv = np.round((cloud.reshape(-1, 3)[index] @ basis - origin) / cell)
+        inside = (uv[:, 0] >= 0) & (uv[:, 0] < size[0]) & (uv[:, 1] >= 0) & (uv[:, 1] < size[1])
+    index, uv = index[inside], uv[inside].astype(np.int64)
+    out.reshape(-1)[index] = grid[uv[:, 1], uv[:, 0]] > 0
+    return out
 
 
 def image_hull(mask: np.ndarray) -> np.ndarray:
