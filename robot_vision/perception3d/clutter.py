@@ -10,7 +10,8 @@ On a working image at most ``working_width`` pixels wide (labels are upsampled a
    turning towards each other: touching and stacked objects meet in valleys, an object's own
    surface is convex), and colour edges where geometry shows a weak step or crease.
 3. Instances: connected components of the uncut pixels; cut pixels rejoin a depth-continuous
-   neighbour; small fragments join the segment they continue; large sideways planes are walls.
+   neighbour; small fragments join the segment they continue; large sideways planes are walls;
+   segments that hide nothing behind them (bin walls, shelf lips, the room) are background.
 4. Full resolution: outlines refined against each pixel's own depth; pixels without depth take the
    nearest label (masks cover what the sensor missed), points stay those with depth.
 
@@ -121,6 +122,49 @@ def structure_mask(labels: np.ndarray, count: int, normals: np.ndarray, cloud: n
         pts = pts[np.isfinite(pts[:, 2])]
         extent = np.percentile(pts, 98, axis=0) - np.percentile(pts, 2, axis=0)
         out[label] = np.linalg.norm(extent) > settings.max_object_size
+    return out
+
+
+def hides_nothing(labels: np.ndarray, depth: np.ndarray, normals: np.ndarray, up: np.ndarray, settings,
+                  radius: int = 3) -> np.ndarray:
+    """(labels.max() + 1,) bool: segments that stand in front of nothing: background, not objects.
+
+    An object occludes what lies around it: some of the pixels within ``radius`` of its outline lie
+    behind its nearest surface there (the smallest depth of the segment within ``radius``) by more
+    than the depth-step threshold. A bin's back and side walls, a shelf lip and the room hide
+    nothing. A segment with less than ``min_occluded_fraction`` such pixels among those around it
+    that have depth is background, unless at least half of its normals face up (within 30 degrees):
+    a thin object lying on the support may be no taller than the step threshold.
+    """
+    from scipy.ndimage import find_objects
+    count = int(labels.max()) + 1
+    out = np.zeros(count, bool)
+    flat = labels.reshape(-1)
+    n = normals.reshape(-1, 3)
+    ok = np.isfinite(n[:, 0]) & (flat > 0)
+    with np.errstate(invalid='ignore'):
+        facing_up = n[ok] @ up > math.cos(math.radians(30))
+    up_share = np.bincount(flat[ok], weights=facing_up, minlength=count) / np.maximum(
+        np.bincount(flat[ok], minlength=count), 1)
+    valid = np.isfinite(depth)
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
+    h, w = labels.shape
+    for label, window in enumerate(find_objects(labels), start=1):
+        if window is None or up_share[label] >= 0.5:
+            continue
+        ys, xs = window
+        y0, y1 = max(ys.start - radius, 0), min(ys.stop + radius, h)
+        x0, x1 = max(xs.start - radius, 0), min(xs.stop + radius, w)
+        inside = labels[y0:y1, x0:x1] == label
+        d, v = depth[y0:y1, x0:x1], valid[y0:y1, x0:x1]
+        nearest = -cv2.dilate(np.where(inside & v, -d, np.float32(-np.inf)), kernel)
+        ring = (cv2.dilate(inside.view(np.uint8), kernel) > 0) & ~inside & v & np.isfinite(nearest)
+        total = np.count_nonzero(ring)
+        if total == 0:
+            continue
+        with np.errstate(invalid='ignore'):
+            hidden = np.count_nonzero(ring & (d > nearest + settings.step_threshold(d)))
+        out[label] = hidden < settings.min_occluded_fraction * total
     return out
 
 
@@ -281,6 +325,9 @@ def segment_labels(depth_full: np.ndarray, intrinsics: CameraIntrinsics, gravity
         above &= ~wall_pixels  # walls are background: no object grows back into them
     labels = _grow_into(labels, above, depth, settings, iterations=8)
     labels = absorb_fragments(labels, above, depth, intr, settings)
+    if settings.min_occluded_fraction > 0:
+        background = hides_nothing(labels, depth, normals, np.asarray(up, np.float32), settings)
+        labels[background[labels]] = 0
     result['hole_labels'] = labels_into_holes(labels, np.isfinite(depth), settings.hole_label_distance)
     result.update(labels=labels, support=support, secondary=secondary, height=corrected, plane=plane)
     return result

@@ -112,6 +112,10 @@ class SegmentationSettings:
       neighbour they continue at a similar depth (slivers, caps), else stay.
       ``max_object_size`` (0.45 m): a planar, sideways-facing segment larger than this is a wall
       (bin, shelf), not an object.
+      ``min_occluded_fraction`` (0.1; 0 disables it): an object stands in front of something; a
+      segment of which less than this fraction of the pixels around it (3 working pixels out) lie
+      behind its nearest surface there by more than the depth-step threshold, and that is not mostly
+      up-facing, is background (a bin's back or side wall, a shelf lip, the room), not an object.
       ``hole_label_distance`` (3 working pixels; 0 disables it): pixels without depth take the
       label of the nearest pixel with depth this close, so masks cover what the sensor missed.
     """
@@ -156,6 +160,7 @@ class SegmentationSettings:
     weak_edge_fraction: float = 0.4
     fragment_area: float = 0.0012
     max_object_size: float = 0.45
+    min_occluded_fraction: float = 0.1
     hole_label_distance: float = 3.0
 
     @classmethod
@@ -190,7 +195,7 @@ class SegmentationSettings:
                               f'({self.min_object_points}), got {self.max_object_points}')
         _positive(self, 'min_support_area', 'support_grow_distance', 'max_object_size', 'crease_angle_deg')
         _positive(self, 'support_margin', 'color_edge_threshold', 'weak_edge_fraction', 'fragment_area',
-                  'hole_label_distance', zero_ok=True)
+                  'hole_label_distance', 'min_occluded_fraction', zero_ok=True)
         if self.method not in SEGMENTATION_METHODS:
             raise ConfigError(f'SegmentationSettings.method: expected one of {list(SEGMENTATION_METHODS)}, '
                               f'got {self.method!r}')

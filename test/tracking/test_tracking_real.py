@@ -56,7 +56,7 @@ def test_pcl_sequence_keeps_ids(shared_data, artifacts_dir):
                         assert same, f'frame {k} object {i} vs frame {k + 1} object {j}'
     print(f'\nPCL sequence: {[len(s) for s in segmentations]} objects per frame, '
           f'{kept} of {pairs} same-object pairs kept their id, ids per frame {[a.tolist() for a in assigned]}')
-    assert named_pairs == 4 and pairs >= 8 and kept >= 0.7 * pairs
+    assert named_pairs == 4 and pairs >= 6 and kept >= 0.7 * pairs
 
     # The laptop and the box are tracked through all three frames, confirmed after the third, and
     # not flagged as moving.
