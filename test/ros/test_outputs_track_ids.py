@@ -1,4 +1,4 @@
-"""Track ids become the published ids: Pipeline.add_tracks sets them, the outputs carry them, untracked objects have none."""
+"""Track ids become the published ids: add_tracks sets them, the outputs carry them, untracked objects have none."""
 
 import numpy as np
 import pytest
