@@ -37,6 +37,7 @@ from robot_vision.tracking import (
     TrackerSettings,
     observations_from_objects,
 )
+from robot_vision.tracking.ids import detection_rows, untracked, with_track_ids
 
 
 #: Settings the pipeline reads on every frame, so that :meth:`Pipeline.apply_live` can change them between
@@ -244,15 +245,26 @@ class Pipeline:
         return detections_from_objects(scene.objects), scene.objects, scene.plane
 
     def add_tracks(self, result: FrameResult, frame: RGBDFrame, track: bool = True) -> None:
-        """Update the tracker with ``result``'s objects (2D detections without depth) and store the tracks."""
-        if not (self._settings.enable_tracking and track):
+        """Update the tracker with ``result``'s objects (2D detections without depth) and store the tracks.
+
+        Each detection's ``tracker_id`` becomes the id of the track its object updated or started
+        (``NO_ID`` where none, and for every detection of a frame that ``track=False`` skips); see
+        :mod:`robot_vision.tracking.ids`.
+        """
+        if not self._settings.enable_tracking:
+            return
+        if not track:
+            result.detections = untracked(result.detections)
             return
         with _Lap(result.timings_ms, 'track'):
             if frame.depth is None:
                 result.tracks_2d = self._tracker_2d.update(result.detections, frame.stamp)
+                result.detections = with_track_ids(result.detections, self._tracker_2d.assigned_ids)
             else:
                 observations = observations_from_objects(result.objects, frame.camera_to_fixed)
                 result.tracks = self._tracker.update(observations, frame.stamp)
+                result.detections = with_track_ids(result.detections, self._tracker.assigned_ids,
+                                                   detection_rows(result.objects, len(result.detections)))
 
     def prepare_grasps(self, frame: RGBDFrame) -> None:
         """Let idle grasp worker processes deproject ``frame``'s depth while its objects are found (optional)."""

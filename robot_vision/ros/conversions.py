@@ -336,10 +336,18 @@ def _parse_class(class_id: str, names: Optional[Mapping[int, str]]) -> int:
 
 
 def detection_ids(detections: Detections) -> List[int]:
-    """The numeric id of each detection: its tracker id when set, else its row index + 1 (0 = background)."""
+    """The numeric id of each detection: its tracker id when set (-1: none), else its row index + 1.
+
+    See :mod:`robot_vision.tracking.ids` for what the ids mean with and without tracking.
+    """
     if detections.tracker_id is not None:
         return [int(v) for v in detections.tracker_id]
     return list(range(1, len(detections) + 1))
+
+
+def id_text(object_id: int) -> str:
+    """A numeric object id as a vision_msgs ``id``: the number, or '' for an object without one (negative)."""
+    return str(int(object_id)) if object_id >= 0 else ''
 
 
 def detections_to_msg(detections: Detections, frame_id: str, stamp: float | Time,
@@ -347,8 +355,8 @@ def detections_to_msg(detections: Detections, frame_id: str, stamp: float | Time
     """Convert Detections into vision_msgs/Detection2DArray.
 
     ``results[0].hypothesis.class_id`` is the numeric class id as a string (names come from
-    LabelInfo); ``id`` is the tracker id when set, else ``ids[i]``, else the row index + 1 (the
-    pixel value of the detection in the ``instance_labels`` image, see :func:`detection_ids`).
+    LabelInfo); ``id`` is the tracker id when set ('' where it is -1: no track), else ``ids[i]``,
+    else the row index + 1 (see :func:`detection_ids`).
     """
     header = make_header(frame_id, stamp)
     msg = Detection2DArray(header=header)
@@ -360,7 +368,7 @@ def detections_to_msg(detections: Detections, frame_id: str, stamp: float | Time
         hyp = ObjectHypothesisWithPose()
         hyp.hypothesis.class_id = _class_string(detections.class_id[i], None)
         hyp.hypothesis.score = float(detections.confidence[i])
-        det_id = ids[i] if ids is not None and detections.tracker_id is None else str(numeric[i])
+        det_id = ids[i] if ids is not None and detections.tracker_id is None else id_text(numeric[i])
         msg.detections.append(Detection2D(header=header, results=[hyp], bbox=bbox, id=det_id))
     return msg
 
@@ -472,8 +480,14 @@ def _color(rgb: Sequence[float], alpha: float = 0.8) -> ColorRGBA:
     return ColorRGBA(r=float(rgb[0]), g=float(rgb[1]), b=float(rgb[2]), a=float(alpha))
 
 
+#: The colour (0..1 RGB) of objects without an id.
+NO_ID_GREY = (0.6, 0.6, 0.6)
+
+
 def palette(index: int) -> Tuple[float, float, float]:
-    """A stable distinct colour (0..1 RGB) for an id."""
+    """A stable distinct colour (0..1 RGB) for an id; :data:`NO_ID_GREY` for a negative one (no id)."""
+    if index < 0:
+        return NO_ID_GREY
     hue = (index * 0.618033988749895) % 1.0
     import colorsys
     return colorsys.hsv_to_rgb(hue, 0.75, 0.95)
@@ -489,18 +503,23 @@ def _delete_all(header: Header) -> Marker:
 
 def object_markers(objects: Objects3D, frame_id: str, stamp: float | Time, namespace: str = 'objects',
                    labels: Optional[Sequence[str]] = None, ids: Optional[Sequence[int]] = None) -> MarkerArray:
-    """RViz markers: a DELETEALL, then per object a translucent CUBE and a TEXT label (unique ids).
+    """RViz markers: a DELETEALL, then per object a translucent CUBE (``namespace``) and a TEXT label (``_labels``).
 
-    Each object's colour is :func:`palette` of its id in ``ids`` (the object's Detection3D id), else of its row.
+    With ``ids`` (the objects' numeric Detection3D ids) each marker's id is its object's id and its
+    colour :func:`palette` of it, so a tracked object keeps its markers' id and colour from frame to
+    frame; objects without an id (negative) are grey, in the namespaces ``<namespace>_untracked`` and
+    ``<namespace>_untracked_labels`` with their row as marker id. Without ``ids`` the rows are the ids.
     """
     header = make_header(frame_id, stamp)
     markers = [_delete_all(header)]
     for i in range(len(objects)):
-        cube = Marker(header=header, ns=namespace, id=2 * i, type=Marker.CUBE, action=Marker.ADD,
-                      pose=matrix_to_pose(objects.pose[i]), color=_color(palette(i if ids is None else ids[i]), 0.5))
+        object_id = i if ids is None else int(ids[i])
+        ns, marker_id = (namespace, object_id) if object_id >= 0 else (namespace + '_untracked', i)
+        cube = Marker(header=header, ns=ns, id=marker_id, type=Marker.CUBE, action=Marker.ADD,
+                      pose=matrix_to_pose(objects.pose[i]), color=_color(palette(object_id), 0.5))
         cube.scale = Vector3(x=max(float(objects.size[i][0]), 1e-3), y=max(float(objects.size[i][1]), 1e-3),
                              z=max(float(objects.size[i][2]), 1e-3))
-        text = Marker(header=header, ns=namespace + '_labels', id=2 * i + 1, type=Marker.TEXT_VIEW_FACING,
+        text = Marker(header=header, ns=ns + '_labels', id=marker_id, type=Marker.TEXT_VIEW_FACING,
                       action=Marker.ADD, color=_color((1, 1, 1), 1.0))
         text.pose.position = _point(objects.pose[i][:3, 3])
         text.pose.orientation.w = 1.0

@@ -20,6 +20,7 @@ from robot_vision.grasping.gripper import GripperModel
 from robot_vision.perception3d.visualize import box_corners
 from robot_vision.ros import conversions as conv
 from robot_vision.ros.topics import OUTPUT_TOPIC_TYPES, OUTPUT_TOPICS
+from robot_vision.tracking.ids import NO_ID, detection_rows
 from robot_vision.types import Detections, Tracks, TrackState
 
 _BOX_EDGES = [(0, 1), (1, 3), (3, 2), (2, 0), (4, 5), (5, 7), (7, 6), (6, 4), (0, 4), (1, 5), (2, 6), (3, 7)]
@@ -33,26 +34,47 @@ def _rgb255(index: int) -> Tuple[int, int, int]:
     return int(r * 255), int(g * 255), int(b * 255)
 
 
+#: ``instance_labels`` pixel values: ids 1..LABEL_IDS are their own value, larger (track) ids wrap around
+#: into that range, and detections without an id take the values above it, in message order.
+LABEL_IDS = 60000
+
+
 def object_ids(result: Any) -> List[int]:
-    """The id of each of ``result``'s objects: the Detection2D id of the detection it came from, else its row + 1.
+    """The numeric id of each of ``result``'s objects: the id of the detection it came from (-1: none).
 
     The detection is ``objects.detection_index``; objects of the depth backend (index -1) are its
-    detections row for row. So an object has the same id on ``detections``, ``instance_labels``,
-    ``objects``, its markers and its grasps on ``scored_grasps``, and the same colour wherever drawn.
+    detections row for row (:func:`robot_vision.tracking.ids.detection_rows`). With tracking the ids
+    are track ids, stable across frames (see :mod:`robot_vision.tracking.ids`); an object with no
+    detection gets -1 (no id) then, else its row + 1. So an object has the same id on
+    ``detections``, ``instance_labels``, ``objects``, its markers and its grasps on
+    ``scored_grasps``, and the same colour wherever drawn.
     """
     det_ids = conv.detection_ids(result.detections)
-    row_for_row = len(det_ids) == len(result.objects)
-    rows = [int(j) if j >= 0 else (i if row_for_row else -1) for i, j in enumerate(result.objects.detection_index)]
-    return [det_ids[j] if 0 <= j < len(det_ids) else i + 1 for i, j in enumerate(rows)]
+    rows = detection_rows(result.objects, len(det_ids))
+    missing = NO_ID if result.detections.tracker_id is not None else None
+    return [det_ids[j] if j >= 0 else (i + 1 if missing is None else missing) for i, j in enumerate(rows)]
+
+
+def label_values(ids: Sequence[int]) -> np.ndarray:
+    """The ``instance_labels`` pixel value (uint16, 1..65535) of each detection id (see :data:`LABEL_IDS`)."""
+    ids = np.asarray(ids, np.int64).reshape(-1)
+    values = (ids - 1) % LABEL_IDS + 1
+    none = ids < 0
+    if none.sum() > 65535 - LABEL_IDS:
+        raise InputError(f'instance labels: expected at most {65535 - LABEL_IDS} detections without an id, '
+                         f'got {int(none.sum())}')
+    values[none] = LABEL_IDS + 1 + np.arange(int(none.sum()))
+    return values.astype(np.uint16)
 
 
 def instance_label_image(detections: Detections, shape: Tuple[int, int]) -> np.ndarray:
     """Paint detections into an (H, W) uint16 image: pixel = the detection's id, 0 = background.
 
     The id is what ``detections_to_msg`` puts in ``Detection2D.id``: the tracker id when the
-    detections carry one, else the row index + 1. ``shape`` is (H, W). Each detection's mask is
-    used when present, else its box. Larger instances are painted first so that a smaller one
-    lying on top of a larger one stays visible; ties keep index order.
+    detections carry one, else the row index + 1; ids above :data:`LABEL_IDS` wrap around and
+    detections without an id take the values above it (:func:`label_values`). ``shape`` is (H, W).
+    Each detection's mask is used when present, else its box. Larger instances are painted first so
+    that a smaller one lying on top of a larger one stays visible; ties keep index order.
     """
     height, width = int(shape[0]), int(shape[1])
     labels = np.zeros((height, width), np.uint16)
@@ -63,11 +85,9 @@ def instance_label_image(detections: Detections, shape: Tuple[int, int]) -> np.n
     masks = detections.mask
     if masks is not None and masks.shape[1:] != (height, width):
         raise InputError(f'Detections.mask: expected masks of {height}x{width} (HxW), got {masks.shape[1:]}')
-    values = conv.detection_ids(detections)
+    values = label_values(conv.detection_ids(detections))
     areas = masks.reshape(len(detections), -1).sum(1) if masks is not None else detections.area
     for i in sorted(range(len(detections)), key=lambda k: (-float(areas[k]), k)):
-        if not 0 < values[i] <= 65535:
-            raise InputError(f'instance labels: detection id {values[i]} does not fit a mono16 pixel (1..65535)')
         if masks is not None:
             labels[masks[i]] = values[i]
         else:
@@ -145,8 +165,8 @@ def overlay_image(color: np.ndarray, result: Any, camera_to_fixed: Optional[np.n
         cv2.rectangle(out, (int(x1), int(y1)), (int(x2), int(y2)), _rgb255(det_ids[i]), 1)
         cls = int(dets.class_id[i])
         name = names.get(cls, 'obj' if cls < 0 else str(cls))
-        _label(out, f'{det_ids[i]}:{name} {float(dets.confidence[i]):.2f}', (x1 + 2, max(y1 - 4, 12)),
-               _rgb255(det_ids[i]))
+        _label(out, f'{conv.id_text(det_ids[i]) or "-"}:{name} {float(dets.confidence[i]):.2f}',
+               (x1 + 2, max(y1 - 4, 12)), _rgb255(det_ids[i]))
     objects = result.objects
     for i, object_id in enumerate(object_ids(result)):
         uv = project(box_corners(objects.pose[i], objects.size[i]), intr)
@@ -243,7 +263,8 @@ def result_messages(result: Any, color: Optional[np.ndarray], camera_to_fixed: O
     ids = object_ids(result)
 
     def markers():
-        texts = [f'{k} {names.get(int(c), "obj" if c < 0 else str(int(c)))}' for k, c in zip(ids, objects.class_id)]
+        texts = [f'{conv.id_text(k) or "-"} {names.get(int(c), "obj" if c < 0 else str(int(c)))}'
+                 for k, c in zip(ids, objects.class_id)]
         return conv.object_markers(objects, frame, stamp, labels=texts, ids=ids)
 
     builders = {
@@ -252,12 +273,12 @@ def result_messages(result: Any, color: Optional[np.ndarray], camera_to_fixed: O
                                                        'mono16', frame, stamp),
         'detections_overlay': overlay_msg if color is not None else None,
         'label_info': label_info,
-        'objects': lambda: conv.objects_to_msg(objects, frame, stamp, ids=[str(k) for k in ids]),
+        'objects': lambda: conv.objects_to_msg(objects, frame, stamp, ids=[conv.id_text(k) for k in ids]),
         'object_points': object_cloud,
         'object_markers': markers,
         'grasps': lambda: conv.grasps_to_pose_array(grasps, frame, stamp),
         'best_grasp': (lambda: conv.pose_stamped(grasps.pose[0], frame, stamp)) if len(grasps) else None,
-        'scored_grasps': lambda: conv.grasps_to_detections(grasps, frame, stamp, [str(k) for k in ids],
+        'scored_grasps': lambda: conv.grasps_to_detections(grasps, frame, stamp, [conv.id_text(k) for k in ids],
                                                            objects.class_id),
         'grasp_markers': lambda: conv.gripper_markers(grasp_outline_segments(grasps.pose, grasps.width),
                                                       frame, stamp),

@@ -11,7 +11,7 @@ from robot_vision.ros.node_base import PipelineNode, main_for
 from robot_vision.ros.topics import OUTPUT_TOPICS
 from robot_vision.types import RGBDFrame
 
-#: Topics published as soon as the objects are known, then after tracking, then after grasp planning.
+#: Topics published once a frame's objects are tracked (so that their ids are track ids), and after grasp planning.
 _PERCEPTION = ('detections', 'instance_labels', 'objects', 'object_points', 'object_markers')
 _TRACKS = ('tracked_objects', 'track_markers', 'obstacles')
 _GRASPS = ('grasps', 'scored_grasps', 'best_grasp', 'grasp_markers')
@@ -27,11 +27,15 @@ class PerceptionNode(PipelineNode):
       sub-topics (sensor_msgs/CompressedImage) instead;
       ``/tf``, ``/tf_static`` for camera -> ``fixed_frame``. ``mode`` picks the images.
     Published: every topic of robot_vision.ros.topics.OUTPUT_TOPICS and ``/diagnostics``. Per
-      frame, detections and objects go out first, then the tracks; grasps and the overlay follow
-      from a second worker thread (latest frame only), so that the slowest stage, grasp planning,
-      never delays the perception of the next frame. The grasp topics are in ``target_frame``
-      (empty: the camera frame), transformed through TF at the image stamp; without that transform
-      they are not published for the frame (a 'tf' diagnostic and a throttled warning say why).
+      frame, detections, objects and tracks go out together once the frame is tracked (with
+      ``enable_tracking`` every object's id on ``detections``, ``instance_labels``, ``objects``,
+      its markers and ``scored_grasps`` is its track id, stable across frames; '' for an object
+      without a track, e.g. in a frame without a camera pose: robot_vision.tracking.ids); grasps
+      and the overlay follow from a second worker thread (latest frame only), so that the slowest
+      stage, grasp planning, never delays the perception of the next frame. The grasp topics are
+      in ``target_frame`` (empty: the camera frame), transformed through TF at the image stamp;
+      without that transform they are not published for the frame (a 'tf' diagnostic and a
+      throttled warning say why).
     Parameters: robot_vision.ros.node_parameters (perception_node) plus every pipeline setting.
     Processing: always the latest synchronised frame on a worker thread; frames that arrive while
     one is being processed replace the waiting one and are counted as dropped.
@@ -72,10 +76,8 @@ class PerceptionNode(PipelineNode):
         if settings.enable_tracking:  # the camera pose also gives segmentation its floor prior
             frame.camera_to_fixed = self.lookup(settings.fixed_frame, frame.frame_id, frame.stamp, 'tracking')
         result = self.pipeline.perceive(frame)
-        self.publish(result, _PERCEPTION, stamp)
-        if settings.enable_tracking:
-            self.pipeline.add_tracks(result, frame, track=frame.camera_to_fixed is not None)
-            self.publish(result, _TRACKS, stamp)
+        self.pipeline.add_tracks(result, frame, track=frame.camera_to_fixed is not None)
+        self.publish(result, _PERCEPTION + (_TRACKS if settings.enable_tracking else ()), stamp)
         self.finished(frame.stamp, result.timings_ms, result.warnings)
         self._grasp_worker.submit((result, frame, stamp))
         self.diag.counts['grasp sets dropped (planning slower than frames)'] = self._grasp_worker.dropped

@@ -15,6 +15,8 @@ from robot_vision.ros.bag_codec import MessageCodec
 
 COMPRESSED = 'sensor_msgs/msg/CompressedImage'
 COLOR_C, DEPTH_C = COLOR + '/compressed', DEPTH + '/compressedDepth'
+#: Range (m) from the camera of the objects in the PCL sequence's work area (the floor in front of the robot).
+WORK_AREA = 1.3
 
 
 @pytest.fixture(scope='module')
@@ -61,20 +63,39 @@ def test_compressed_bag_gives_the_objects_of_the_raw_bag_within_2_mm(frames, raw
                                             'tf_static': '/tf_static'}
     assert not [d for d in run.diagnostics if d['kind'] in ('input', 'units', 'dropped')], run.diagnostics
     assert run.processed == raw_run.processed == len(frames)
-    worst = 0.0
+    near, far = [], []  # per object of the raw bag: how far its box centre moved (m), by range from the camera
     for ours, raw in zip(run.frames, raw_run.frames):
         assert len(ours['objects']) == len(raw['objects']) >= 3
-        a = np.array(sorted(o['position'] for o in ours['objects']))
-        b = np.array(sorted(o['position'] for o in raw['objects']))
-        worst = max(worst, float(np.abs(a - b).max()))
+        centres = np.array([o['position'] for o in ours['objects']])
+        for obj in raw['objects']:
+            moved = float(np.abs(centres - obj['position']).max(axis=1).min())
+            (near if np.linalg.norm(obj['position']) <= WORK_AREA else far).append(moved)
+    assert len(near) >= 3 * len(frames)
     if encoding == '16UC1':  # PNG is lossless: the very same objects
-        assert worst <= 0.002, f'{encoding}: objects moved by up to {worst * 1e3:.2f} mm'
+        assert max(near + far) <= 0.002, f'{encoding}: objects moved by up to {max(near + far) * 1e3:.2f} mm'
         assert [f['objects'] for f in run.frames] == [f['objects'] for f in raw_run.frames]
     else:
-        # Inverse-depth quantisation moves depth by up to 0.25 mm here; the objects keep their number, but a
-        # large background segment (0.7 m of cabinet, 17,000 points) gains or loses ~50 far points, and its
-        # box centre moves by up to 27 mm (measured). The objects on the floor stay within 2 mm.
-        assert worst <= 0.03, f'{encoding}: objects moved by up to {worst * 1e3:.2f} mm'
+        # compressed_depth_image_transport truncates A / z + B to an integer (our encoder and decoder match its
+        # codec.cpp; the raw bag's 32FC1 depth gives the raw 16UC1 bag's objects exactly): depth grows by up to one
+        # step, z^2 / 10100 m (0.25 mm at 1.6 m here). The objects in the work area in front of the camera (the
+        # laptop, the box, the cable, the cabinet's near side: within 1.3 m) keep their box centres within 2 mm
+        # (measured: 1.1 mm). Far background segments at the top of the image (1.4 to 1.8 m: the cabinet's front,
+        # a slab of the shelf) gain or lose a few of their outermost points (3 of 18,000), which moves their
+        # oriented box (measured: 16 mm and 8 mm); the segments themselves stay (same count, same place).
+        assert max(near) <= 0.002, f'{encoding}: work-area objects moved by up to {max(near) * 1e3:.2f} mm'
+        assert max(far) <= 0.03, f'{encoding}: background segments moved by up to {max(far) * 1e3:.2f} mm'
+
+
+def test_a_raw_32fc1_bag_gives_the_objects_of_the_16uc1_bag(frames, raw_run, tmp_path):
+    """The same millimetre depth as raw 32FC1 metres: the very same objects, so what moves above is quantisation."""
+    from robot_vision.ros.conversions import numpy_to_image
+
+    def depth(frame, stamp):
+        return numpy_to_image(np.nan_to_num(frame.depth).astype(np.float32), '32FC1', frame.frame_id, stamp)
+
+    run = _replay(write_bag(tmp_path / 'bag', frames, depth_msg=depth), tmp_path / 'out')
+    assert run.processed == len(frames)
+    assert [f['objects'] for f in run.frames] == [f['objects'] for f in raw_run.frames]
 
 
 def test_corrupt_compressed_frames_are_reported_and_the_next_frames_processed(frames, tmp_path):
