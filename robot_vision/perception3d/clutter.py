@@ -203,6 +203,9 @@ def segment_clutter(frame: RGBDFrame, cloud: np.ndarray, valid: np.ndarray, sett
     points = areas - np.bincount(labels[~valid], minlength=areas.size)
     keep = np.flatnonzero((areas >= settings.min_object_points) & (areas <= settings.max_object_points)
                           & (points >= 10))
+    if settings.min_object_area > 0:  # the surface seen with depth, each point's footprint z^2 / (fx fy)
+        seen = np.bincount(labels[valid], weights=np.square(depth[valid], dtype=np.float64), minlength=areas.size)
+        keep = keep[seen[keep] >= settings.min_object_area * frame.intrinsics.fx * frame.intrinsics.fy]
     keep = keep[keep > 0]
     keep = keep[np.argsort(-areas[keep], kind='stable')]
     boxes = _windows(result['hole_labels'], keep, factor, (h, w))

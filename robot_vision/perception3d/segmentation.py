@@ -116,6 +116,10 @@ class SegmentationSettings:
       segment of which less than this fraction of the pixels around it (3 working pixels out) lie
       behind its nearest surface there by more than the depth-step threshold, and that is not mostly
       up-facing, is background (a bin's back or side wall, a shelf lip, the room), not an object.
+      ``min_object_area`` (0.0002 m^2, 2 cm^2; 0 disables it): an object must show at least this much
+      surface with depth (each pixel's footprint z^2 / (fx fy), seen face-on), besides
+      ``min_object_points`` pixels of mask: a few scattered points that the hole filling spread
+      over many pixels (shiny, dark or grazing surfaces) are not an object one could measure or grasp.
       ``hole_label_distance`` (3 working pixels; 0 disables it): pixels without depth take the
       label of the nearest pixel with depth this close, so masks cover what the sensor missed.
     """
@@ -161,6 +165,7 @@ class SegmentationSettings:
     fragment_area: float = 0.0012
     max_object_size: float = 0.45
     min_occluded_fraction: float = 0.1
+    min_object_area: float = 0.0002
     hole_label_distance: float = 3.0
 
     @classmethod
@@ -195,7 +200,7 @@ class SegmentationSettings:
                               f'({self.min_object_points}), got {self.max_object_points}')
         _positive(self, 'min_support_area', 'support_grow_distance', 'max_object_size', 'crease_angle_deg')
         _positive(self, 'support_margin', 'color_edge_threshold', 'weak_edge_fraction', 'fragment_area',
-                  'hole_label_distance', 'min_occluded_fraction', zero_ok=True)
+                  'hole_label_distance', 'min_occluded_fraction', 'min_object_area', zero_ok=True)
         if self.method not in SEGMENTATION_METHODS:
             raise ConfigError(f'SegmentationSettings.method: expected one of {list(SEGMENTATION_METHODS)}, '
                               f'got {self.method!r}')
