@@ -125,6 +125,25 @@ def structure_mask(labels: np.ndarray, count: int, normals: np.ndarray, cloud: n
     return out
 
 
+def support_edges(secondary: np.ndarray, height: np.ndarray, candidates: np.ndarray, settings,
+                  reach: int = 4) -> np.ndarray:
+    """(H, W) bool: the rims of secondary supports among ``candidates`` (a table top's edges and thickness).
+
+    A raised support (a table when the floor is the main support, a tray, a shelf board) shows its
+    edge faces next to its top. A candidate pixel within ``reach`` working pixels of a secondary
+    support whose height is at most ``min_height`` above that support's nearest pixel and at most
+    ``support_edge_band`` below it belongs to the support, not to an object on it.
+    """
+    if settings.support_edge_band <= 0 or not secondary.any():
+        return np.zeros(secondary.shape, bool)
+    distance, nearest = cv2.distanceTransformWithLabels((~secondary).view(np.uint8), cv2.DIST_L2, 3,
+                                                        labelType=cv2.DIST_LABEL_PIXEL)
+    top = height.reshape(-1)[np.flatnonzero(secondary)][nearest - 1]  # the nearest support pixel's height
+    with np.errstate(invalid='ignore'):
+        return candidates & (distance <= reach) & (height >= top - settings.support_edge_band) & (
+            height <= top + settings.min_height)
+
+
 def hides_nothing(labels: np.ndarray, depth: np.ndarray, normals: np.ndarray, up: np.ndarray, settings,
                   radius: int = 3) -> np.ndarray:
     """(labels.max() + 1,) bool: segments that stand in front of nothing: background, not objects.
@@ -318,6 +337,7 @@ def segment_labels(depth_full: np.ndarray, intrinsics: CameraIntrinsics, gravity
         secondary = secondary_supports(cloud, corrected, above & ~edges, plane, intr, settings)
         above &= ~secondary
         supports = support | secondary
+        above &= ~support_edges(secondary, corrected, above, settings)
     above &= over_support(cloud, supports, plane, settings.support_margin, above) | image_hull(supports)
     seeds = above & ~cuts
     count, labels = cv2.connectedComponents(seeds.view(np.uint8), connectivity=4, ltype=cv2.CV_32S)

@@ -120,6 +120,9 @@ class SegmentationSettings:
       surface with depth (each pixel's footprint z^2 / (fx fy), seen face-on), besides
       ``min_object_points`` pixels of mask: a few scattered points that the hole filling spread
       over many pixels (shiny, dark or grazing surfaces) are not an object one could measure or grasp.
+      ``support_edge_band`` (0.05 m; 0 disables it): next to a secondary support (within 4 working
+      pixels), pixels no higher than its surface and at most this far below it are its edge (a
+      table top's thickness seen when the floor is the main support), not objects.
       ``hole_label_distance`` (3 working pixels; 0 disables it): pixels without depth take the
       label of the nearest pixel with depth this close, so masks cover what the sensor missed.
     """
@@ -166,6 +169,7 @@ class SegmentationSettings:
     max_object_size: float = 0.45
     min_occluded_fraction: float = 0.1
     min_object_area: float = 0.0002
+    support_edge_band: float = 0.05
     hole_label_distance: float = 3.0
 
     @classmethod
@@ -200,7 +204,8 @@ class SegmentationSettings:
                               f'({self.min_object_points}), got {self.max_object_points}')
         _positive(self, 'min_support_area', 'support_grow_distance', 'max_object_size', 'crease_angle_deg')
         _positive(self, 'support_margin', 'color_edge_threshold', 'weak_edge_fraction', 'fragment_area',
-                  'hole_label_distance', 'min_occluded_fraction', 'min_object_area', zero_ok=True)
+                  'hole_label_distance', 'min_occluded_fraction', 'min_object_area',
+                  'support_edge_band', zero_ok=True)
         if self.method not in SEGMENTATION_METHODS:
             raise ConfigError(f'SegmentationSettings.method: expected one of {list(SEGMENTATION_METHODS)}, '
                               f'got {self.method!r}')
