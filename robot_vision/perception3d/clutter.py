@@ -144,6 +144,36 @@ def support_edges(secondary: np.ndarray, height: np.ndarray, candidates: np.ndar
             height <= top + settings.min_height)
 
 
+def noise_bumps(labels: np.ndarray, height: np.ndarray, depth: np.ndarray, colour_edge: np.ndarray,
+                settings) -> np.ndarray:
+    """(labels.max() + 1,) bool: low segments that only depth noise tells from the support.
+
+    A segment whose 95th-percentile height above the support is below the depth-step threshold at
+    its depth can be the sensor's low-frequency depth error (stereo cameras show centimetre waves
+    at 1-2 m). It is kept as an object only when its outline shows it too: at least
+    ``min_outline_contrast`` of its outline pixels lie on a colour edge.
+    """
+    from scipy.ndimage import find_objects
+    out = np.zeros(int(labels.max()) + 1, bool)
+    h, w = labels.shape
+    ring = np.ones((3, 3), np.uint8)
+    for label, window in enumerate(find_objects(labels), start=1):
+        if window is None:
+            continue
+        ys, xs = window
+        y0, y1, x0, x1 = max(ys.start - 1, 0), min(ys.stop + 1, h), max(xs.start - 1, 0), min(xs.stop + 1, w)
+        inside = labels[y0:y1, x0:x1] == label
+        heights = height[y0:y1, x0:x1][inside]
+        heights = heights[np.isfinite(heights)]
+        if heights.size == 0 or np.percentile(heights, 95) >= settings.step_threshold(
+                float(np.nanmedian(depth[y0:y1, x0:x1][inside]))):
+            continue
+        outline = inside & (cv2.erode(inside.view(np.uint8), ring) == 0)
+        contrast = np.count_nonzero(outline & colour_edge[y0:y1, x0:x1]) / max(np.count_nonzero(outline), 1)
+        out[label] = contrast < settings.min_outline_contrast
+    return out
+
+
 def hides_nothing(labels: np.ndarray, depth: np.ndarray, normals: np.ndarray, up: np.ndarray, settings,
                   radius: int = 3) -> np.ndarray:
     """(labels.max() + 1,) bool: segments that stand in front of nothing: background, not objects.
@@ -325,10 +355,12 @@ def segment_labels(depth_full: np.ndarray, intrinsics: CameraIntrinsics, gravity
     result['support_ms'] = (time.perf_counter() - t0) * 1e3
     turn = concavity(cloud, normals)
     cuts = edges | concave_creases(turn, settings.crease_angle_deg, settings.min_crease_pixels)
+    colour_edge = None
     if color is not None and settings.color_edge_threshold > 0:
         weak = far_side_edges(depth, settings, settings.weak_edge_fraction, STEP_SPANS) | concave_creases(
             turn, settings.crease_angle_deg * settings.weak_edge_fraction, settings.min_crease_pixels)
-        cuts |= weak & color_edges(color, depth.shape, settings)
+        colour_edge = color_edges(color, depth.shape, settings)
+        cuts |= weak & colour_edge
     with np.errstate(invalid='ignore'):
         above = (corrected > settings.min_height) & (corrected < settings.max_height) & ~support
     secondary = None
@@ -351,6 +383,8 @@ def segment_labels(depth_full: np.ndarray, intrinsics: CameraIntrinsics, gravity
     if settings.min_occluded_fraction > 0:
         background = hides_nothing(labels, depth, normals, np.asarray(up, np.float32), settings)
         labels[background[labels]] = 0
+    if colour_edge is not None and settings.min_outline_contrast > 0:
+        labels[noise_bumps(labels, corrected, depth, colour_edge, settings)[labels]] = 0
     result['hole_labels'] = labels_into_holes(labels, np.isfinite(depth), settings.hole_label_distance)
     result.update(labels=labels, support=support, secondary=secondary, height=corrected, plane=plane)
     return result

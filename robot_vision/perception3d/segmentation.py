@@ -123,6 +123,11 @@ class SegmentationSettings:
       ``support_edge_band`` (0.05 m; 0 disables it): next to a secondary support (within 4 working
       pixels), pixels no higher than its surface and at most this far below it are its edge (a
       table top's thickness seen when the floor is the main support), not objects.
+      ``min_outline_contrast`` (0.3; 0 disables it; needs colour): a segment lower than the
+      depth-step threshold at its depth (95th percentile of its height) is kept only when this
+      fraction of its outline lies on a colour edge; else it is the sensor's low-frequency depth
+      error (stereo cameras show centimetre waves at 1-2 m), or a flat object of the support's colour
+      that depth cannot tell from one.
       ``hole_label_distance`` (3 working pixels; 0 disables it): pixels without depth take the
       label of the nearest pixel with depth this close, so masks cover what the sensor missed.
     """
@@ -170,6 +175,7 @@ class SegmentationSettings:
     min_occluded_fraction: float = 0.1
     min_object_area: float = 0.0002
     support_edge_band: float = 0.05
+    min_outline_contrast: float = 0.3
     hole_label_distance: float = 3.0
 
     @classmethod
@@ -205,7 +211,7 @@ class SegmentationSettings:
         _positive(self, 'min_support_area', 'support_grow_distance', 'max_object_size', 'crease_angle_deg')
         _positive(self, 'support_margin', 'color_edge_threshold', 'weak_edge_fraction', 'fragment_area',
                   'hole_label_distance', 'min_occluded_fraction', 'min_object_area',
-                  'support_edge_band', zero_ok=True)
+                  'support_edge_band', 'min_outline_contrast', zero_ok=True)
         if self.method not in SEGMENTATION_METHODS:
             raise ConfigError(f'SegmentationSettings.method: expected one of {list(SEGMENTATION_METHODS)}, '
                               f'got {self.method!r}')
