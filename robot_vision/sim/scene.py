@@ -506,6 +506,8 @@ def generate_scene(seed: int, settings: SceneSettings = SceneSettings()) -> Scen
         placed.append((xy, footprint))
         half = _resting_half_height(kind, extent, rotation, vertices)
         z = (stacked_top + half + 0.01) if on_top else floor_z + half + 0.002
+        if on_top and settings.container == 'shelf':   # dropped below the cubby's top board
+            z = min(z, container.floor_z + container.inner[2] - half - 0.005)
         if leaner is not None:
             z = float(centre[2])
         stacked_top = max(stacked_top, z + half)
