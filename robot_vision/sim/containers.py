@@ -92,7 +92,8 @@ def draw_container(rng: np.random.Generator, kind: str, surface_z: float, random
     1 cm floor. shelf: a cubby open at the front (-x), inside 0.25-0.30 m wide, 0.38-0.45 m deep
     and 0.20-0.25 m high (an APC shelf bin is about 0.27 x 0.43 x 0.23 m), 1-2 cm boards, its
     floor raised 2-15 cm above the surface on a plinth, a 1.5-3 cm lip along the front edge of
-    the floor, and a top board.
+    the floor and a top board; the cubby is the lower middle one of a 3 x 2 section of shelf
+    whose other cubbies are empty.
     """
     t = float(rng.uniform(0.008, 0.015)) if kind == 'bin' else float(rng.uniform(0.01, 0.02))
     walls: List[WallSpec] = []
@@ -107,20 +108,22 @@ def draw_container(rng: np.random.Generator, kind: str, surface_z: float, random
             walls.append(WallSpec(name, (t / 2, oy, lz / 2), (sign * (lx / 2 + t / 2), 0.0, zc)))
         for name, sign in (('wall_y_pos', 1), ('wall_y_neg', -1)):
             walls.append(WallSpec(name, (lx / 2, t / 2, lz / 2), (0.0, sign * (ly / 2 + t / 2), zc)))
-    else:
+    else:   # the cubby in the middle of a 3 x 2 section of shelf: empty cubbies beside it and above
         lx, ly, lz = rng.uniform(0.38, 0.45), rng.uniform(0.25, 0.30), rng.uniform(0.20, 0.25)
         raise_z = float(rng.uniform(0.02, 0.15))
         floor_z = surface_z + raise_z
         lip = float(rng.uniform(0.015, 0.03))
-        ox, oy = lx / 2 + t, ly / 2 + t
-        walls.append(WallSpec('floor', ((lx + t) / 2 + 0.004, oy + 0.03, raise_z / 2),
+        wy = 1.5 * ly + 2 * t            # half-width of the section
+        height = 2 * (lz + t)            # from the floor to the top of the upper board
+        walls.append(WallSpec('floor', ((lx + t) / 2 + 0.004, wy, raise_z / 2),
                               ((t - 0.008) / 2, 0.0, surface_z + raise_z / 2)))
-        walls.append(WallSpec('lip', (0.004, oy + 0.03, lip / 2), (-lx / 2 - 0.004, 0.0, floor_z + lip / 2)))
-        walls.append(WallSpec('back', (t / 2, oy + 0.03, (lz + t) / 2),
-                              (lx / 2 + t / 2, 0.0, floor_z + (lz + t) / 2)))
-        walls.append(WallSpec('top', (lx / 2, oy + 0.03, t / 2), (0.0, 0.0, floor_z + lz + t / 2)))
-        for name, sign in (('side_y_pos', 1), ('side_y_neg', -1)):
-            walls.append(WallSpec(name, (lx / 2, t / 2, lz / 2), (0.0, sign * (ly / 2 + t / 2), floor_z + lz / 2)))
+        walls.append(WallSpec('lip', (0.004, wy, lip / 2), (-lx / 2 - 0.004, 0.0, floor_z + lip / 2)))
+        walls.append(WallSpec('back', (t / 2, wy, height / 2), (lx / 2 + t / 2, 0.0, floor_z + height / 2)))
+        for name, level in (('top', 1), ('top_upper', 2)):
+            walls.append(WallSpec(name, (lx / 2, wy, t / 2), (0.0, 0.0, floor_z + level * (lz + t) - t / 2)))
+        for name, y in (('side_y_pos', ly / 2 + t / 2), ('side_y_neg', -ly / 2 - t / 2),
+                        ('outer_y_pos', wy - t / 2), ('outer_y_neg', t / 2 - wy)):
+            walls.append(WallSpec(name, (lx / 2, t / 2, (height - t) / 2), (0.0, y, floor_z + (height - t) / 2)))
     if randomize:
         wall_rgb = tuple(float(v) for v in rng.uniform(0.2, 0.85, 3))
         floor_rgb = tuple(float(v) for v in rng.uniform(0.2, 0.85, 3))

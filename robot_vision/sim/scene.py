@@ -422,6 +422,14 @@ def _resting_half_height(kind: str, extent, rotation: np.ndarray, vertices) -> f
     return float((np.abs(rotation) @ (np.asarray(extent) / 2))[2])
 
 
+def _flat_pack(rng: np.random.Generator):
+    """A flat box (10-20 x 5-10 cm, 1-2.5 cm high) to lie on a container floor: ``_draw_object``'s tuple."""
+    half = tuple(float(v) for v in rng.uniform((0.05, 0.025, 0.005), (0.1, 0.05, 0.0125)))
+    extent = tuple(2 * v for v in half)
+    mass = float(np.clip(np.prod(extent) * rng.uniform(300, 600), 0.05, 0.6))
+    return 'box', 'box', half, extent, mass, None, None, _random_rotation_z(rng)
+
+
 def _leaning_box(rng: np.random.Generator, container: ContainerSpec, placed, gap: float):
     """A book-like box leaning on a side wall of ``container``, or None if it overlaps a placed object.
 
@@ -444,9 +452,9 @@ def generate_scene(seed: int, settings: SceneSettings = SceneSettings()) -> Scen
     ``min_gap`` apart) within ``placement_radius`` of the centre, then settle under physics in
     :class:`~robot_vision.sim.SimScene`. The camera looks at a point near the centre from
     ``camera_distance`` metres at ``camera_elevation_deg`` above the horizontal.
-    With a ``container``, the objects are placed on its floor within its walls instead (each of
-    the first two objects is, with probability 1/2 when boxes may be drawn, a book-like box
-    leaning on a side wall), and the camera looks at the container's floor.
+    With a ``container``, the objects are placed on its floor within its walls instead (when boxes
+    may be drawn, each of the first two objects is with probability 1/2 a book-like box leaning on
+    a side wall, and the third a flat pack), and the camera looks at the container's floor.
     """
     if not isinstance(settings, SceneSettings):
         raise ConfigError(f'generate_scene: expected SceneSettings, got {type(settings).__name__}')
@@ -478,15 +486,16 @@ def generate_scene(seed: int, settings: SceneSettings = SceneSettings()) -> Scen
     stacked_top = floor_z
     for index in range(count):
         on_top = False
-        leaner = (_leaning_box(rng, container, placed, gap)
-                  if container is not None and index < 2 and 'box' in kinds and rng.uniform() < 0.5 else None)
+        special = container is not None and index < 3 and 'box' in kinds and rng.uniform() < 0.5
+        leaner = _leaning_box(rng, container, placed, gap) if special and index < 2 else None
         if leaner is not None:
             kind, class_name, size, extent, mass, vertices, faces, rotation, centre, footprint = leaner
             xy = centre[:2]
         else:
             for _attempt in range(200):
                 kind = kinds[int(rng.integers(len(kinds)))]
-                kind, class_name, size, extent, mass, vertices, faces, rotation = _draw_object(rng, kind)
+                drawn = _flat_pack(rng) if special and index == 2 else _draw_object(rng, kind)
+                kind, class_name, size, extent, mass, vertices, faces, rotation = drawn
                 footprint = float(np.hypot(extent[0], extent[1]) / 2)
                 if kind == 'capsule':
                     footprint = float(np.hypot(extent[0], extent[2]) / 2)
