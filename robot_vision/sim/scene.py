@@ -411,9 +411,12 @@ def _draw_object(rng: np.random.Generator, kind: str):
         vertices, faces = ycb_hull(class_name)
         size = ()
         extent = tuple(vertices.max(0) - vertices.min(0))
-    volume = float(np.prod(extent))
-    mass = float(np.clip(volume * rng.uniform(300, 600), 0.05, 0.6))
-    return kind, class_name, size, extent, mass, vertices, faces, rotation
+    return kind, class_name, size, extent, _mass(rng, extent), vertices, faces, rotation
+
+
+def _mass(rng: np.random.Generator, extent) -> float:
+    """Mass in kg of an object with box ``extent`` (m): 300-600 kg/m^3 of its box, within 0.05-0.6 kg."""
+    return float(np.clip(float(np.prod(extent)) * rng.uniform(300, 600), 0.05, 0.6))
 
 
 def _resting_half_height(kind: str, extent, rotation: np.ndarray, vertices) -> float:
@@ -426,8 +429,7 @@ def _flat_pack(rng: np.random.Generator):
     """A flat box (10-20 x 5-10 cm, 1-2.5 cm high) to lie on a container floor: ``_draw_object``'s tuple."""
     half = tuple(float(v) for v in rng.uniform((0.05, 0.025, 0.005), (0.1, 0.05, 0.0125)))
     extent = tuple(2 * v for v in half)
-    mass = float(np.clip(np.prod(extent) * rng.uniform(300, 600), 0.05, 0.6))
-    return 'box', 'box', half, extent, mass, None, None, _random_rotation_z(rng)
+    return 'box', 'box', half, extent, _mass(rng, extent), None, None, _random_rotation_z(rng)
 
 
 def _leaning_box(rng: np.random.Generator, container: ContainerSpec, placed, gap: float):
@@ -440,8 +442,7 @@ def _leaning_box(rng: np.random.Generator, container: ContainerSpec, placed, gap
     if any(np.linalg.norm(centre[:2] - p) < footprint + r + gap for p, r in placed):
         return None
     extent = tuple(2 * v for v in half)
-    mass = float(np.clip(np.prod(extent) * rng.uniform(300, 600), 0.05, 0.6))
-    return 'box', 'box', half, extent, mass, None, None, rotation, centre, footprint
+    return 'box', 'box', half, extent, _mass(rng, extent), None, None, rotation, centre, footprint
 
 
 def generate_scene(seed: int, settings: SceneSettings = SceneSettings()) -> SceneSpec:
@@ -454,7 +455,8 @@ def generate_scene(seed: int, settings: SceneSettings = SceneSettings()) -> Scen
     ``camera_distance`` metres at ``camera_elevation_deg`` above the horizontal.
     With a ``container``, the objects are placed on its floor within its walls instead (when boxes
     may be drawn, each of the first two objects is with probability 1/2 a book-like box leaning on
-    a side wall, and the third a flat pack), and the camera looks at the container's floor.
+    a side wall, and the third with probability 1/2 a flat pack), and the camera looks at the
+    container's floor.
     """
     if not isinstance(settings, SceneSettings):
         raise ConfigError(f'generate_scene: expected SceneSettings, got {type(settings).__name__}')
