@@ -12,8 +12,9 @@ from typing import List, Optional
 
 from robot_vision.errors import ConfigError
 from robot_vision.sim.noise import NOISE_MODELS
+from robot_vision.sim.scene import CONTAINERS
 
-_DESCRIPTION = ('Generate tabletop scenes in MuJoCo, run perception (instances, 2D detection, poses) and '
+_DESCRIPTION = ('Generate tabletop, bin or shelf scenes in MuJoCo, run perception (instances, 2D detection, poses) and '
                 'closed-loop top-1 grasps on them against ground truth, optionally score tracking on '
                 'moving-object sequences, and write OUT/report.json and OUT/report.md.')
 
@@ -30,6 +31,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              '(default isolated,clutter)')
     parser.add_argument('--views', default='tabletop', help="camera preset: 'tabletop' (0.5-1 m, 45-75 deg "
                         "above the table) or 'hard' (0.4-2 m, 45-90 deg: top-down, steep and far)")
+    parser.add_argument('--container', default='none', choices=CONTAINERS,
+                        help="put the objects in a 'bin' (open tote, seen from above at 45-90 deg) or a 'shelf' "
+                             "cubby (seen from the front, 0.4-0.8 m, 5-25 deg above); its camera ranges replace "
+                             "--views; the walls are background (default none: objects on the table)")
     parser.add_argument('--no-grasping', action='store_true', help='perception only')
     parser.add_argument('--top-k', type=int, default=1, help='also execute the k best planner grasps (default 1)')
     parser.add_argument('--tracking-sequences', type=int, default=0,
@@ -49,7 +54,8 @@ def run_from_args(args: argparse.Namespace) -> int:
         if args.tracking_sequences < 0:
             raise ConfigError(f'--tracking-sequences: expected >= 0, got {args.tracking_sequences}')
         settings = EvaluationSettings(clutter_levels=tuple(c.strip() for c in args.clutter.split(',')),
-                                      views=args.views, noise=args.noise, grasping=not args.no_grasping,
+                                      views=args.views, container=args.container, noise=args.noise,
+                                      grasping=not args.no_grasping,
                                       grasp_source=args.grasp_source, top_k=args.top_k)
         report = run_evaluation(args.scenes, args.seed, None, settings, progress=progress)
     except ConfigError as exc:

@@ -24,7 +24,7 @@ from robot_vision.geometry import invert_transform
 from robot_vision.replay.progress import Progress
 from robot_vision.sim.grasp_execution import GraspExecutionSettings, execute_grasp
 from robot_vision.sim.noise import NOISE_MODELS, DepthNoise
-from robot_vision.sim.scene import CLUTTER_LEVELS, VIEW_PRESETS, SceneSettings, generate_scene
+from robot_vision.sim.scene import CLUTTER_LEVELS, CONTAINERS, VIEW_PRESETS, SceneSettings, generate_scene
 from robot_vision.sim.simulator import GroundTruth, SimScene
 from robot_vision.geometry import box_iou
 from robot_vision.perception3d.instance_metrics import mask_iou_matrix, match_instances
@@ -83,7 +83,8 @@ class EvaluationSettings:
 
     ``clutter_levels``: scenes cycle through these ('isolated', 'clutter', 'dense'). ``views``: camera
     preset of ``robot_vision.sim.scene.VIEW_PRESETS`` ('tabletop', or 'hard': top-down, steep and
-    up to 2 m away). ``noise``: depth noise
+    up to 2 m away). ``container``: 'none', 'bin' or 'shelf' (``SceneSettings.with_container``; its
+    camera ranges replace those of ``views``). ``noise``: depth noise
     model (see ``DepthNoise``). ``min_visible_pixels`` (200): GT objects with fewer visible
     pixels are not counted for recall. ``iou_threshold`` (0.5). ``perception`` / ``grasping``:
     which parts to run. ``image_size`` (640, 480) pixels. ``grasp_source``: 'planner' (top-1 of
@@ -96,6 +97,7 @@ class EvaluationSettings:
 
     clutter_levels: Tuple[str, ...] = ('isolated', 'clutter')
     views: str = 'tabletop'
+    container: str = 'none'
     noise: str = 'kinect'
     min_visible_pixels: int = 200
     iou_threshold: float = 0.5
@@ -112,6 +114,8 @@ class EvaluationSettings:
                               f'{sorted(CLUTTER_LEVELS)}, got {self.clutter_levels!r}')
         if self.views not in VIEW_PRESETS:
             raise ConfigError(f'EvaluationSettings.views: expected one of {sorted(VIEW_PRESETS)}, got {self.views!r}')
+        if self.container not in CONTAINERS:
+            raise ConfigError(f'EvaluationSettings.container: expected one of {CONTAINERS}, got {self.container!r}')
         if self.noise not in NOISE_MODELS:
             raise ConfigError(f'EvaluationSettings.noise: expected one of {NOISE_MODELS}, got {self.noise!r}')
         if not (0.0 < self.iou_threshold <= 1.0):
@@ -216,7 +220,8 @@ def run_evaluation(n_scenes: int, seed: int = 0, out_dir: Optional[str] = 'artif
         clutter = settings.clutter_levels[k % len(settings.clutter_levels)]
         scene_seed = int(seed) * 100003 + k
         t0 = time.perf_counter()
-        scene_settings = SceneSettings(clutter=clutter, width=width, height=height).with_views(settings.views)
+        scene_settings = (SceneSettings(clutter=clutter, width=width, height=height).with_views(settings.views)
+                          .with_container(settings.container))
         spec = generate_scene(scene_seed, scene_settings)
         for note in spec.notes:
             notes[note] = notes.get(note, 0) + 1
@@ -522,7 +527,8 @@ def render_markdown(report: Dict[str, Any]) -> str:
     """Format a :func:`run_evaluation` report (with ``report['tracking']`` when present) as Markdown."""
     render_fps = report['render_fps']
     lines = [f"# Simulation evaluation: {report['n_scenes']} scenes, seed {report['seed']}", '',
-             f"Depth noise: `{report['settings']['noise']}`. Wall time {report['wall_time_s']:.1f} s; "
+             f"Depth noise: `{report['settings']['noise']}`. Container: "
+             f"`{report['settings'].get('container', 'none')}`. Wall time {report['wall_time_s']:.1f} s; "
              f"rendering {_num(render_fps, digits=1)} frames/s (colour + depth + segmentation + noise).", '',
              *(['Scene generation notes (number of scenes): ' + '; '.join(
                  f'{note} ({count})' for note, count in sorted(report['scene_notes'].items())), '']

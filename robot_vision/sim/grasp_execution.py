@@ -39,10 +39,11 @@ class GraspExecutionSettings:
     ``shake_amplitude`` (0.02 m) at ``shake_frequency`` (2 Hz) along both horizontal world axes
     for ``shake_time`` (1.0 s), then ``hold_time`` (0.3 s) still.
     ``min_lift_fraction`` (0.5): success needs the object raised by this fraction of ``lift_height``.
-    ``stop_at_support`` (True): the approach stops when a finger or the palm touches the table
-    or floor, instead of pushing through it. ``approach_force_limit`` (15 N): the approach also
-    stops when the contact force on the hand exceeds this (a force-guarded move; e.g. a
-    fingertip landing on top of an object too wide to fit between the fingers).
+    ``stop_at_support`` (True): the approach stops when a finger or the palm touches the table,
+    the floor or a container (bin or shelf, ``container_*`` geoms), instead of pushing through it.
+    ``approach_force_limit`` (15 N): the approach also stops when the contact force on the hand
+    exceeds this (a force-guarded move; e.g. a fingertip landing on top of an object too wide to
+    fit between the fingers).
     """
 
     pregrasp_distance: float = 0.10
@@ -171,6 +172,8 @@ class _GraspWorld:
         self.hand = {self.left, self.right, self.palm}
         self.support = {i for i in (name(self.model, geom, 'table_top'), name(self.model, geom, 'floor'))
                         if i >= 0}
+        self.support |= {g for g in range(self.model.ngeom)
+                         if (mujoco.mj_id2name(self.model, geom, g) or '').startswith('container_')}
         self.left_joint = int(self.model.jnt_qposadr[name(self.model, mujoco.mjtObj.mjOBJ_JOINT,
                                                            'finger_left_joint')])
         self.right_joint = int(self.model.jnt_qposadr[name(self.model, mujoco.mjtObj.mjOBJ_JOINT,

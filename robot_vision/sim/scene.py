@@ -10,6 +10,7 @@ from typing import List, Optional, Tuple
 import numpy as np
 
 from robot_vision.errors import ConfigError, InputError
+from robot_vision.sim.containers import CONTAINER_VIEWS, CONTAINERS, ContainerSpec, draw_container, leaning_board
 
 #: Object kinds generate_scene can place; 'mesh' is a convex hull of a YCB point model.
 OBJECT_KINDS = ('box', 'cylinder', 'sphere', 'capsule', 'ellipsoid', 'mesh')
@@ -39,7 +40,11 @@ class SceneSettings:
     ``kinds``: object kinds to draw from (see ``OBJECT_KINDS``; 'mesh' needs the YCB point
     models and is skipped, with ``SceneSpec.notes`` saying why, when they are absent).
     ``camera_distance``: range of the camera's distance to its look-at point; ``camera_elevation_deg``:
-    range of the angle of the viewing ray above the horizontal. ``width``/``height``: image size
+    range of the angle of the viewing ray above the horizontal; ``camera_azimuth_deg``: range of the
+    camera's azimuth around its look-at point (0: on the +x side). ``container``: 'none' (objects on
+    the surface), 'bin' (an open tote on the surface) or 'shelf' (a cubby open towards -x); the
+    objects are placed inside it and its walls are background, not ground-truth objects (see
+    :mod:`robot_vision.sim.containers` and :meth:`with_container`). ``width``/``height``: image size
     in pixels; ``fovy_deg``: vertical field of view (49.1 deg is a Kinect-like fy = 525 at 480 rows).
     ``randomize_appearance``: random colours, textures and lights (else a fixed look).
     ``moving_objects``: how many objects get a scripted planar velocity of
@@ -57,6 +62,8 @@ class SceneSettings:
     min_gap: float = 0.01
     camera_distance: Tuple[float, float] = (0.5, 1.0)
     camera_elevation_deg: Tuple[float, float] = (45.0, 75.0)
+    camera_azimuth_deg: Tuple[float, float] = (-180.0, 180.0)
+    container: str = 'none'
     width: int = 640
     height: int = 480
     fovy_deg: float = 49.1
@@ -81,6 +88,9 @@ class SceneSettings:
                               f'got {self.kinds!r}')
         _check_range('camera_distance', self.camera_distance, 0.2, 5.0)
         _check_range('camera_elevation_deg', self.camera_elevation_deg, 5.0, 90.0)
+        _check_range('camera_azimuth_deg', self.camera_azimuth_deg, -360.0, 360.0)
+        if self.container not in CONTAINERS:
+            raise ConfigError(f'SceneSettings.container: expected one of {CONTAINERS}, got {self.container!r}')
         _check_range('speed', self.speed, 0.0, 2.0)
         for name, low, high in (('table_height', 0.0, 2.0), ('placement_radius', 0.02, 1.0),
                                 ('min_gap', 0.0, 0.2), ('fovy_deg', 5.0, 150.0),
@@ -104,6 +114,23 @@ class SceneSettings:
             raise ConfigError(f'views: expected one of {sorted(VIEW_PRESETS)}, got {preset!r}')
         distance, elevation = VIEW_PRESETS[preset]
         return dataclasses.replace(self, camera_distance=distance, camera_elevation_deg=elevation)
+
+    def with_container(self, container: str) -> SceneSettings:
+        """These settings with ``container`` and, for 'bin' and 'shelf', its camera ranges.
+
+        bin: 0.5-1.0 m, 45-90 deg above the horizontal, any azimuth. shelf: 0.4-0.8 m, 5-25 deg,
+        within 25 deg of straight in front (azimuth 180 deg), as a robot looks into a shelf bin.
+        'none' leaves the camera ranges as they are.
+        """
+        if container not in CONTAINERS:
+            raise ConfigError(f'container: expected one of {CONTAINERS}, got {container!r}')
+        if container == 'none':
+            return dataclasses.replace(self, container=container)
+        distance, elevation, half = CONTAINER_VIEWS[container]
+        centre = 0.0 if half >= 180.0 else 180.0
+        return dataclasses.replace(self, container=container, camera_distance=distance,
+                                   camera_elevation_deg=elevation,
+                                   camera_azimuth_deg=(centre - half, centre + half))
 
 
 def _check_range(name: str, value, low: float, high: float) -> None:
@@ -172,6 +199,7 @@ class SceneSpec:
 
     ``surface_height`` is the world z (metres) of the support surface's top.
     ``notes`` says what was skipped and why (e.g. YCB meshes when the data is absent).
+    ``container`` the bin or shelf the objects are in (None: on the surface).
     """
 
     seed: int
@@ -184,6 +212,7 @@ class SceneSpec:
     surface_texture: str
     ambient: float
     notes: Tuple[str, ...] = ()
+    container: Optional[ContainerSpec] = None
 
     def to_mjcf(self, extra_worldbody: str = '', extra_asset: str = '', extra_actuator: str = '',
                 extra_equality: str = '', extra_contact: str = '') -> str:
@@ -229,6 +258,8 @@ class SceneSpec:
                 vert = ' '.join(f'{v:.5f}' for v in np.asarray(obj.vertices).ravel())
                 face = ' '.join(str(int(i)) for i in np.asarray(obj.faces).ravel())
                 parts.append(f'    <mesh name="{obj.name}_mesh" vertex="{vert}" face="{face}"/>')
+        if self.container is not None:
+            parts.append(self.container.mjcf_asset())
         parts.append(extra_asset)
         parts.append('  </asset>')
         parts.append('  <worldbody>')
@@ -255,6 +286,8 @@ class SceneSpec:
         else:
             parts.append('    <geom name="floor" type="plane" size="0 0 0.05" material="surface_mat" '
                          'friction="1 0.005 0.0001"/>')
+        if self.container is not None:
+            parts.append(self.container.mjcf_body())
         cam = self.camera
         pos = cam.pose[:3, 3]
         x_axis = cam.pose[:3, 0]
@@ -378,15 +411,38 @@ def _draw_object(rng: np.random.Generator, kind: str):
         vertices, faces = ycb_hull(class_name)
         size = ()
         extent = tuple(vertices.max(0) - vertices.min(0))
-    volume = float(np.prod(extent))
-    mass = float(np.clip(volume * rng.uniform(300, 600), 0.05, 0.6))
-    return kind, class_name, size, extent, mass, vertices, faces, rotation
+    return kind, class_name, size, extent, _mass(rng, extent), vertices, faces, rotation
+
+
+def _mass(rng: np.random.Generator, extent) -> float:
+    """Mass in kg of an object with box ``extent`` (m): 300-600 kg/m^3 of its box, within 0.05-0.6 kg."""
+    return float(np.clip(float(np.prod(extent)) * rng.uniform(300, 600), 0.05, 0.6))
 
 
 def _resting_half_height(kind: str, extent, rotation: np.ndarray, vertices) -> float:
     if kind == 'mesh':
         return float(-(vertices @ rotation.T)[:, 2].min())
     return float((np.abs(rotation) @ (np.asarray(extent) / 2))[2])
+
+
+def _flat_pack(rng: np.random.Generator):
+    """A flat box (10-20 x 5-10 cm, 1-2.5 cm high) to lie on a container floor: ``_draw_object``'s tuple."""
+    half = tuple(float(v) for v in rng.uniform((0.05, 0.025, 0.005), (0.1, 0.05, 0.0125)))
+    extent = tuple(2 * v for v in half)
+    return 'box', 'box', half, extent, _mass(rng, extent), None, None, _random_rotation_z(rng)
+
+
+def _leaning_box(rng: np.random.Generator, container: ContainerSpec, placed, gap: float):
+    """A book-like box leaning on a side wall of ``container``, or None if it overlaps a placed object.
+
+    Returns ``_draw_object``'s tuple followed by the centre (3,) and the footprint radius.
+    """
+    half, rotation, centre = leaning_board(rng, container)
+    footprint = float(np.hypot(half[0], half[1] + half[2] * abs(rotation[1, 2])))
+    if any(np.linalg.norm(centre[:2] - p) < footprint + r + gap for p, r in placed):
+        return None
+    extent = tuple(2 * v for v in half)
+    return 'box', 'box', half, extent, _mass(rng, extent), None, None, rotation, centre, footprint
 
 
 def generate_scene(seed: int, settings: SceneSettings = SceneSettings()) -> SceneSpec:
@@ -397,6 +453,10 @@ def generate_scene(seed: int, settings: SceneSettings = SceneSettings()) -> Scen
     ``min_gap`` apart) within ``placement_radius`` of the centre, then settle under physics in
     :class:`~robot_vision.sim.SimScene`. The camera looks at a point near the centre from
     ``camera_distance`` metres at ``camera_elevation_deg`` above the horizontal.
+    With a ``container``, the objects are placed on its floor within its walls instead (when boxes
+    may be drawn, each of the first two objects is with probability 1/2 a book-like box leaning on
+    a side wall, and the third with probability 1/2 a flat pack), and the camera looks at the
+    container's floor.
     """
     if not isinstance(settings, SceneSettings):
         raise ConfigError(f'generate_scene: expected SceneSettings, got {type(settings).__name__}')
@@ -413,6 +473,10 @@ def generate_scene(seed: int, settings: SceneSettings = SceneSettings()) -> Scen
     low, high = CLUTTER_LEVELS[settings.clutter]
     count = settings.num_objects or int(rng.integers(low, high + 1))
     surface_z = settings.table_height if settings.surface == 'table' else 0.0
+    container = None
+    if settings.container != 'none':
+        container = draw_container(rng, settings.container, surface_z, settings.randomize_appearance)
+    floor_z = surface_z if container is None else container.floor_z
     radius_limit = settings.placement_radius
     if settings.surface == 'table':
         radius_limit = min(radius_limit, min(settings.table_size) / 2 - 0.08)
@@ -421,28 +485,42 @@ def generate_scene(seed: int, settings: SceneSettings = SceneSettings()) -> Scen
     objects: List[ObjectSpec] = []
     dense = settings.clutter == 'dense'
     gap = -0.01 if dense else settings.min_gap  # dense: bounding circles may overlap by 1 cm (touching)
-    stacked_top = surface_z
+    stacked_top = floor_z
     for index in range(count):
         on_top = False
-        for _attempt in range(200):
-            kind = kinds[int(rng.integers(len(kinds)))]
-            kind, class_name, size, extent, mass, vertices, faces, rotation = _draw_object(rng, kind)
-            footprint = float(np.hypot(extent[0], extent[1]) / 2)
-            if kind == 'capsule':
-                footprint = float(np.hypot(extent[0], extent[2]) / 2)
-            xy = rng.uniform(-radius_limit, radius_limit, 2) if count > 1 else rng.uniform(-0.05, 0.05, 2)
-            if np.linalg.norm(xy) > radius_limit + 1e-9 and count > 1:
-                continue
-            if all(np.linalg.norm(xy - p) >= footprint + r + gap for p, r in placed):
-                break
+        special = container is not None and index < 3 and 'box' in kinds and rng.uniform() < 0.5
+        leaner = _leaning_box(rng, container, placed, gap) if special and index < 2 else None
+        if leaner is not None:
+            kind, class_name, size, extent, mass, vertices, faces, rotation, centre, footprint = leaner
+            xy = centre[:2]
         else:
-            if not dense:
-                notes.append(f'placed {index} of {count} objects: no free spot left for more')
-                break
-            on_top = True  # dense piles: dropped onto the others, it settles stacked or leaning
+            for _attempt in range(200):
+                kind = kinds[int(rng.integers(len(kinds)))]
+                drawn = _flat_pack(rng) if special and index == 2 else _draw_object(rng, kind)
+                kind, class_name, size, extent, mass, vertices, faces, rotation = drawn
+                footprint = float(np.hypot(extent[0], extent[1]) / 2)
+                if kind == 'capsule':
+                    footprint = float(np.hypot(extent[0], extent[2]) / 2)
+                if container is not None:
+                    xy = container.sample_xy(rng, footprint)
+                else:
+                    xy = rng.uniform(-radius_limit, radius_limit, 2) if count > 1 else rng.uniform(-0.05, 0.05, 2)
+                    if np.linalg.norm(xy) > radius_limit + 1e-9 and count > 1:
+                        continue
+                if all(np.linalg.norm(xy - p) >= footprint + r + gap for p, r in placed):
+                    break
+            else:
+                if not dense:
+                    notes.append(f'placed {index} of {count} objects: no free spot left for more')
+                    break
+                on_top = True  # dense piles: dropped onto the others, it settles stacked or leaning
         placed.append((xy, footprint))
         half = _resting_half_height(kind, extent, rotation, vertices)
-        z = (stacked_top + half + 0.01) if on_top else surface_z + half + 0.002
+        z = (stacked_top + half + 0.01) if on_top else floor_z + half + 0.002
+        if on_top and settings.container == 'shelf':   # dropped below the cubby's top board
+            z = min(z, container.floor_z + container.inner[2] - half - 0.005)
+        if leaner is not None:
+            z = float(centre[2])
         stacked_top = max(stacked_top, z + half)
         pose = np.eye(4)
         pose[:3, :3] = rotation
@@ -469,8 +547,10 @@ def generate_scene(seed: int, settings: SceneSettings = SceneSettings()) -> Scen
     # camera
     distance = rng.uniform(*settings.camera_distance)
     elevation = np.deg2rad(rng.uniform(*settings.camera_elevation_deg))
-    azimuth = rng.uniform(-np.pi, np.pi)
-    target = np.array([*rng.uniform(-0.03, 0.03, 2), surface_z + 0.03])
+    azimuth = rng.uniform(*np.deg2rad(settings.camera_azimuth_deg))
+    target = np.array([*rng.uniform(-0.03, 0.03, 2), floor_z + 0.03])
+    if settings.container == 'shelf':   # into the cubby, a little above its floor
+        target[2] = floor_z + rng.uniform(0.05, 0.1)
     eye = target + distance * np.array([np.cos(elevation) * np.cos(azimuth),
                                         np.cos(elevation) * np.sin(azimuth), np.sin(elevation)])
     camera = CameraSpec(pose=look_at(eye, target), fovy_deg=settings.fovy_deg,
@@ -480,6 +560,8 @@ def generate_scene(seed: int, settings: SceneSettings = SceneSettings()) -> Scen
         lights = []
         for _ in range(int(rng.integers(1, 3))):
             az, el = rng.uniform(-np.pi, np.pi), np.deg2rad(rng.uniform(40, 85))
+            if settings.container == 'shelf':   # light reaches into the cubby only from the front
+                az, el = np.pi + az / 3, el / 2
             pos = np.array([np.cos(el) * np.cos(az), np.cos(el) * np.sin(az), np.sin(el)]) * 2.0
             pos[2] += surface_z
             direction = np.array([0.0, 0.0, surface_z]) - pos
@@ -495,8 +577,10 @@ def generate_scene(seed: int, settings: SceneSettings = SceneSettings()) -> Scen
         surface_rgb = ((0.6, 0.55, 0.5), (0.6, 0.55, 0.5))
     return SceneSpec(seed=int(seed), settings=settings, objects=tuple(objects), camera=camera,
                      lights=tuple(lights), surface_height=float(surface_z), surface_rgb=surface_rgb,
-                     surface_texture=surface_texture, ambient=ambient, notes=tuple(notes))
+                     surface_texture=surface_texture, ambient=ambient, notes=tuple(notes),
+                     container=container)
 
 
 __all__ = ['SceneSettings', 'SceneSpec', 'ObjectSpec', 'CameraSpec', 'LightSpec', 'generate_scene',
-           'look_at', 'ycb_hull', 'OBJECT_KINDS', 'CLASS_NAMES', 'CLUTTER_LEVELS', 'VIEW_PRESETS', 'YCB_GRASPABLE']
+           'look_at', 'ycb_hull', 'OBJECT_KINDS', 'CLASS_NAMES', 'CLUTTER_LEVELS', 'CONTAINERS', 'VIEW_PRESETS',
+           'YCB_GRASPABLE']
