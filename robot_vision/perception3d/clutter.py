@@ -145,37 +145,39 @@ def support_edges(secondary: np.ndarray, height: np.ndarray, candidates: np.ndar
 
 
 def noise_bumps(labels: np.ndarray, height: np.ndarray, depth: np.ndarray, colour_edge: np.ndarray,
-                settings) -> np.ndarray:
+                settings, judged: np.ndarray) -> np.ndarray:
     """(labels.max() + 1,) bool: low segments that only depth noise tells from the support.
 
-    A segment whose 95th-percentile height above the support is below the depth-step threshold at
-    its depth can be the sensor's low-frequency depth error (stereo cameras show centimetre waves
-    at 1-2 m). It is kept as an object only when its outline shows it too: at least
-    ``min_outline_contrast`` of its outline pixels lie on a colour edge.
+    A segment of which at most 5 % of the pixels rise above the depth-step threshold at its mean
+    depth can be the sensor's low-frequency depth error (stereo cameras show centimetre waves at
+    1-2 m). It is kept as an object only when its outline shows it too: at least
+    ``min_outline_contrast`` of its outline pixels (those with a 4-neighbour of another label) lie
+    on a colour edge. Only the labels marked in ``judged`` (a bool per label) are judged.
     """
-    from scipy.ndimage import find_objects
-    out = np.zeros(int(labels.max()) + 1, bool)
-    h, w = labels.shape
-    ring = np.ones((3, 3), np.uint8)
-    for label, window in enumerate(find_objects(labels), start=1):
-        if window is None:
-            continue
-        ys, xs = window
-        y0, y1, x0, x1 = max(ys.start - 1, 0), min(ys.stop + 1, h), max(xs.start - 1, 0), min(xs.stop + 1, w)
-        inside = labels[y0:y1, x0:x1] == label
-        heights = height[y0:y1, x0:x1][inside]
-        heights = heights[np.isfinite(heights)]
-        if heights.size == 0 or np.percentile(heights, 95) >= settings.step_threshold(
-                float(np.nanmedian(depth[y0:y1, x0:x1][inside]))):
-            continue
-        outline = inside & (cv2.erode(inside.view(np.uint8), ring) == 0)
-        contrast = np.count_nonzero(outline & colour_edge[y0:y1, x0:x1]) / max(np.count_nonzero(outline), 1)
-        out[label] = contrast < settings.min_outline_contrast
-    return out
+    count = judged.size
+    flat = labels.reshape(-1)
+    z = depth.reshape(-1)
+    h = height.reshape(-1)
+    ok = np.isfinite(z) & np.isfinite(h) & judged[flat]
+    pixels = np.bincount(flat[ok], minlength=count)
+    mean_z = np.bincount(flat[ok], weights=z[ok], minlength=count) / np.maximum(pixels, 1)
+    tall = np.bincount(flat[ok], weights=h[ok] >= settings.step_threshold(mean_z)[flat[ok]], minlength=count)
+    low = judged & (pixels > 0) & (tall <= 0.05 * pixels)
+    if not low.any():
+        return low
+    outline = np.zeros(labels.shape, bool)
+    outline[:, 1:] |= labels[:, 1:] != labels[:, :-1]
+    outline[:, :-1] |= labels[:, :-1] != labels[:, 1:]
+    outline[1:, :] |= labels[1:, :] != labels[:-1, :]
+    outline[:-1, :] |= labels[:-1, :] != labels[1:, :]
+    outline &= low[labels]
+    edge_hits = np.bincount(labels[outline], weights=colour_edge[outline], minlength=count)
+    outline_pixels = np.bincount(labels[outline], minlength=count)
+    return low & (edge_hits < settings.min_outline_contrast * np.maximum(outline_pixels, 1))
 
 
 def hides_nothing(labels: np.ndarray, depth: np.ndarray, normals: np.ndarray, up: np.ndarray, settings,
-                  radius: int = 3) -> np.ndarray:
+                  judged: np.ndarray, radius: int = 3) -> np.ndarray:
     """(labels.max() + 1,) bool: segments that stand in front of nothing: background, not objects.
 
     An object occludes what lies around it: some of the pixels within ``radius`` of its outline lie
@@ -183,7 +185,8 @@ def hides_nothing(labels: np.ndarray, depth: np.ndarray, normals: np.ndarray, up
     than the depth-step threshold. A bin's back and side walls, a shelf lip and the room hide
     nothing. A segment with less than ``min_occluded_fraction`` such pixels among those around it
     that have depth is background, unless at least half of its normals face up (within 30 degrees):
-    a thin object lying on the support may be no taller than the step threshold.
+    a thin object lying on the support may be no taller than the step threshold. Only the labels
+    marked in ``judged`` (a bool per label) are judged.
     """
     from scipy.ndimage import find_objects
     count = int(labels.max()) + 1
@@ -199,7 +202,7 @@ def hides_nothing(labels: np.ndarray, depth: np.ndarray, normals: np.ndarray, up
     kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
     h, w = labels.shape
     for label, window in enumerate(find_objects(labels), start=1):
-        if window is None or up_share[label] >= 0.5:
+        if window is None or not judged[label] or up_share[label] >= 0.5:
             continue
         ys, xs = window
         y0, y1 = max(ys.start - radius, 0), min(ys.stop + radius, h)
@@ -380,12 +383,20 @@ def segment_labels(depth_full: np.ndarray, intrinsics: CameraIntrinsics, gravity
         above &= ~wall_pixels  # walls are background: no object grows back into them
     labels = _grow_into(labels, above, depth, settings, iterations=8)
     labels = absorb_fragments(labels, above, depth, intr, settings)
+    holes = labels_into_holes(labels, np.isfinite(depth), settings.hole_label_distance)
+    # Segments too small to become objects at full resolution (with their hole pixels, less than a
+    # quarter of min_object_points) are not worth judging as background or noise.
+    judged = np.bincount(holes.reshape(-1)) * factor * factor >= 0.25 * settings.min_object_points
+    judged[0] = False
+    drop = np.zeros(judged.size, bool)
     if settings.min_occluded_fraction > 0:
-        background = hides_nothing(labels, depth, normals, np.asarray(up, np.float32), settings)
-        labels[background[labels]] = 0
+        drop |= hides_nothing(labels, depth, normals, np.asarray(up, np.float32), settings, judged)
     if colour_edge is not None and settings.min_outline_contrast > 0:
-        labels[noise_bumps(labels, corrected, depth, colour_edge, settings)[labels]] = 0
-    result['hole_labels'] = labels_into_holes(labels, np.isfinite(depth), settings.hole_label_distance)
+        drop |= noise_bumps(labels, corrected, depth, colour_edge, settings, judged & ~drop)
+    if drop.any():
+        labels[drop[labels]] = 0
+        holes[drop[holes]] = 0  # what labels_into_holes gives for the cleared labels
+    result['hole_labels'] = holes
     result.update(labels=labels, support=support, secondary=secondary, height=corrected, plane=plane)
     return result
 
