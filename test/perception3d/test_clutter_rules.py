@@ -1,0 +1,69 @@
+"""The clutter method's background rules on small synthetic label images (no camera, no data files)."""
+
+import numpy as np
+
+from robot_vision.perception3d import SegmentationSettings
+from robot_vision.perception3d.clutter import hides_nothing, noise_bumps, support_edges
+
+SETTINGS = SegmentationSettings()
+
+
+def _judge_all(labels):
+    judged = np.ones(labels.max() + 1, bool)
+    judged[0] = False
+    return judged
+
+
+def test_a_segment_that_hides_nothing_is_background_unless_it_faces_up():
+    # A camera looking level (up = image up): label 1 is a box face 0.8 m away in front of a far room
+    # (1.5 m); label 2 is a back wall 1.0 m away with only nearer things around it (label 3 in front of
+    # it at 0.8 m, and more wall continuing at 1.0 m); label 4 is like the wall but faces up (a thin
+    # object lying flat, which may be no taller than the step threshold).
+    depth = np.full((60, 90), 1.5, np.float32)
+    labels = np.zeros(depth.shape, np.int32)
+    labels[5:20, 5:20], depth[5:20, 5:20] = 1, 0.8
+    depth[25:60, 30:90] = 1.0
+    labels[30:50, 40:60] = 2
+    labels[30:50, 60:70], depth[30:50, 60:70] = 3, 0.8
+    depth[25:60, 0:25] = 1.0
+    labels[30:50, 5:20] = 4
+    normals = np.zeros(depth.shape + (3,), np.float32)
+    normals[..., 2] = -1.0  # facing the camera
+    normals[labels == 4] = (0.0, -1.0, 0.0)  # facing up
+    up = np.array([0.0, -1.0, 0.0], np.float32)
+    background = hides_nothing(labels, depth, normals, up, SETTINGS, _judge_all(labels))
+    assert background.tolist() == [False, False, True, False, False]
+    # Only judged labels are judged; 0 disables the rule in segment_labels (checked by the settings).
+    judged = _judge_all(labels)
+    judged[2] = False
+    assert not hides_nothing(labels, depth, normals, up, SETTINGS, judged)[2]
+
+
+def test_a_low_segment_without_a_colour_outline_is_a_noise_bump():
+    # 1.5 m away the step threshold is 2.4 cm: labels 1 and 2 rise 1 cm, label 3 rises 10 cm.
+    depth = np.full((40, 120), 1.5, np.float32)
+    height = np.zeros(depth.shape, np.float32)
+    labels = np.zeros(depth.shape, np.int32)
+    colour_edge = np.zeros(depth.shape, bool)
+    for label, x0, rise in ((1, 5, 0.01), (2, 45, 0.01), (3, 85, 0.10)):
+        labels[10:30, x0:x0 + 25] = label
+        height[10:30, x0:x0 + 25] = rise
+    colour_edge[9:31, 44:71] = True
+    colour_edge[11:29, 46:69] = False  # a colour outline around label 2 only
+    bumps = noise_bumps(labels, height, depth, colour_edge, SETTINGS, _judge_all(labels))
+    assert bumps.tolist() == [False, True, False, False]
+
+
+def test_the_rim_of_a_raised_support_belongs_to_it():
+    # A table top (secondary support, 0.70 m above the floor) over rows 0-19; below it in the image its
+    # edge face (0.69-0.66 m), an object on it (0.75 m) and, further away, something on the floor.
+    height = np.zeros((40, 30), np.float32)
+    secondary = np.zeros(height.shape, bool)
+    height[:20], secondary[:20] = 0.70, True
+    height[20:24] = np.linspace(0.69, 0.66, 4)[:, None]
+    height[20:24, 20:30] = 0.75
+    height[30:40] = 0.68
+    candidates = ~secondary
+    rim = support_edges(secondary, height, candidates, SETTINGS)
+    assert rim[20:24, :20].all() and not rim[20:24, 20:].any() and not rim[30:].any()
+    assert not support_edges(secondary, height, candidates, SegmentationSettings(support_edge_band=0)).any()
