@@ -253,7 +253,9 @@ def segment_clutter(frame: RGBDFrame, cloud: np.ndarray, valid: np.ndarray, sett
         support_mask = (_upsample(result['secondary'].view(np.uint8), factor, (h, w)) > 0) & valid
     areas = np.bincount(labels.reshape(-1))
     points = areas - np.bincount(labels[~valid], minlength=areas.size)
-    keep = np.flatnonzero((areas >= settings.min_object_points) & (areas <= settings.max_object_points)
+    # max_object_points is meant at 640x480: a close object fills the same share of a larger image.
+    max_points = settings.max_object_points * max(1.0, h * w / (640 * 480))
+    keep = np.flatnonzero((areas >= settings.min_object_points) & (areas <= max_points)
                           & (points >= 10))
     if settings.min_object_area > 0:  # the surface seen with depth, each point's footprint z^2 / (fx fy)
         seen = np.bincount(labels[valid], weights=np.square(depth[valid], dtype=np.float64), minlength=areas.size)

@@ -82,7 +82,8 @@ class SegmentationSettings:
       ``min_height`` (0.007 m) / ``max_height`` (1.0 m): object points lie this far above the plane.
       ``edge_depth_jump`` (0.006 m) + ``edge_depth_jump_relative`` (0.012) * z: depth step between
       neighbouring pixels that separates two surfaces (splits touching objects).
-      ``min_object_points`` (150) / ``max_object_points`` (150000): instance size limits in pixels.
+      ``min_object_points`` (150) / ``max_object_points`` (150000): instance size limits in pixels
+      (the 'clutter' method scales ``max_object_points`` with the image area above 640x480).
       ``contact_tolerance`` (0.02 m): an object whose lowest point is this close to the plane
       rests on it, and its box is extended down to the plane.
       ``split_supports`` (True): horizontal surfaces above the main plane (normal within
