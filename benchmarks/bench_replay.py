@@ -21,6 +21,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
+
 from benchmarks.harness import row
 from robot_vision.replay import ReplaySettings, replay
 from robot_vision.replay.bag import BagSink, BagSource
@@ -59,6 +61,48 @@ def looped_bag(path: Path, frames: int, rate_hz: float = RATE_HZ) -> Path:
                 msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(log_ns, 10 ** 9)
                 sink.write(raw.topic, log_ns, codec.encode(msg))
     source.close()
+    return path
+
+
+def graspnet_bag(path: Path, frames: int, rate_hz: float = RATE_HZ) -> Path:
+    """A 1280x720 bag: GraspNet-1Billion scene 0000's two RealSense views in turn, ``frames`` frames at ``rate_hz``.
+
+    Colour rgb8, depth 16UC1 mm, CameraInfo, and each view's camera pose in the table frame on
+    ``/tf`` (fixed frame 'odom' = the table). The camera jumps between the views every frame, so
+    the stream grasp planner searches every object anew (its worst case). Needs ../shared/data.
+    """
+    from rclpy.serialization import serialize_message
+    from geometry_msgs.msg import TransformStamped
+    from tf2_msgs.msg import TFMessage
+
+    from robot_vision.geometry import quaternion_from_matrix
+    from robot_vision.real_scenes import load_graspnet
+    from robot_vision.ros.conversions import intrinsics_to_camera_info, make_header, numpy_to_image
+    views = [row.frame for row in load_graspnet() if '/realsense/' in row.name]
+    topics = {'info': '/camera/color/camera_info', 'color': '/camera/color/image_raw',
+              'depth': '/camera/aligned_depth_to_color/image_raw'}
+    encoded = []
+    for view in views:
+        depth = np.where(np.isfinite(view.depth), np.round(view.depth * 1000.0), 0).astype(np.uint16)
+        encoded.append((numpy_to_image(view.color, 'rgb8', view.frame_id),
+                        numpy_to_image(depth, '16UC1', view.frame_id),
+                        intrinsics_to_camera_info(view.intrinsics, view.frame_id)))
+    with BagSink(path) as sink:
+        sink.add_topic('/tf', 'tf2_msgs/msg/TFMessage')
+        sink.add_topic(topics['info'], 'sensor_msgs/msg/CameraInfo')
+        sink.add_topic(topics['color'], 'sensor_msgs/msg/Image')
+        sink.add_topic(topics['depth'], 'sensor_msgs/msg/Image')
+        for k in range(frames):
+            view, stamp = views[k % len(views)], 1000.0 + k / rate_hz
+            log_ns = int(round(stamp * 1e9))
+            pose = TransformStamped(header=make_header('odom', stamp), child_frame_id=view.frame_id)
+            t, q = pose.transform.translation, pose.transform.rotation
+            t.x, t.y, t.z = (float(v) for v in view.camera_to_fixed[:3, 3])
+            q.x, q.y, q.z, q.w = (float(v) for v in quaternion_from_matrix(view.camera_to_fixed[:3, :3]))
+            sink.write('/tf', log_ns - 1000, serialize_message(TFMessage(transforms=[pose])))
+            for role, msg in zip(('color', 'depth', 'info'), encoded[k % len(views)]):
+                msg.header = make_header(view.frame_id, stamp)
+                sink.write(topics[role], log_ns, serialize_message(msg))
     return path
 
 
