@@ -168,3 +168,30 @@ def test_masks_travel_back_from_the_workers_exactly():
     assert np.array_equal(unpack_masks(pack_masks(some)), some)
     assert unpack_masks(pack_masks(None)) is None
     assert unpack_masks(pack_masks(mask[:0])).shape == (0,) + mask.shape[1:]
+
+
+def test_a_killed_grasp_process_is_replaced_and_the_results_stay_the_same(monkeypatch, tmp_path):
+    """A pooled replay plans grasps in a process of its own; when it dies, a new one plans the frame again."""
+    import os
+    import signal
+
+    from robot_vision.pipeline import Pipeline
+
+    one = replay(DEMO_BAG, tmp_path / 'one', settings=ReplaySettings(workers=1, write_bag=False, gallery_size=0),
+                 progress=None)
+    add_grasps, calls = Pipeline.add_grasps, []
+
+    def killing(self, result, frame):
+        calls.append(frame.stamp)
+        if len(calls) == 2:
+            process = self.grasp_planner._pool._workers[0].process
+            os.kill(process.pid, signal.SIGKILL)
+            process.join(10.0)
+        return add_grasps(self, result, frame)
+
+    monkeypatch.setattr(Pipeline, 'add_grasps', killing)
+    two = replay(DEMO_BAG, tmp_path / 'two', settings=ReplaySettings(workers=2, write_bag=False, gallery_size=0),
+                 progress=None)
+    assert two.exit_code == 0 and _frames(two) == _frames(one)
+    assert len(calls) == 4  # the second frame was planned twice
+    assert [d['kind'] for d in two.diagnostics] == ['run'] and 'grasp process stopped' in two.diagnostics[0]['message']
