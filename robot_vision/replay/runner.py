@@ -284,13 +284,14 @@ def _replay(bag: Path, out_dir: Path, pipeline_settings: Any, settings: ReplaySe
     if settings.max_frames:
         expected = min(expected, int(settings.max_frames))
     pooled = settings.workers > 1 and expected > 1
+    # the pipeline before any output exists: a bad model leaves nothing behind
     if pooled and pipeline_settings.enable_grasps:
         # grasps in a process of their own, with BLAS single-threaded as in the pool's workers (the
         # parent's BLAS threads made each search about 2x slower beside them), off the parent's GIL
         with single_threaded_children():
             pipeline = Pipeline(pipeline_settings, grasp_processes=1)
     else:
-        pipeline = Pipeline(pipeline_settings)  # before any output exists: a bad model leaves nothing behind
+        pipeline = Pipeline(pipeline_settings)
     try:
         _prepare_out(out_dir, settings.overwrite)
     except InputError:
@@ -414,9 +415,10 @@ def _replay(bag: Path, out_dir: Path, pipeline_settings: Any, settings: ReplaySe
                 pipeline.add_tracks(result, frame)
                 try:
                     pipeline.add_grasps(result, frame)
-                except GraspWorkerError as exc:  # the grasp process died: a new one plans the frame again
-                    diagnostics.add('run', f'the grasp process stopped ({exc}); a new one took over, with the '
-                                           f'same results', key='grasp process')
+                except GraspWorkerError as exc:  # the grasp process died: this frame on, grasps are planned here
+                    diagnostics.add('run', f'the grasp process stopped ({exc}); the grasps of this frame and the '
+                                           f'next were planned in the main process, with the same results')
+                    pipeline.grasp_planner.close()
                     pipeline.add_grasps(result, frame)
             except (InputError, ConfigError) as exc:
                 problem = str(exc)

@@ -170,7 +170,7 @@ def test_masks_travel_back_from_the_workers_exactly():
     assert unpack_masks(pack_masks(mask[:0])).shape == (0,) + mask.shape[1:]
 
 
-def test_a_killed_grasp_process_is_replaced_and_the_results_stay_the_same(monkeypatch, tmp_path):
+def test_a_killed_grasp_process_leaves_the_grasps_to_the_main_process(monkeypatch, tmp_path):
     """A pooled replay plans grasps in a process of its own; when it dies, a new one plans the frame again."""
     import os
     import signal
@@ -195,3 +195,4 @@ def test_a_killed_grasp_process_is_replaced_and_the_results_stay_the_same(monkey
     assert two.exit_code == 0 and _frames(two) == _frames(one)
     assert len(calls) == 4  # the second frame was planned twice
     assert [d['kind'] for d in two.diagnostics] == ['run'] and 'grasp process stopped' in two.diagnostics[0]['message']
+    assert 'main process' in two.diagnostics[0]['message']
