@@ -23,7 +23,7 @@ import math
 import time
 from functools import lru_cache
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 from scipy.spatial import cKDTree
@@ -450,12 +450,17 @@ class _Grid:
         self.dims = np.maximum(np.ceil((hi - lo) / voxel).astype(np.int64), 1)
         self.occupied = np.zeros(int(np.prod(self.dims)), bool)
 
+    @property
+    def hi(self) -> np.ndarray:
+        """The box's upper corner (exclusive)."""
+        return self.lo + self.dims * self.voxel
+
     def crop(self, points: np.ndarray) -> np.ndarray:
         """Return the points inside the grid box, in their order (NaN rows drop out).
 
         The depth slab is tested first, so x and y are only tested on the points inside it.
         """
-        hi = self.lo + self.dims * self.voxel
+        hi = self.hi
         z = points[:, 2]
         slab = z >= self.lo[2]
         slab &= z < hi[2]
@@ -552,9 +557,12 @@ class _Planner:
         self.cos_cone = math.cos(max(math.atan(settings.mu) - math.radians(settings.cone_margin_deg), 0.0))
 
     # ------------------------------------------------------------------------------------------
-    def plan(self, obj: np.ndarray, scene: np.ndarray, support_normal: Optional[np.ndarray],
+    def plan(self, obj: np.ndarray, scene: Any, support_normal: Optional[np.ndarray],
              viewpoint: Optional[np.ndarray]) -> GraspResult:
-        """Plan grasps for one object cloud against one scene cloud (see :func:`plan_grasps`)."""
+        """Plan grasps for one object cloud against one scene (see :func:`plan_grasps`).
+
+        ``scene``: (N, 3) points, or a :class:`~robot_vision.grasping.workers.SceneCloud`.
+        """
         g, s = self.g, self.s
         timings: Dict[str, float] = {}
         rejected: Dict[str, int] = {}
@@ -741,7 +749,7 @@ class _Planner:
         timings['total'] = (time.perf_counter() - start_time) * 1e3
         return GraspResult(self._grasps(*acc), 'ok', k_total, timings, rejected)
 
-    def reverify(self, obj: np.ndarray, scene: np.ndarray, grasps: Grasps,
+    def reverify(self, obj: np.ndarray, scene: Any, grasps: Grasps,
                  viewpoint: Optional[np.ndarray]) -> GraspResult:
         """Re-run the final checks of :meth:`plan` on given grasps (e.g. last frame's, moved with the object).
 
@@ -779,7 +787,7 @@ class _Planner:
         return Grasps(poses, np.asarray(width)[final], np.asarray(score, np.float32)[final],
                       np.zeros(len(final), np.int32))
 
-    def _accept(self, obj: np.ndarray, scene: np.ndarray, viewpoint: Optional[np.ndarray], r_all: np.ndarray,
+    def _accept(self, obj: np.ndarray, scene: Any, viewpoint: Optional[np.ndarray], r_all: np.ndarray,
                 o_all: np.ndarray, op_all: np.ndarray, partial: np.ndarray, keys: np.ndarray, rescore: bool,
                 rejected: Dict[str, int], lap) -> Optional[Tuple[List, List, List, List, List]]:
         """Candidates (grasp-frame rotations, origins, openings) best first until ``top_k`` pass every check.
@@ -806,7 +814,8 @@ class _Planner:
         world = np.einsum('kbc,kjc->kbj', local, r_all) + o_all[:, None, :]
         box_lo, box_hi = world.reshape(-1, 3).min(0), world.reshape(-1, 3).max(0)
         grid = _Grid(box_lo, box_hi, s.collision_voxel)
-        near = grid.crop(scene)
+        # a SceneCloud hands over only the part of its depth image that can hold points in the box
+        near = grid.crop(scene if isinstance(scene, np.ndarray) else scene.window(grid.lo, grid.hi))
         lap('crop')
         grid.mark_inside(near)
         own = _Grid(box_lo, box_hi, s.collision_voxel)  # same box, so the same cell indices

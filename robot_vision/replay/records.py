@@ -34,7 +34,7 @@ def frame_record(index: int, result: Any) -> Dict[str, Any]:
         'index': index, 'stamp': round(float(result.stamp), 6), 'frame_id': result.frame_id,
         'detections': [{'xyxy': _r(dets.xyxy[i], 2), 'class_id': int(dets.class_id[i]),
                         'class': class_name(dets.class_id[i]), 'confidence': _r(dets.confidence[i], 4),
-                        'mask_pixels': None if dets.mask is None else int(dets.mask[i].sum())}
+                        'mask_pixels': None if dets.mask is None else int(np.count_nonzero(dets.mask[i]))}
                        for i in range(len(dets))],
         'objects': [{**_pose_record(objects.pose[i]), 'size': _r(objects.size[i]),
                      'class_id': int(objects.class_id[i]), 'class': class_name(objects.class_id[i]),

@@ -38,7 +38,7 @@ import numpy as np
 
 from robot_vision.errors import ConfigError, InputError
 from robot_vision.replay.bag import BagSink, BagSource, RawMessage
-from robot_vision.replay.pool import FramePool
+from robot_vision.replay.pool import FramePool, single_threaded_children
 from robot_vision.replay.progress import Progress
 from robot_vision.replay.records import frame_record
 from robot_vision.replay.selection import select_topics
@@ -264,6 +264,7 @@ def replay(bag: Path | str, out_dir: Path | str, pipeline_settings: Any = None,
 def _replay(bag: Path, out_dir: Path, pipeline_settings: Any, settings: ReplaySettings,
             topic_hints: Mapping[str, str], progress: Optional[TextIO], stop: _StopSignals) -> ReplayRun:
     from robot_vision.errors import TransformError
+    from robot_vision.grasping.workers import GraspWorkerError
     from robot_vision.pipeline import Pipeline, PipelineSettings
     from robot_vision.ros.bag_codec import MessageCodec
     from robot_vision.replay.report import write_outputs
@@ -279,7 +280,18 @@ def _replay(bag: Path, out_dir: Path, pipeline_settings: Any, settings: ReplaySe
     roles, notes = select_topics(source, codec, dict(settings.topics), topic_hints)
     for note in notes:
         diagnostics.add('topics', note)
-    pipeline = Pipeline(pipeline_settings)  # before any output exists: a bad model leaves nothing behind
+    expected = min(source.topics[roles['color']].count, source.topics[roles['depth']].count)
+    if settings.max_frames:
+        expected = min(expected, int(settings.max_frames))
+    pooled = settings.workers > 1 and expected > 1
+    # the pipeline before any output exists: a bad model leaves nothing behind
+    if pooled and pipeline_settings.enable_grasps:
+        # grasps in a process of their own, with BLAS single-threaded as in the pool's workers (the
+        # parent's BLAS threads made each search about 2x slower beside them), off the parent's GIL
+        with single_threaded_children():
+            pipeline = Pipeline(pipeline_settings, grasp_processes=1)
+    else:
+        pipeline = Pipeline(pipeline_settings)
     try:
         _prepare_out(out_dir, settings.overwrite)
     except InputError:
@@ -287,14 +299,11 @@ def _replay(bag: Path, out_dir: Path, pipeline_settings: Any, settings: ReplaySe
         raise
     role_of = {topic: role for role, topic in roles.items()}
     fixed_frame = pipeline_settings.fixed_frame
-    expected = min(source.topics[roles['color']].count, source.topics[roles['depth']].count)
-    if settings.max_frames:
-        expected = min(expected, int(settings.max_frames))
     gallery_at = set(np.unique(np.linspace(0, max(expected - 1, 0), settings.gallery_size).round().astype(int))
                      .tolist()) if settings.gallery_size and expected else set()
 
     run = ReplayRun(out_dir=out_dir)
-    pool = FramePool(pipeline_settings, settings.workers) if settings.workers > 1 and expected > 1 else None
+    pool = FramePool(pipeline_settings, settings.workers) if pooled else None
     # with a pool, building, encoding and writing the output messages runs beside it, in bag order
     writer = ThreadPoolExecutor(1, thread_name_prefix='replay-writer') if pool is not None else None
     writes: Deque[Future] = deque()
@@ -404,7 +413,13 @@ def _replay(bag: Path, out_dir: Path, pipeline_settings: Any, settings: ReplaySe
         if result is not None:
             try:
                 pipeline.add_tracks(result, frame)
-                pipeline.add_grasps(result, frame)
+                try:
+                    pipeline.add_grasps(result, frame)
+                except GraspWorkerError as exc:  # the grasp process died: this frame on, grasps are planned here
+                    diagnostics.add('run', f'the grasp process stopped ({exc}); the grasps of this frame and the '
+                                           f'next were planned in the main process, with the same results')
+                    pipeline.grasp_planner.close()
+                    pipeline.add_grasps(result, frame)
             except (InputError, ConfigError) as exc:
                 problem = str(exc)
         if problem is not None:

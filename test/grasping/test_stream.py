@@ -209,3 +209,32 @@ def test_pipeline_with_a_grasp_process_matches_the_in_process_pipeline(scene):
         assert remote.grasp_planner.reused == local.grasp_planner.reused > 0
     finally:
         remote.close()
+
+
+def test_a_depth_scene_gives_the_same_points_in_a_box_as_its_full_cloud(scene):
+    """SceneCloud.window (used by the collision checks) loses no point of a box, in any part of the image."""
+    from robot_vision.grasping.planner import _Grid
+    frame, objects, plane, points = scene
+    cloud = SceneCloud(frame.depth, frame.intrinsics)
+    rng = np.random.default_rng(3)
+    windows = []
+    for centre in list(objects.centroid) + list(points[rng.choice(len(points), 20)]):
+        size = rng.uniform(0.05, 0.6, 3)
+        grid = _Grid(centre - size / 2, centre + size / 2, 0.005)
+        near = grid.crop(cloud.window(grid.lo, grid.hi))
+        assert np.array_equal(near, grid.crop(points)) and len(near) > 0
+        windows.append(len(cloud.window(grid.lo, grid.hi)) < len(cloud.cloud.reshape(-1, 3)))
+    assert any(windows)  # most boxes need only part of the image
+    behind = _Grid(np.array([-0.5, -0.5, -0.2]), np.array([0.5, 0.5, 1.0]), 0.01)  # reaches behind the camera
+    assert np.array_equal(behind.crop(cloud.window(behind.lo, behind.hi)), behind.crop(points))
+
+
+def test_planning_on_a_depth_scene_equals_planning_on_its_points(scene):
+    frame, objects, plane, points = scene
+    by_cloud = StreamGraspPlanner(GRIPPER, SETTINGS).plan(objects, SceneCloud(frame.depth, frame.intrinsics), 1.0,
+                                                          support_normal=plane)
+    by_points = plan_scene_grasps(objects, points, GRIPPER, SETTINGS, support_normal=plane)
+    assert len(by_points.grasps) > 0
+    for a, b in zip((by_cloud.grasps.pose, by_cloud.grasps.width, by_cloud.grasps.score),
+                    (by_points.grasps.pose, by_points.grasps.width, by_points.grasps.score)):
+        assert np.array_equal(a, b)

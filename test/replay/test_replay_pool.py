@@ -3,6 +3,7 @@
 import json
 import shutil
 
+import numpy as np
 import pytest
 from bagtools import stamped_frames, write_bag
 
@@ -45,12 +46,17 @@ def test_pooled_replay_of_a_longer_bag_equals_the_sequential_one(shared_data, tm
     two = replay(bag, tmp_path / 'two', settings=ReplaySettings(workers=2, **settings), progress=None)
     assert len(_frames(one)) == 9 and _frames(two) == _frames(one)
     assert max(t['hits'] for t in _frames(one)[-1]['tracks']) >= 5  # tracks lived through the pooled frames
-    counts = []
+    from robot_vision.ros.bag_codec import MessageCodec
+    codec = MessageCodec()
+    counts, results = [], []
     for run in (one, two):
         source = BagSource(run.bag_path)
         counts.append({name: info.count for name, info in source.topics.items()})
+        results.append([(raw.topic, raw.log_ns, repr(codec.decode(raw.msgtype, raw.data)))  # CDR padding varies
+                        for raw in source.messages() if raw.topic.startswith('/robot_vision/')])
         source.close()
     assert counts[1] == counts[0] and counts[0]['/robot_vision/detections_overlay'] == 9
+    assert results[1] == results[0]  # every field of every result message (instance labels: the masks came back whole)
     limited = replay(bag, tmp_path / 'five', settings=ReplaySettings(workers=2, max_frames=5, write_bag=False),
                      progress=None)
     assert _frames(limited) == _frames(one)[:5]
@@ -146,3 +152,47 @@ def test_a_killed_worker_leaves_the_rest_to_the_main_process(monkeypatch, tmp_pa
                  progress=None)
     assert two.exit_code == 0 and _frames(two) == _frames(one)
     assert [d['kind'] for d in two.diagnostics] == ['run'] and 'worker process stopped' in two.diagnostics[0]['message']
+
+
+def test_masks_travel_back_from_the_workers_exactly():
+    from robot_vision.pipeline import Pipeline
+    from robot_vision.replay.pool import pack_masks, unpack_masks
+    frame = load_pcl_sequence()[0]
+    mask = Pipeline().perceive(frame).detections.mask
+    assert mask is not None and mask.shape[0] > 0
+    packed = pack_masks(mask)
+    assert np.array_equal(unpack_masks(packed), mask)
+    assert sum(crop.nbytes for _, _, crop in packed[1]) < mask.nbytes / 4
+    some = mask.copy()
+    some[0] = False  # an empty mask
+    assert np.array_equal(unpack_masks(pack_masks(some)), some)
+    assert unpack_masks(pack_masks(None)) is None
+    assert unpack_masks(pack_masks(mask[:0])).shape == (0,) + mask.shape[1:]
+
+
+def test_a_killed_grasp_process_leaves_the_grasps_to_the_main_process(monkeypatch, tmp_path):
+    """A pooled replay plans grasps in a process of its own; when it dies, a new one plans the frame again."""
+    import os
+    import signal
+
+    from robot_vision.pipeline import Pipeline
+
+    one = replay(DEMO_BAG, tmp_path / 'one', settings=ReplaySettings(workers=1, write_bag=False, gallery_size=0),
+                 progress=None)
+    add_grasps, calls = Pipeline.add_grasps, []
+
+    def killing(self, result, frame):
+        calls.append(frame.stamp)
+        if len(calls) == 2:
+            process = self.grasp_planner._pool._workers[0].process
+            os.kill(process.pid, signal.SIGKILL)
+            process.join(10.0)
+        return add_grasps(self, result, frame)
+
+    monkeypatch.setattr(Pipeline, 'add_grasps', killing)
+    two = replay(DEMO_BAG, tmp_path / 'two', settings=ReplaySettings(workers=2, write_bag=False, gallery_size=0),
+                 progress=None)
+    assert two.exit_code == 0 and _frames(two) == _frames(one)
+    assert len(calls) == 4  # the second frame was planned twice
+    assert [d['kind'] for d in two.diagnostics] == ['run'] and 'grasp process stopped' in two.diagnostics[0]['message']
+    assert 'main process' in two.diagnostics[0]['message']
