@@ -5,15 +5,17 @@ On a working image at most ``working_width`` pixels wide (labels are upsampled a
 1. Depth preparation, "up" and the support: :mod:`robot_vision.perception3d.support` (holes filled,
    bilateral smoothing, normals; the gravity prior or the view's dominant surface; the largest
    connected horizontal region as the support, grown over a warped table with a quadratic
-   correction; secondary supports; objects must rest over a support).
+   correction; secondary supports and their rims; objects must rest over a support).
 2. Cuts: depth steps (far side, over 1 and 2 pixels), concave creases (normals a few pixels apart
    turning towards each other: touching and stacked objects meet in valleys, an object's own
    surface is convex), and colour edges where geometry shows a weak step or crease.
 3. Instances: connected components of the uncut pixels; cut pixels rejoin a depth-continuous
    neighbour; small fragments join the segment they continue; large sideways planes are walls;
-   segments that hide nothing behind them (bin walls, shelf lips, the room) are background.
+   segments that hide nothing behind them (bin walls, shelf lips, the room) are background, and
+   low segments without a colour outline are depth noise.
 4. Full resolution: outlines refined against each pixel's own depth; pixels without depth take the
-   nearest label (masks cover what the sensor missed), points stay those with depth.
+   nearest label (masks cover what the sensor missed), points stay those with depth; objects need
+   a minimum surface with depth.
 
 docs/perception3d.md describes every step and its settings.
 """
