@@ -353,6 +353,16 @@ def segment_labels(depth_full: np.ndarray, intrinsics: CameraIntrinsics, gravity
     if up is None:
         return result
     plane = support_plane(cloud, normals, up, settings)
+    if plane is None and gravity_up is not None and settings.up_vector is None and not support_only:
+        # Nothing horizontal to stand on in view under the TF prior (a bin floor that reflects the
+        # projector, a shelf seen level): the view's dominant surface (a bin's back wall) is the
+        # support, as without a prior, rather than a frame with no objects at all. An explicit
+        # ``up_vector`` stays a constraint.
+        fallback = dominant_up(normals, settings.image_up_weight)
+        if fallback is not None:
+            up = fallback
+            result['up'] = up
+            plane = support_plane(cloud, normals, up, settings)
     if plane is None or support_only:
         result['plane'] = plane
         return result

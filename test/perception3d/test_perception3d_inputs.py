@@ -42,10 +42,16 @@ def test_no_plane_within_the_up_prior(milk_frame):
     # The floor is in view, but gravity says "up" is the camera's +x: no plane qualifies.
     seg = segment_scene(milk_frame, SegmentationSettings(up_vector=(1, 0, 0), max_plane_tilt_deg=10))
     assert seg.status == 'no_plane' and len(seg.objects) == 0
-    # camera_to_fixed carries the same prior when no up_vector is set.
+    # camera_to_fixed carries the same prior when no up_vector is set. The planar method keeps it as
+    # a constraint; the clutter method then takes the view's dominant surface (a bin's back wall
+    # when the bin's floor shows no depth), here the floor, rather than reporting nothing.
     rotated = dataclasses.replace(milk_frame, camera_to_fixed=make_transform(
         matrix_from_quaternion([0, np.sin(np.pi / 4), 0, np.cos(np.pi / 4)]), np.zeros(3)))
-    assert segment_scene(rotated, SegmentationSettings(max_plane_tilt_deg=10)).status == 'no_plane'
+    assert segment_scene(rotated, SegmentationSettings.planar(max_plane_tilt_deg=10)).status == 'no_plane'
+    fallback = segment_scene(rotated, SegmentationSettings(max_plane_tilt_deg=10))
+    without_prior = segment_scene(milk_frame, SegmentationSettings(max_plane_tilt_deg=10))
+    assert fallback.status == 'ok' and np.allclose(fallback.plane, without_prior.plane, atol=1e-6)
+    assert len(fallback.objects) == len(without_prior.objects) >= 1
 
 
 def test_empty_workspace_box(milk_frame):
