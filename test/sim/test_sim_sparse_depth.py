@@ -1,5 +1,7 @@
 """The 'registered_sparse' depth noise: registration gaps, surface-dependent dropouts, seeds, real APC statistics."""
 
+import json
+
 import numpy as np
 import pytest
 
@@ -154,3 +156,13 @@ def test_sim_shelf_is_about_as_sparse_as_the_real_apc_shelf(shared_data):
     assert sim['row_period'] == pytest.approx(real['row_period'], abs=0.5)
     dense = sim_stats('realsense_d435', 2, 'shelf')
     assert dense['valid'] > 0.8    # the old model: far denser than the real sensor
+
+
+def test_sim_eval_runs_with_the_sparse_noise(tmp_path):
+    from robot_vision.cli import main
+    out = tmp_path / 'eval'
+    assert main(['sim-eval', '--scenes', '1', '--noise', 'registered_sparse', '--container', 'shelf',
+                 '--clutter', 'clutter', '--no-grasping', '--quiet', '--out', str(out)]) == 0
+    report = json.loads((out / 'report.json').read_text())
+    assert report['settings']['noise'] == 'registered_sparse' and report['frames_rendered'] == 1
+    assert 'Depth noise: `registered_sparse`' in (out / 'report.md').read_text()
