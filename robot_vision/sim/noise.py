@@ -35,10 +35,11 @@ class DepthNoise:
     kinect 0.5-4.5 m, realsense_d435 0.2-6.0 m, registered_sparse 0.2-2.0 m, none 0-inf).
     ``dropouts``: apply holes/edge dropouts.
 
-    Two options work on top of any model, 'none' included (None: the model's default, which is 'off' for all but
-    registered_sparse): ``registration_ratio`` = depth focal length / colour focal length in (0, 1]:
-    each depth pixel lands on one colour pixel (nearest, after the ``registration_baseline`` metres
-    of parallax along x), so colour rows and columns that no depth pixel reaches stay NaN, every
+    Two options work on top of any model, 'none' included (None: the model's default, which is
+    'off' for all but registered_sparse; ``dropouts`` does not switch them).
+    ``registration_ratio`` = depth focal length / colour focal length in (0, 1]: each depth
+    pixel lands on one colour pixel (nearest, after the ``registration_baseline`` metres of
+    parallax along x), so colour rows and columns that no depth pixel reaches stay NaN, every
     1 / (1 - ratio) pixels (registered_sparse: 477.6 / 615.2 = 0.776, period 4.5; 1.0: no gaps).
     ``valid_fraction`` in (0, 1]: the chance that a bright surface facing the camera returns depth;
     it falls with the incidence angle (times cos) and on dark colour (down to 0.6x at black), and
