@@ -21,7 +21,7 @@ from launch_ros.substitutions import FindPackageShare
 ARGUMENTS = [
     ('rate_hz', '10.0', 'simulated camera frame rate (Hz); slower rendering lowers it, see the log/diagnostics'),
     ('seed', '0', 'scene seed (scene k of the run uses seed + k)'),
-    ('noise', 'realsense_d435', "depth noise model: 'none', 'kinect' or 'realsense_d435'"),
+    ('noise', 'realsense_d435', "depth noise model: 'none', 'kinect', 'realsense_d435' or 'registered_sparse'"),
     ('num_objects', '0', 'objects on the table; 0 = 4 to 8, drawn per scene'),
     ('new_scene_every_s', '0.0', 'simulated seconds between new random scenes; 0 = keep one scene'),
     ('world_frame', 'world', 'fixed frame of the simulated scene; the perception node keeps its tracks in it'),

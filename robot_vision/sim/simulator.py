@@ -296,7 +296,7 @@ class SimScene:
             raise InputError('SimScene.render: this scene was built with render=False')
         color, depth_clean, geom = self.camera.render(self.data)
         intrinsics = self.camera.intrinsics
-        depth = apply_depth_noise(depth_clean, intrinsics, self.noise, self.frame_index)
+        depth = apply_depth_noise(depth_clean, intrinsics, self.noise, self.frame_index, color)
         self.frame_index += 1
         camera_pose = self.camera.pose_world(self.data)
         frame = RGBDFrame(intrinsics, color=color, depth=depth, stamp=float(self.data.time),

@@ -174,7 +174,8 @@ def test_new_scenes_and_parameter_changes(ros_context):
 
 
 @pytest.mark.parametrize('argument, message', [
-    ('noise:=kinnect', "parameter 'noise': expected one of ['none', 'kinect', 'realsense_d435'], got 'kinnect'"),
+    ('noise:=kinnect', "parameter 'noise': expected one of ['none', 'kinect', 'realsense_d435', "
+                       "'registered_sparse'], got 'kinnect'"),
     ('frame_id:=world', "parameters 'frame_id' and 'world_frame': expected two different frames"),
     ('clutter:=heavy', "parameter 'clutter'"),
     ('num_objects:=20', 'Parameter num_objects out of range'),
