@@ -216,14 +216,14 @@ def points_to_cloud(points: np.ndarray, frame_id: str = '', stamp: float | Time 
     if points.ndim != 2 or points.shape[1] != 3:
         raise InputError(f'points: expected shape (N, 3), got {points.shape}')
     names = ['x', 'y', 'z'] + (['rgb'] if colors is not None else [])
-    packed = np.empty((len(points), len(names)), '<f4')
-    packed[:, :3] = points
+    packed = np.empty((len(points), 4 * len(names)), np.uint8)  # the little-endian bytes of each point
+    packed[:, :12] = np.ascontiguousarray(points, '<f4').view(np.uint8).reshape(-1, 12)
     if colors is not None:
         colors = np.asarray(colors, np.uint8)
         if colors.shape != points.shape:
             raise InputError(f'colors: expected shape {points.shape}, got {colors.shape}')
-        rgb = (colors[:, 0].astype(np.uint32) << 16) | (colors[:, 1].astype(np.uint32) << 8) | colors[:, 2]
-        packed[:, 3] = rgb.view(np.float32)
+        packed[:, 12:15] = colors[:, ::-1]  # (r << 16) | (g << 8) | b as a little-endian uint32: b, g, r, 0
+        packed[:, 15] = 0
     msg = PointCloud2(header=make_header(frame_id, stamp), height=1, width=len(points), is_bigendian=False,
                       point_step=4 * len(names), row_step=4 * len(names) * len(points),
                       is_dense=bool(np.isfinite(points).all()))
