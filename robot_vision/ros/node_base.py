@@ -22,6 +22,7 @@ import importlib
 import os
 import signal
 import threading
+import time
 import traceback
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
@@ -67,12 +68,15 @@ class LatestWorker:
 
     ``submit`` replaces an item that is still waiting (``dropped`` counts those); ``handle(item)``
     runs on the thread, and any exception it raises goes to ``on_error(exc)`` (the thread goes on).
+    ``waited_ms``: how long the item in hand waited between its submission and the thread taking it.
     """
 
     def __init__(self, name: str, handle: Callable[[Any], None],
                  on_error: Callable[[Exception], None]) -> None:
         self._handle, self._on_error = handle, on_error
         self._pending: Any = None
+        self._pending_since = 0.0
+        self.waited_ms = 0.0
         self._wake = threading.Condition()
         self._running = True
         self.dropped = 0
@@ -84,7 +88,7 @@ class LatestWorker:
         with self._wake:
             if self._pending is not None:
                 self.dropped += 1
-            self._pending = item
+            self._pending, self._pending_since = item, time.monotonic()
             self._wake.notify()
 
     def is_alive(self) -> bool:
@@ -106,6 +110,7 @@ class LatestWorker:
                 if not self._running:
                     return
                 item, self._pending = self._pending, None
+                self.waited_ms = (time.monotonic() - self._pending_since) * 1e3
             try:
                 self._handle(item)
             except Exception as exc:  # noqa: BLE001 - the thread serves every later item whatever one did
@@ -395,9 +400,13 @@ class PipelineNode(LifecycleNode):
 
     def _on_set(self, *msgs: Any) -> None:
         self._pairing.paired()
+        newest = max(cv.stamp_to_seconds(msg.header.stamp) for msg in msgs)
+        self.diag.stage('input transfer', self.latency_ms(newest))  # stamp -> set formed: DDS and sync
         self.submit(dict(zip(self._input_names, msgs)))
 
     def _process_set(self, msgs: Dict[str, Any]) -> None:
+        if self._worker is not None and self.diag is not None:
+            self.diag.stage('queue wait', self._worker.waited_ms)  # set formed -> taken by the worker
         if self._reset_pending:
             self._reset_pending = False
             self.reset_state()
@@ -473,6 +482,7 @@ class PipelineNode(LifecycleNode):
                     self.get_logger().warn(self._transport[name])
             if image is not None and self._transport[name]:
                 self.diag.problem(f'{name}_transport', self._transport[name])
+        start = time.perf_counter()
         intrinsics = self.intrinsics()
         rgb = cv.image_to_rgb(color) if color is not None else None
         metres = None
@@ -484,6 +494,7 @@ class PipelineNode(LifecycleNode):
         if rgb is not None and metres is not None and rgb.shape[:2] != metres.shape:
             raise RobotVisionError(f'colour image is {rgb.shape[1]}x{rgb.shape[0]} but depth is '
                                    f'{metres.shape[1]}x{metres.shape[0]}: is the depth aligned to colour?')
+        self.diag.stage('decode inputs', (time.perf_counter() - start) * 1e3)
         return RGBDFrame(intrinsics, color=rgb, depth=metres, stamp=cv.stamp_to_seconds(header.stamp),
                          frame_id=header.frame_id)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import time
 from typing import Any, Dict, List, Optional, Tuple
 
 
@@ -85,7 +86,9 @@ class PerceptionNode(PipelineNode):
             frame.camera_to_fixed = self.lookup(settings.fixed_frame, frame.frame_id, frame.stamp, 'tracking')
         result = self.pipeline.perceive(frame)
         self.pipeline.add_tracks(result, frame, track=frame.camera_to_fixed is not None)
+        start = time.perf_counter()
         self.publish(result, _PERCEPTION + (_TRACKS if settings.enable_tracking else ()), stamp)
+        self.diag.stage('publish objects', (time.perf_counter() - start) * 1e3)
         self.finished(frame.stamp, result.timings_ms, result.warnings)
         self._grasp_worker.submit((result, frame, stamp))
         self.diag.counts['grasp sets dropped (planning slower than frames)'] = self._grasp_worker.dropped
