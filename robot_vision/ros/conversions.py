@@ -313,17 +313,15 @@ def grasps_to_detections(grasps: Grasps, frame_id: str, stamp: float | Time, obj
     """
     header = make_header(frame_id, stamp)
     msg = Detection3DArray(header=header)
-    poses = matrices_to_poses(grasps.pose)
-    for i, (row, score, width) in enumerate(zip(np.asarray(grasps.object_index).tolist(),
-                                                np.asarray(grasps.score, np.float64).tolist(),
-                                                np.asarray(grasps.width, np.float64).tolist())):
-        row = int(row)
+    rows = zip(matrices_to_poses(grasps.pose), np.asarray(grasps.object_index, np.int64).tolist(),
+               np.asarray(grasps.score, np.float64).tolist(), np.asarray(grasps.width, np.float64).tolist())
+    for pose, row, score, width in rows:
         known = 0 <= row < len(object_ids)
         hyp = ObjectHypothesisWithPose()
         hyp.hypothesis.class_id = _class_string(class_ids[row], None) if known else '-1'
         hyp.hypothesis.score = score
-        hyp.pose.pose = poses[i]
-        bbox = BoundingBox3D(center=hyp.pose.pose, size=Vector3(x=width, y=0.0, z=0.0))
+        hyp.pose.pose = pose
+        bbox = BoundingBox3D(center=pose, size=Vector3(x=width, y=0.0, z=0.0))
         msg.detections.append(Detection3D(header=header, results=[hyp], bbox=bbox,
                                           id=str(object_ids[row]) if known else ''))
     return msg
@@ -414,11 +412,7 @@ def msg_to_detections(msg: Detection2DArray, names: Optional[Mapping[int, str]] 
 
 
 def _box3d(pose: Pose, size: Sequence[float]) -> BoundingBox3D:
-    """A box centred at ``pose`` (a fresh copy of it) of ``size`` (3 floats)."""
-    center = Pose(position=Point(x=pose.position.x, y=pose.position.y, z=pose.position.z),
-                  orientation=Quaternion(x=pose.orientation.x, y=pose.orientation.y, z=pose.orientation.z,
-                                         w=pose.orientation.w))
-    return BoundingBox3D(center=center, size=Vector3(x=size[0], y=size[1], z=size[2]))
+    return BoundingBox3D(center=pose, size=Vector3(x=size[0], y=size[1], z=size[2]))
 
 
 def objects_to_msg(objects: Objects3D, frame_id: str, stamp: float | Time,

@@ -41,6 +41,7 @@ from robot_vision.pipeline import FrameResult, Pipeline, PipelineSettings
 from robot_vision.ros import conversions as cv
 from robot_vision.ros.compat import ApproximateSync, TransformSource
 from robot_vision.ros.diagnostics import NodeDiagnostics, PairingWatch, large_image_problem
+from robot_vision.ros.latest_worker import LatestWorker
 from robot_vision.ros.node_parameters import ALL_NAMES, check_value, node_parameters
 from robot_vision.ros.outputs import result_messages
 from robot_vision.ros.params import (declare_settings, is_float, read_settings, review_change, undeclared_message,
@@ -61,60 +62,6 @@ def reliability(name: str) -> ReliabilityPolicy:
 
 #: QoS of latched outputs (LabelInfo): late subscribers get the last message.
 LATCHED = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL, reliability=ReliabilityPolicy.RELIABLE)
-
-
-class LatestWorker:
-    """A thread that handles always the newest submitted item (latest-frame policy).
-
-    ``submit`` replaces an item that is still waiting (``dropped`` counts those); ``handle(item)``
-    runs on the thread, and any exception it raises goes to ``on_error(exc)`` (the thread goes on).
-    ``waited_ms``: how long the item in hand waited between its submission and the thread taking it.
-    """
-
-    def __init__(self, name: str, handle: Callable[[Any], None],
-                 on_error: Callable[[Exception], None]) -> None:
-        self._handle, self._on_error = handle, on_error
-        self._pending: Any = None
-        self._pending_since = 0.0
-        self.waited_ms = 0.0
-        self._wake = threading.Condition()
-        self._running = True
-        self.dropped = 0
-        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
-        self._thread.start()
-
-    def submit(self, item: Any) -> None:
-        """Queue ``item`` for the thread, replacing (and counting as dropped) one still waiting."""
-        with self._wake:
-            if self._pending is not None:
-                self.dropped += 1
-            self._pending, self._pending_since = item, time.monotonic()
-            self._wake.notify()
-
-    def is_alive(self) -> bool:
-        """Whether the thread runs."""
-        return self._thread.is_alive()
-
-    def stop(self, timeout: float = 5.0) -> None:
-        """Stop after the item in hand (a waiting one is discarded)."""
-        with self._wake:
-            self._running = False
-            self._wake.notify_all()
-        self._thread.join(timeout=timeout)
-
-    def _run(self) -> None:
-        while True:
-            with self._wake:
-                while self._running and self._pending is None:
-                    self._wake.wait(timeout=0.5)
-                if not self._running:
-                    return
-                item, self._pending = self._pending, None
-                self.waited_ms = (time.monotonic() - self._pending_since) * 1e3
-            try:
-                self._handle(item)
-            except Exception as exc:  # noqa: BLE001 - the thread serves every later item whatever one did
-                self._on_error(exc)
 
 
 def _logged(transition: Any) -> Any:

@@ -15,7 +15,7 @@ from node_harness import FeedNode, milk_frame, spin_until, start_node, stop
 from rclpy.node import Node
 
 from robot_vision.replay.pool import SINGLE_THREAD_ENV
-from robot_vision.ros.node_base import LatestWorker
+from robot_vision.ros.latest_worker import LatestWorker
 
 #: The latency stages the perception node reports besides the pipeline's.
 BREAKDOWN = ('input transfer', 'queue wait', 'decode inputs', 'publish objects', 'latency to grasps')
