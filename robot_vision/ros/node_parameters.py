@@ -63,8 +63,6 @@ NODES: Dict[str, Table] = {
         'grasp_processes': (2, 'worker processes that search for grasps beside the node, objects split between '
                                'them (0: in its own grasp thread, which slows perception: Python threads share '
                                'one interpreter lock)'),
-        'grasp_niceness': (0, 'nice value added to the grasp worker processes: above 0 the perception of the next '
-                              'frame gets the CPU first when the cores are saturated (objects sooner, grasps later)'),
     },
     'detector_node': dict(_CAMERA),
     'pose_estimator_node': {
@@ -130,7 +128,6 @@ CHECKS: Dict[str, Tuple[Callable[[Any], bool], str]] = {
     'depth_transport': _choice('raw', 'compressedDepth', 'compressed'),
     'box_margin': _number(0.0),
     'grasp_processes': _integer(0, MAX_GRASP_PROCESSES),
-    'grasp_niceness': _integer(0, 19),
     'use_instance_labels': ((lambda value: isinstance(value, bool)), 'true or false'),
     'target_frame': ((lambda value: isinstance(value, str)), "a frame name ('' = the camera frame)"),
     **{name: _TOPIC for name in ('color_topic', 'depth_topic', 'camera_info_topic', 'detections_topic',

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
-import multiprocessing
-import os
 import time
-from typing import Any, Dict, List, Optional, Set, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 
 from robot_vision.pipeline import FrameResult, Pipeline, PipelineSettings
@@ -51,35 +49,17 @@ class PerceptionNode(PipelineNode):
     def __init__(self, node_name: str = 'robot_vision', **kwargs: Any) -> None:
         super().__init__(node_name, **kwargs)
         self._grasp_worker = None
-        self._niced: Set[int] = set()  # grasp worker processes given grasp_niceness
 
     def setup(self, settings: PipelineSettings) -> None:
         """Build the pipeline with ``grasp_processes`` grasp worker processes (loads the detector model).
 
         The worker processes run their BLAS and OpenMP single-threaded (as the replay's workers,
         :func:`robot_vision.replay.pool.single_threaded_children`, unless the environment sets the
-        thread counts): a grasp search is many small matrix products, and OpenBLAS's own threads made
-        the searches cost 1.6-1.9x the CPU time. ``grasp_niceness`` lowers their priority.
+        thread counts): a grasp search is many small matrix products, and OpenBLAS's own threads on
+        top of the node's made each search about 2x as expensive in CPU time.
         """
         with single_threaded_children():
             self.pipeline = Pipeline(settings, grasp_processes=self.params['grasp_processes'])
-        self._niced = set()
-        self._lower_grasp_workers()
-
-    def _lower_grasp_workers(self) -> None:
-        """Add ``grasp_niceness`` to the nice value of grasp worker processes started since the last call.
-
-        The node's only multiprocessing children are the grasp workers; one that the pool restarts
-        after a failure is found after the frame that restarted it.
-        """
-        niceness = self.params['grasp_niceness']
-        for child in multiprocessing.active_children() if niceness > 0 else []:
-            if child.pid not in self._niced:
-                self._niced.add(child.pid)
-                try:
-                    os.setpriority(os.PRIO_PROCESS, child.pid, os.getpriority(os.PRIO_PROCESS, child.pid) + niceness)
-                except OSError:  # it exited meanwhile
-                    pass
 
     def inputs(self) -> List[Tuple[str, type, str]]:
         """Colour and/or depth, by ``mode``."""
@@ -117,7 +97,6 @@ class PerceptionNode(PipelineNode):
         """Plan grasps for a perceived frame, publish them and the overlay that shows everything."""
         result, frame, stamp = item
         self.pipeline.add_grasps(result, frame)
-        self._lower_grasp_workers()
         target = self.params['target_frame']
         if not target or target == frame.frame_id:
             self.publish(result, _GRASPS, stamp)

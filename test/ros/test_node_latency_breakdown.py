@@ -1,7 +1,6 @@
 """Where a frame's latency goes in the node: the worker's queue wait, and the breakdown the perception node reports.
 
-The perception node's grasp worker processes run BLAS and OpenMP single-threaded, as the replay's do,
-at the priority ``grasp_niceness`` gives them.
+The perception node's grasp worker processes run BLAS and OpenMP single-threaded, as the replay's do.
 """
 
 import os
@@ -13,13 +12,10 @@ import pytest
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
 from node_harness import FeedNode, milk_frame, spin_until, start_node, stop
-from rclpy.lifecycle import TransitionCallbackReturn
 from rclpy.node import Node
 
 from robot_vision.replay.pool import SINGLE_THREAD_ENV
 from robot_vision.ros.latest_worker import LatestWorker
-from robot_vision.ros.node_parameters import check_value
-from robot_vision.ros.perception_node import PerceptionNode
 
 #: The latency stages the perception node reports besides the pipeline's.
 BREAKDOWN = ('input transfer', 'queue wait', 'decode inputs', 'publish objects', 'latency to grasps')
@@ -49,8 +45,8 @@ def test_latest_worker_says_how_long_the_item_in_hand_waited():
 
 
 @pytest.mark.ros
-def test_perception_node_reports_its_latency_breakdown_and_lowers_its_grasp_workers(ros_context, shared_data):
-    process = start_node('perception_node', '-p', 'grasp_processes:=2', '-p', 'grasp_niceness:=5')
+def test_perception_node_reports_its_latency_breakdown_and_single_threaded_grasp_workers(ros_context, shared_data):
+    process = start_node('perception_node', '-p', 'grasp_processes:=2')
     feed = FeedNode(ros_context, milk_frame(shared_data))
     listener = Node('listener', context=ros_context)
     diagnostics = []
@@ -73,7 +69,6 @@ def test_perception_node_reports_its_latency_breakdown_and_lowers_its_grasp_work
         workers = [child for child in psutil.Process(process.pid).children(recursive=True)
                    if 'spawn_main' in ' '.join(child.cmdline())]
         environments = [child.environ() for child in workers]
-        nice = [child.nice() - psutil.Process(process.pid).nice() for child in workers]
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and stages() is None:
             feed.publish()
@@ -85,14 +80,7 @@ def test_perception_node_reports_its_latency_breakdown_and_lowers_its_grasp_work
     assert all(0 <= value < 10000 for value in found.values()), found
     assert found['latency to grasps'] >= found['decode inputs']
     # the two grasp workers got the single-thread environment (where this environment does not set the counts)
-    # and grasp_niceness
-    assert len(workers) == 2 and nice == [5, 5]
+    assert len(workers) == 2
     expected = {name: os.environ.get(name, value) for name, value in SINGLE_THREAD_ENV.items()}
     for environment in environments:
         assert {name: environment.get(name) for name in SINGLE_THREAD_ENV} == expected
-
-
-def test_grasp_niceness_out_of_range_fails_configuration(lifecycle_node):
-    assert check_value('grasp_niceness', 20) == 'grasp_niceness: expected an integer from 0 to 19, got 20'
-    node = lifecycle_node(PerceptionNode, grasp_processes=0, grasp_niceness=20)
-    assert node.trigger_configure() == TransitionCallbackReturn.FAILURE
