@@ -68,7 +68,8 @@ reference p50 (issue 18's targets: objects <= 1.5, grasps <= 2.5): absolute time
 between machines or loads, ratios measured in the same run do.
 
 Node logs go to ``artifacts/node_stream/``. Run: ``.venv/bin/python -m benchmarks --only node_stream [--quick]``;
-``NODE_STREAM_CASES='single rgbd'`` (comma-separated case names, 'setup mode') runs only those cases.
+``NODE_STREAM_CASES='single rgbd'`` (comma-separated case names, 'setup mode') runs only those cases, and
+``NODE_STREAM_PARAMS='grasp_niceness=5'`` (comma-separated name=value) gives the nodes more parameters.
 """
 
 import dataclasses
@@ -220,6 +221,7 @@ def _start(setup: str, mode: str, domain: int) -> Dict[str, Tuple[subprocess.Pop
     env = dict(os.environ, ROS_DOMAIN_ID=str(domain))
     params = {**CAMERA_TOPICS, 'detector.backend': 'depth', 'fixed_frame': FIXED_FRAME,
               'input_reliability': 'reliable', 'mode': MODES[mode]}
+    params.update(item.split('=', 1) for item in os.environ.get('NODE_STREAM_PARAMS', '').split(',') if item)
     args = [arg for name, value in params.items() for arg in ('-p', f'{name}:={value}')]
     LOGS.mkdir(parents=True, exist_ok=True)
     started = {}

@@ -55,8 +55,8 @@ class PerceptionNode(PipelineNode):
 
         The worker processes run their BLAS and OpenMP single-threaded (as the replay's workers,
         :func:`robot_vision.replay.pool.single_threaded_children`, unless the environment sets the
-        thread counts): a grasp search is many small matrix products, and OpenBLAS's own threads on
-        top of the node's made each search about 2x as expensive in CPU time.
+        thread counts): a grasp search is many small matrix products, and OpenBLAS's own threads made
+        the searches cost 1.6-1.9x the CPU time.
         """
         with single_threaded_children():
             self.pipeline = Pipeline(settings, grasp_processes=self.params['grasp_processes'])
