@@ -40,8 +40,8 @@ def test_latest_worker_says_how_long_the_item_in_hand_waited():
             break
         time.sleep(0.05)
     worker.stop()
-    assert waited['first'] < 150
-    assert 200 <= waited['second'] < 5000
+    assert 200 <= waited['second'] < 5000  # it waited behind the first, at least the 0.2 s before the gate opened
+    assert waited['first'] < waited['second']
 
 
 @pytest.mark.ros
