@@ -58,9 +58,21 @@ Measured per case over the window (60 s; ``--quick``: 10 s):
   ``stages_ms`` field, to see where the time goes; the 1-minute load average at the start and
   the end of the case (other work on the machine slows every figure: compare runs at a similar load).
 
-Node logs go to ``artifacts/node_stream/``. Run: ``.venv/bin/python -m benchmarks --only node_stream [--quick]``.
+In-process reference: the same frames (decoded from the messages streamed, with the same camera
+pose) through a :class:`~robot_vision.pipeline.Pipeline` of the node's settings in this process,
+``REFERENCE_FRAMES`` frames right before and right after each case (the nodes are not running
+then), stamped at the stream's rate so that the grasp planner keeps and re-checks grasps as in the
+node: ``perceive`` + ``add_tracks`` per frame is the reference of stamp -> objects, plus
+``add_grasps`` (planned in this process) that of stamp -> grasps. The ratio rows give node p50 /
+reference p50 (issue 18's targets: objects <= 1.5, grasps <= 2.5): absolute times do not transfer
+between machines or loads, ratios measured in the same run do.
+
+Node logs go to ``artifacts/node_stream/``. Run: ``.venv/bin/python -m benchmarks --only node_stream [--quick]``;
+``NODE_STREAM_CASES='single rgbd'`` (comma-separated case names, 'setup mode') runs only those cases, and
+``NODE_STREAM_PARAMS='grasp_niceness=5'`` (comma-separated name=value) gives the nodes more parameters.
 """
 
+import dataclasses
 import os
 import subprocess
 import sys
@@ -110,6 +122,10 @@ SETUPS = {'single': {'perception_node': 'robot_vision'},
 MODES = {'depth-only': 'depth', 'rgbd': 'rgbd'}
 #: The issue-7 targets of the depth-only path on this 2-core machine.
 TARGET_P50_MS, TARGET_P95_MS, TARGET_RSS_GROWTH = 60.0, 120.0, 0.05
+#: Frames of the in-process reference before and after each case (after 3 warm-up frames).
+REFERENCE_FRAMES = 20
+#: Issue 18's targets: node p50 / in-process reference p50 of the same frames.
+TARGET_OBJECTS_RATIO, TARGET_GRASPS_RATIO = 1.5, 2.5
 #: Outputs whose latency is measured.
 OUTPUTS = (('objects', Detection3DArray), ('grasps', PoseArray), ('best_grasp', PoseStamped))
 RELIABLE = QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE)
@@ -125,9 +141,63 @@ def run(quick: bool) -> List[dict]:
     camera_to_fixed = _camera_pose(frames[0])
     rows = []
     base_domain = 150 + os.getpid() % 50
+    chosen = [c.strip() for c in os.environ.get('NODE_STREAM_CASES', '').split(',') if c.strip()]
     for index, (setup, mode) in enumerate((s, m) for s in SETUPS for m in MODES):
-        rows += _stream(setup, mode, frames, camera_to_fixed, duration, base_domain + index)
+        if chosen and f'{setup} {mode}' not in chosen:
+            continue
+        before = _reference(frames, camera_to_fixed, mode)
+        case_rows = _stream(setup, mode, frames, camera_to_fixed, duration, base_domain + index)
+        rows += case_rows + _ratio_rows(f'{setup} {mode}', case_rows, before,
+                                        _reference(frames, camera_to_fixed, mode))
     return rows
+
+
+def _reference(frames, camera_to_fixed: np.ndarray, mode: str) -> Dict[str, List[float]]:
+    """In-process times (ms) of the streamed frames: 'objects' (perceive + add_tracks), 'grasps' (+ add_grasps)."""
+    from robot_vision.pipeline import Pipeline
+    from robot_vision.types import RGBDFrame
+    settings, _ = load_config(str(CONFIG))
+    settings = dataclasses.replace(settings, fixed_frame=FIXED_FRAME)
+    pipeline = Pipeline(settings)
+    decoded = []  # what the node gets: the images as streamed (depth in whole millimetres)
+    for f in frames:
+        depth = cv.image_to_depth(cv.numpy_to_image(np.round(np.nan_to_num(f.depth) * 1000).astype(np.uint16),
+                                                    '16UC1', f.frame_id))
+        decoded.append((f.color if mode == 'rgbd' else None, depth, f))
+    times: Dict[str, List[float]] = {'objects': [], 'grasps': []}
+    try:
+        for i in range(3 + REFERENCE_FRAMES):
+            color, depth, f = decoded[i % len(decoded)]
+            frame = RGBDFrame(f.intrinsics, color=color, depth=depth, stamp=i / RATE_HZ, frame_id=f.frame_id,
+                              camera_to_fixed=camera_to_fixed)
+            start = time.perf_counter()
+            result = pipeline.perceive(frame)
+            pipeline.add_tracks(result, frame, track=True)
+            objects = time.perf_counter()
+            pipeline.add_grasps(result, frame)
+            if i >= 3:
+                times['objects'].append((objects - start) * 1e3)
+                times['grasps'].append((time.perf_counter() - start) * 1e3)
+    finally:
+        pipeline.close()
+    return times
+
+
+def _ratio_rows(case: str, rows: List[dict], before: Dict[str, List[float]],
+                after: Dict[str, List[float]]) -> List[dict]:
+    """Node p50 / in-process p50 of stamp -> objects and stamp -> grasps, with the reference's spread."""
+    out = []
+    load = next(r['load_1min_start_end'] for r in rows if r['name'] == f'{case}: stamp -> objects p50')
+    for name, label, target in (('objects', 'objects', TARGET_OBJECTS_RATIO),
+                                ('grasps', 'grasps (end to end)', TARGET_GRASPS_RATIO)):
+        node = next(r['value'] for r in rows if r['name'] == f'{case}: stamp -> {label} p50')
+        reference = float(np.median(before[name] + after[name]))
+        ratio = node / reference
+        out.append(row(f'{case}: stamp -> {name} / in-process p50', ratio, 'x', f'<= {target}',
+                       ok=bool(ratio <= target), node_p50_ms=node, in_process_p50_ms=reference,
+                       in_process_p50_before_after_ms=[float(np.median(before[name])), float(np.median(after[name]))],
+                       load_1min_start_end=load))
+    return out
 
 
 def _camera_pose(frame) -> np.ndarray:
@@ -151,6 +221,7 @@ def _start(setup: str, mode: str, domain: int) -> Dict[str, Tuple[subprocess.Pop
     env = dict(os.environ, ROS_DOMAIN_ID=str(domain))
     params = {**CAMERA_TOPICS, 'detector.backend': 'depth', 'fixed_frame': FIXED_FRAME,
               'input_reliability': 'reliable', 'mode': MODES[mode]}
+    params.update(item.split('=', 1) for item in os.environ.get('NODE_STREAM_PARAMS', '').split(',') if item)
     args = [arg for name, value in params.items() for arg in ('-p', f'{name}:={value}')]
     LOGS.mkdir(parents=True, exist_ok=True)
     started = {}

@@ -8,6 +8,7 @@ with :func:`image_to_rgb` and :func:`image_to_depth` giving the core's RGB and m
 
 from __future__ import annotations
 
+import array as pyarray
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
@@ -64,6 +65,13 @@ def make_header(frame_id: str, stamp: float | Time) -> Header:
 
 
 # ----------------------------------------------------------------------------- images
+def byte_array(values: np.ndarray) -> pyarray.array:
+    """A contiguous array's bytes as the array.array('B') that message ``uint8[]`` fields hold (one copy)."""
+    out = pyarray.array('B')
+    out.frombytes(np.ascontiguousarray(values).reshape(-1).view(np.uint8))
+    return out
+
+
 def image_to_numpy(msg: Image) -> np.ndarray:
     """Decode a sensor_msgs/Image into an array in the message's own encoding (cv_bridge 'passthrough').
 
@@ -109,7 +117,7 @@ def numpy_to_image(array: np.ndarray, encoding: str, frame_id: str = '',
     array = np.ascontiguousarray(array, dtype=dtype.newbyteorder('<'))
     msg = Image(header=make_header(frame_id, stamp), height=array.shape[0], width=array.shape[1],
                 encoding=encoding, is_bigendian=0, step=array.shape[1] * channels * dtype.itemsize)
-    msg.data = array.tobytes()
+    msg.data = byte_array(array)
     return msg
 
 
@@ -208,20 +216,20 @@ def points_to_cloud(points: np.ndarray, frame_id: str = '', stamp: float | Time 
     if points.ndim != 2 or points.shape[1] != 3:
         raise InputError(f'points: expected shape (N, 3), got {points.shape}')
     names = ['x', 'y', 'z'] + (['rgb'] if colors is not None else [])
-    structured = np.zeros(len(points), dtype=[(n, '<f4') for n in names])
-    structured['x'], structured['y'], structured['z'] = points.T
+    packed = np.empty((len(points), 4 * len(names)), np.uint8)  # the little-endian bytes of each point
+    packed[:, :12] = np.ascontiguousarray(points, '<f4').view(np.uint8).reshape(-1, 12)
     if colors is not None:
         colors = np.asarray(colors, np.uint8)
         if colors.shape != points.shape:
             raise InputError(f'colors: expected shape {points.shape}, got {colors.shape}')
-        packed = (colors[:, 0].astype(np.uint32) << 16) | (colors[:, 1].astype(np.uint32) << 8) | colors[:, 2]
-        structured['rgb'] = packed.view(np.float32)
+        packed[:, 12:15] = colors[:, ::-1]  # (r << 16) | (g << 8) | b as a little-endian uint32: b, g, r, 0
+        packed[:, 15] = 0
     msg = PointCloud2(header=make_header(frame_id, stamp), height=1, width=len(points), is_bigendian=False,
                       point_step=4 * len(names), row_step=4 * len(names) * len(points),
                       is_dense=bool(np.isfinite(points).all()))
     msg.fields = [PointField(name=n, offset=4 * i, datatype=PointField.FLOAT32, count=1)
                   for i, n in enumerate(names)]
-    msg.data = structured.tobytes()
+    msg.data = byte_array(packed)
     return msg
 
 
@@ -269,10 +277,15 @@ def cloud_to_points(msg: PointCloud2, with_colors: bool = False,
 # ----------------------------------------------------------------------------- poses
 def matrix_to_pose(transform: np.ndarray) -> Pose:
     """Convert a 4x4 transform into a geometry_msgs/Pose."""
-    transform = np.asarray(transform, np.float64)
-    q = quaternion_from_matrix(transform[:3, :3])
-    return Pose(position=Point(x=float(transform[0, 3]), y=float(transform[1, 3]), z=float(transform[2, 3])),
-                orientation=Quaternion(x=float(q[0]), y=float(q[1]), z=float(q[2]), w=float(q[3])))
+    return matrices_to_poses(np.asarray(transform, np.float64)[None])[0]
+
+
+def matrices_to_poses(transforms: np.ndarray) -> List[Pose]:
+    """Convert (N, 4, 4) transforms into N geometry_msgs/Pose (one batched quaternion conversion)."""
+    transforms = np.asarray(transforms, np.float64).reshape(-1, 4, 4)
+    rows = np.concatenate([transforms[:, :3, 3], quaternion_from_matrix(transforms[:, :3, :3])], 1).tolist()
+    return [Pose(position=Point(x=x, y=y, z=z), orientation=Quaternion(x=qx, y=qy, z=qz, w=qw))
+            for x, y, z, qx, qy, qz, qw in rows]
 
 
 def pose_to_matrix(pose: Pose) -> np.ndarray:
@@ -286,7 +299,7 @@ def pose_to_matrix(pose: Pose) -> np.ndarray:
 
 def grasps_to_pose_array(grasps: Grasps, frame_id: str, stamp: float | Time) -> PoseArray:
     """Ranked grasps (best first, as given) as a geometry_msgs/PoseArray for MoveIt."""
-    return PoseArray(header=make_header(frame_id, stamp), poses=[matrix_to_pose(p) for p in grasps.pose])
+    return PoseArray(header=make_header(frame_id, stamp), poses=matrices_to_poses(grasps.pose))
 
 
 def grasps_to_detections(grasps: Grasps, frame_id: str, stamp: float | Time, object_ids: Sequence[str],
@@ -300,14 +313,15 @@ def grasps_to_detections(grasps: Grasps, frame_id: str, stamp: float | Time, obj
     """
     header = make_header(frame_id, stamp)
     msg = Detection3DArray(header=header)
-    for i in range(len(grasps)):
-        row = int(grasps.object_index[i])
+    rows = zip(matrices_to_poses(grasps.pose), np.asarray(grasps.object_index, np.int64).tolist(),
+               np.asarray(grasps.score, np.float64).tolist(), np.asarray(grasps.width, np.float64).tolist())
+    for pose, row, score, width in rows:
         known = 0 <= row < len(object_ids)
         hyp = ObjectHypothesisWithPose()
         hyp.hypothesis.class_id = _class_string(class_ids[row], None) if known else '-1'
-        hyp.hypothesis.score = float(grasps.score[i])
-        hyp.pose.pose = matrix_to_pose(grasps.pose[i])
-        bbox = BoundingBox3D(center=hyp.pose.pose, size=Vector3(x=float(grasps.width[i]), y=0.0, z=0.0))
+        hyp.hypothesis.score = score
+        hyp.pose.pose = pose
+        bbox = BoundingBox3D(center=pose, size=Vector3(x=width, y=0.0, z=0.0))
         msg.detections.append(Detection3D(header=header, results=[hyp], bbox=bbox,
                                           id=str(object_ids[row]) if known else ''))
     return msg
@@ -397,9 +411,8 @@ def msg_to_detections(msg: Detection2DArray, names: Optional[Mapping[int, str]] 
     return Detections(xyxy=xyxy, confidence=conf, class_id=cls)
 
 
-def _box3d(pose: np.ndarray, size: np.ndarray) -> BoundingBox3D:
-    return BoundingBox3D(center=matrix_to_pose(pose),
-                         size=Vector3(x=float(size[0]), y=float(size[1]), z=float(size[2])))
+def _box3d(pose: Pose, size: Sequence[float]) -> BoundingBox3D:
+    return BoundingBox3D(center=pose, size=Vector3(x=size[0], y=size[1], z=size[2]))
 
 
 def objects_to_msg(objects: Objects3D, frame_id: str, stamp: float | Time,
@@ -407,13 +420,15 @@ def objects_to_msg(objects: Objects3D, frame_id: str, stamp: float | Time,
     """Convert Objects3D into vision_msgs/Detection3DArray (pose also in results[0].pose)."""
     header = make_header(frame_id, stamp)
     msg = Detection3DArray(header=header)
+    poses = matrices_to_poses(objects.pose)
+    sizes = np.asarray(objects.size, np.float64).reshape(-1, 3).tolist()
+    scores = np.asarray(objects.confidence, np.float64).tolist()
     for i in range(len(objects)):
         hyp = ObjectHypothesisWithPose()
         hyp.hypothesis.class_id = _class_string(objects.class_id[i], None)
-        hyp.hypothesis.score = float(objects.confidence[i])
-        hyp.pose.pose = matrix_to_pose(objects.pose[i])
-        msg.detections.append(Detection3D(header=header, results=[hyp], bbox=_box3d(objects.pose[i],
-                                                                                    objects.size[i]),
+        hyp.hypothesis.score = scores[i]
+        hyp.pose.pose = poses[i]
+        msg.detections.append(Detection3D(header=header, results=[hyp], bbox=_box3d(poses[i], sizes[i]),
                                           id=ids[i] if ids is not None else str(i)))
     return msg
 
@@ -441,19 +456,25 @@ def tracks_to_msg(tracks: Tracks, frame_id: str, stamp: float | Time) -> Detecti
     """
     header = make_header(frame_id, stamp)
     msg = Detection3DArray(header=header)
-    for i in range(len(tracks)):
-        pose = np.eye(4)
-        c, s = np.cos(tracks.yaw[i]), np.sin(tracks.yaw[i])
-        pose[:2, :2] = [[c, -s], [s, c]]
-        pose[:3, 3] = tracks.position[i]
+    n = len(tracks)
+    matrices = np.tile(np.eye(4), (n, 1, 1))
+    yaw = np.asarray(tracks.yaw, np.float64).reshape(n)
+    c, s = np.cos(yaw), np.sin(yaw)
+    matrices[:, 0, 0], matrices[:, 0, 1], matrices[:, 1, 0], matrices[:, 1, 1] = c, -s, s, c
+    matrices[:, :3, 3] = np.asarray(tracks.position, np.float64).reshape(n, 3)
+    poses = matrices_to_poses(matrices)
+    sizes = np.asarray(tracks.size, np.float64).reshape(n, 3).tolist()
+    scores = np.asarray(tracks.confidence, np.float64).tolist()
+    cov = np.zeros((n, 6, 6))
+    cov[:, :3, :3] = np.asarray(tracks.covariance, np.float64)[:, :3, :3]
+    covariances = cov.reshape(n, 36).tolist()
+    for i in range(n):
         hyp = ObjectHypothesisWithPose()
         hyp.hypothesis.class_id = _class_string(tracks.class_id[i], None)
-        hyp.hypothesis.score = float(tracks.confidence[i])
-        hyp.pose.pose = matrix_to_pose(pose)
-        cov = np.zeros((6, 6))
-        cov[:3, :3] = tracks.covariance[i][:3, :3]
-        hyp.pose.covariance = cov.reshape(-1).tolist()
-        msg.detections.append(Detection3D(header=header, results=[hyp], bbox=_box3d(pose, tracks.size[i]),
+        hyp.hypothesis.score = scores[i]
+        hyp.pose.pose = poses[i]
+        hyp.pose.covariance = covariances[i]
+        msg.detections.append(Detection3D(header=header, results=[hyp], bbox=_box3d(poses[i], sizes[i]),
                                           id=str(int(tracks.track_id[i]))))
     return msg
 
@@ -512,16 +533,18 @@ def object_markers(objects: Objects3D, frame_id: str, stamp: float | Time, names
     """
     header = make_header(frame_id, stamp)
     markers = [_delete_all(header)]
+    poses = matrices_to_poses(objects.pose)
+    scales = np.maximum(np.asarray(objects.size, np.float64).reshape(-1, 3), 1e-3).tolist()
     for i in range(len(objects)):
         object_id = i if ids is None else int(ids[i])
         ns, marker_id = (namespace, object_id) if object_id >= 0 else (namespace + '_untracked', i)
         cube = Marker(header=header, ns=ns, id=marker_id, type=Marker.CUBE, action=Marker.ADD,
-                      pose=matrix_to_pose(objects.pose[i]), color=_color(palette(object_id), 0.5))
-        cube.scale = Vector3(x=max(float(objects.size[i][0]), 1e-3), y=max(float(objects.size[i][1]), 1e-3),
-                             z=max(float(objects.size[i][2]), 1e-3))
+                      pose=poses[i], color=_color(palette(object_id), 0.5))
+        cube.scale = Vector3(x=scales[i][0], y=scales[i][1], z=scales[i][2])
         text = Marker(header=header, ns=ns + '_labels', id=marker_id, type=Marker.TEXT_VIEW_FACING,
                       action=Marker.ADD, color=_color((1, 1, 1), 1.0))
-        text.pose.position = _point(objects.pose[i][:3, 3])
+        position = poses[i].position
+        text.pose.position = Point(x=position.x, y=position.y, z=position.z)
         text.pose.orientation.w = 1.0
         text.scale.z = 0.04
         text.text = labels[i] if labels is not None else f'{i}'

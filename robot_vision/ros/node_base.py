@@ -22,6 +22,7 @@ import importlib
 import os
 import signal
 import threading
+import time
 import traceback
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
@@ -40,6 +41,7 @@ from robot_vision.pipeline import FrameResult, Pipeline, PipelineSettings
 from robot_vision.ros import conversions as cv
 from robot_vision.ros.compat import ApproximateSync, TransformSource
 from robot_vision.ros.diagnostics import NodeDiagnostics, PairingWatch, large_image_problem
+from robot_vision.ros.latest_worker import LatestWorker
 from robot_vision.ros.node_parameters import ALL_NAMES, check_value, node_parameters
 from robot_vision.ros.outputs import result_messages
 from robot_vision.ros.params import (declare_settings, is_float, read_settings, review_change, undeclared_message,
@@ -60,56 +62,6 @@ def reliability(name: str) -> ReliabilityPolicy:
 
 #: QoS of latched outputs (LabelInfo): late subscribers get the last message.
 LATCHED = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL, reliability=ReliabilityPolicy.RELIABLE)
-
-
-class LatestWorker:
-    """A thread that handles always the newest submitted item (latest-frame policy).
-
-    ``submit`` replaces an item that is still waiting (``dropped`` counts those); ``handle(item)``
-    runs on the thread, and any exception it raises goes to ``on_error(exc)`` (the thread goes on).
-    """
-
-    def __init__(self, name: str, handle: Callable[[Any], None],
-                 on_error: Callable[[Exception], None]) -> None:
-        self._handle, self._on_error = handle, on_error
-        self._pending: Any = None
-        self._wake = threading.Condition()
-        self._running = True
-        self.dropped = 0
-        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
-        self._thread.start()
-
-    def submit(self, item: Any) -> None:
-        """Queue ``item`` for the thread, replacing (and counting as dropped) one still waiting."""
-        with self._wake:
-            if self._pending is not None:
-                self.dropped += 1
-            self._pending = item
-            self._wake.notify()
-
-    def is_alive(self) -> bool:
-        """Whether the thread runs."""
-        return self._thread.is_alive()
-
-    def stop(self, timeout: float = 5.0) -> None:
-        """Stop after the item in hand (a waiting one is discarded)."""
-        with self._wake:
-            self._running = False
-            self._wake.notify_all()
-        self._thread.join(timeout=timeout)
-
-    def _run(self) -> None:
-        while True:
-            with self._wake:
-                while self._running and self._pending is None:
-                    self._wake.wait(timeout=0.5)
-                if not self._running:
-                    return
-                item, self._pending = self._pending, None
-            try:
-                self._handle(item)
-            except Exception as exc:  # noqa: BLE001 - the thread serves every later item whatever one did
-                self._on_error(exc)
 
 
 def _logged(transition: Any) -> Any:
@@ -395,9 +347,13 @@ class PipelineNode(LifecycleNode):
 
     def _on_set(self, *msgs: Any) -> None:
         self._pairing.paired()
+        newest = max(cv.stamp_to_seconds(msg.header.stamp) for msg in msgs)
+        self.diag.stage('input transfer', self.latency_ms(newest))  # stamp -> set formed: DDS and sync
         self.submit(dict(zip(self._input_names, msgs)))
 
     def _process_set(self, msgs: Dict[str, Any]) -> None:
+        if self._worker is not None and self.diag is not None:
+            self.diag.stage('queue wait', self._worker.waited_ms)  # set formed -> taken by the worker
         if self._reset_pending:
             self._reset_pending = False
             self.reset_state()
@@ -473,6 +429,7 @@ class PipelineNode(LifecycleNode):
                     self.get_logger().warn(self._transport[name])
             if image is not None and self._transport[name]:
                 self.diag.problem(f'{name}_transport', self._transport[name])
+        start = time.perf_counter()
         intrinsics = self.intrinsics()
         rgb = cv.image_to_rgb(color) if color is not None else None
         metres = None
@@ -484,6 +441,7 @@ class PipelineNode(LifecycleNode):
         if rgb is not None and metres is not None and rgb.shape[:2] != metres.shape:
             raise RobotVisionError(f'colour image is {rgb.shape[1]}x{rgb.shape[0]} but depth is '
                                    f'{metres.shape[1]}x{metres.shape[0]}: is the depth aligned to colour?')
+        self.diag.stage('decode inputs', (time.perf_counter() - start) * 1e3)
         return RGBDFrame(intrinsics, color=rgb, depth=metres, stamp=cv.stamp_to_seconds(header.stamp),
                          frame_id=header.frame_id)
 

@@ -67,7 +67,26 @@ def label_values(ids: Sequence[int]) -> np.ndarray:
     return values.astype(np.uint16)
 
 
-def instance_label_image(detections: Detections, shape: Tuple[int, int]) -> np.ndarray:
+def mask_windows(masks: Optional[np.ndarray]) -> List[Optional[Tuple[slice, slice]]]:
+    """Per mask of (N, H, W) bool ``masks``: (rows, columns) slices of its bounding box, or None when empty.
+
+    Everything a mask holds lies in its window, so work on masks can skip the rest of the image.
+    """
+    if masks is None:
+        return []
+    windows: List[Optional[Tuple[slice, slice]]] = []
+    for k, rows in enumerate(masks.any(axis=2)):  # along the contiguous axis first: the fast reduction
+        found = np.flatnonzero(rows)
+        if not len(found):
+            windows.append(None)
+            continue
+        columns = np.flatnonzero(masks[k, found[0]:found[-1] + 1].any(axis=0))
+        windows.append((slice(int(found[0]), int(found[-1]) + 1), slice(int(columns[0]), int(columns[-1]) + 1)))
+    return windows
+
+
+def instance_label_image(detections: Detections, shape: Tuple[int, int],
+                         windows: Optional[List[Optional[Tuple[slice, slice]]]] = None) -> np.ndarray:
     """Paint detections into an (H, W) uint16 image: pixel = the detection's id, 0 = background.
 
     The id is what ``detections_to_msg`` puts in ``Detection2D.id``: the tracker id when the
@@ -75,6 +94,7 @@ def instance_label_image(detections: Detections, shape: Tuple[int, int]) -> np.n
     detections without an id take the values above it (:func:`label_values`). ``shape`` is (H, W).
     Each detection's mask is used when present, else its box. Larger instances are painted first so
     that a smaller one lying on top of a larger one stays visible; ties keep index order.
+    ``windows``: :func:`mask_windows` of the masks when already known.
     """
     height, width = int(shape[0]), int(shape[1])
     labels = np.zeros((height, width), np.uint16)
@@ -86,10 +106,15 @@ def instance_label_image(detections: Detections, shape: Tuple[int, int]) -> np.n
     if masks is not None and masks.shape[1:] != (height, width):
         raise InputError(f'Detections.mask: expected masks of {height}x{width} (HxW), got {masks.shape[1:]}')
     values = label_values(conv.detection_ids(detections))
-    areas = masks.reshape(len(detections), -1).sum(1) if masks is not None else detections.area
+    if masks is not None:
+        windows = mask_windows(masks) if windows is None else windows
+        areas = [0 if w is None else np.count_nonzero(masks[k][w]) for k, w in enumerate(windows)]
+    else:
+        areas = detections.area
     for i in sorted(range(len(detections)), key=lambda k: (-float(areas[k]), k)):
         if masks is not None:
-            labels[masks[i]] = values[i]
+            if windows[i] is not None:
+                labels[windows[i]][masks[i][windows[i]]] = values[i]
         else:
             x1, y1, x2, y2 = np.round(detections.xyxy[i]).astype(int)
             labels[max(y1, 0):max(min(y2, height), 0), max(x1, 0):max(min(x2, width), 0)] = values[i]
@@ -98,10 +123,12 @@ def instance_label_image(detections: Detections, shape: Tuple[int, int]) -> np.n
 
 def _draw_polyline(image: np.ndarray, uv: np.ndarray, pairs: Sequence[Tuple[int, int]],
                    colour: Tuple[int, int, int], thickness: int) -> None:
+    uv = np.asarray(uv, np.float64)
+    drawable = (np.isfinite(uv) & (np.abs(uv) < 1e5)).all(axis=1).tolist()
+    pixels = np.round(np.where(np.asarray(drawable)[:, None], uv, 0.0)).astype(int).tolist()
     for a, b in pairs:
-        if np.all(np.isfinite(uv[[a, b]])) and np.all(np.abs(uv[[a, b]]) < 1e5):
-            pa, pb = np.round(uv[[a, b]]).astype(int)
-            cv2.line(image, (int(pa[0]), int(pa[1])), (int(pb[0]), int(pb[1])), colour, thickness, cv2.LINE_AA)
+        if drawable[a] and drawable[b]:
+            cv2.line(image, tuple(pixels[a]), tuple(pixels[b]), colour, thickness, cv2.LINE_AA)
 
 
 def _label(image: np.ndarray, text: str, xy: Tuple[int, int], colour: Tuple[int, int, int]) -> None:
@@ -139,13 +166,15 @@ def grasp_outline_segments(grasps_pose: np.ndarray, width: np.ndarray,
     return outlines
 
 
-def overlay_image(color: np.ndarray, result: Any, camera_to_fixed: Optional[np.ndarray] = None) -> np.ndarray:
+def overlay_image(color: np.ndarray, result: Any, camera_to_fixed: Optional[np.ndarray] = None,
+                  windows: Optional[List[Optional[Tuple[slice, slice]]]] = None) -> np.ndarray:
     """Draw a result on its colour image; returns a new (H, W, 3) uint8 RGB image.
 
     Draws instance masks (tinted per detection), the 2D boxes with class and score, the
     objects' oriented 3D boxes projected with the intrinsics, the grasps' gripper outlines (the
     best in green, thicker), and, when ``camera_to_fixed`` (4x4, camera -> fixed frame) is
-    given, the tracks projected back into the image with their ids ``#id``.
+    given, the tracks projected back into the image with their ids ``#id``. ``windows``:
+    :func:`mask_windows` of the detections' masks when already known.
     """
     color = np.asarray(color)
     if color.ndim != 3 or color.shape[2] != 3 or color.dtype != np.uint8:
@@ -156,10 +185,15 @@ def overlay_image(color: np.ndarray, result: Any, camera_to_fixed: Optional[np.n
     names = result.class_names or {}
     det_ids = conv.detection_ids(dets)
     if dets.mask is not None and dets.mask.shape[1:] == out.shape[:2]:
-        for i in range(len(dets)):
-            tint = np.array(_rgb255(det_ids[i]), np.float32)
-            m = dets.mask[i]
-            out[m] = (0.45 * out[m] + 0.55 * tint).astype(np.uint8)
+        windows = mask_windows(dets.mask) if windows is None else windows
+        levels = np.arange(256, dtype=np.uint8)[:, None]
+        for i, window in enumerate(windows):
+            if window is None:
+                continue
+            # 0.45 * pixel + 0.55 * tint per channel, as a table of the 256 values of a pixel
+            table = (0.45 * levels + 0.55 * np.array(_rgb255(det_ids[i]), np.float32)).astype(np.uint8)
+            region = out[window]
+            np.copyto(region, cv2.LUT(region, table.reshape(1, 256, 3)), where=dets.mask[i][window][:, :, None])
     for i in range(len(dets)):
         x1, y1, x2, y2 = np.round(dets.xyxy[i]).astype(int)
         cv2.rectangle(out, (int(x1), int(y1)), (int(x2), int(y2)), _rgb255(det_ids[i]), 1)
@@ -216,15 +250,13 @@ def obstacle_points(tracks: Tracks, spacing: float = OBSTACLE_SPACING) -> np.nda
     return np.concatenate(clouds).astype(np.float32) if clouds else np.zeros((0, 3), np.float32)
 
 
-def _object_cloud(result: Any) -> Tuple[np.ndarray, np.ndarray]:
-    points, colours = [], []
-    for cloud, object_id in zip(result.objects.points, object_ids(result)):
-        cloud = np.asarray(cloud, np.float32).reshape(-1, 3)
-        points.append(cloud)
-        colours.append(np.tile(np.array(_rgb255(object_id), np.uint8), (len(cloud), 1)))
-    if not points:
+def _object_cloud(result: Any, ids: Sequence[int]) -> Tuple[np.ndarray, np.ndarray]:
+    """The objects' points (N, 3) float32 and their colours (N, 3) uint8 (:func:`palette` of each object's id)."""
+    clouds = [np.asarray(cloud, np.float32).reshape(-1, 3) for cloud in result.objects.points]
+    if not clouds:
         return np.zeros((0, 3), np.float32), np.zeros((0, 3), np.uint8)
-    return np.concatenate(points), np.concatenate(colours)
+    colours = np.array([_rgb255(object_id) for object_id in ids], np.uint8).reshape(-1, 3)
+    return np.concatenate(clouds), np.repeat(colours, [len(cloud) for cloud in clouds], axis=0)
 
 
 def result_messages(result: Any, color: Optional[np.ndarray], camera_to_fixed: Optional[np.ndarray] = None,
@@ -247,8 +279,15 @@ def result_messages(result: Any, color: Optional[np.ndarray], camera_to_fixed: O
     names = result.class_names or {}
     objects, grasps, tracks, dets = result.objects, result.grasps, result.tracks, result.detections
 
+    found: List[List[Optional[Tuple[slice, slice]]]] = []
+
+    def windows() -> List[Optional[Tuple[slice, slice]]]:  # of the masks, found once for the label image and overlay
+        if not found:
+            found.append(mask_windows(dets.mask))
+        return found[0]
+
     def overlay_msg():
-        drawn = overlay if overlay is not None else overlay_image(color, result, camera_to_fixed)
+        drawn = overlay if overlay is not None else overlay_image(color, result, camera_to_fixed, windows())
         return conv.numpy_to_image(drawn, 'rgb8', frame, stamp)
 
     def label_info():
@@ -257,7 +296,7 @@ def result_messages(result: Any, color: Optional[np.ndarray], camera_to_fixed: O
         return info
 
     def object_cloud():
-        points, colours = _object_cloud(result)
+        points, colours = _object_cloud(result, ids)
         return conv.points_to_cloud(points, frame, stamp, colours)
 
     ids = object_ids(result)
@@ -269,8 +308,9 @@ def result_messages(result: Any, color: Optional[np.ndarray], camera_to_fixed: O
 
     builders = {
         'detections': lambda: conv.detections_to_msg(dets, frame, stamp),
-        'instance_labels': lambda: conv.numpy_to_image(instance_label_image(dets, result.intrinsics.shape),
-                                                       'mono16', frame, stamp),
+        'instance_labels': lambda: conv.numpy_to_image(
+            instance_label_image(dets, result.intrinsics.shape, windows() if dets.mask is not None else None),
+            'mono16', frame, stamp),
         'detections_overlay': overlay_msg if color is not None else None,
         'label_info': label_info,
         'objects': lambda: conv.objects_to_msg(objects, frame, stamp, ids=[conv.id_text(k) for k in ids]),

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
+import time
 from typing import Any, Dict, List, Optional, Tuple
 
 
 from robot_vision.pipeline import FrameResult, Pipeline, PipelineSettings
+from robot_vision.replay.pool import single_threaded_children
 from robot_vision.ros.node_base import PipelineNode, main_for
 from robot_vision.ros.topics import OUTPUT_TOPICS
 from robot_vision.types import RGBDFrame
@@ -49,8 +51,15 @@ class PerceptionNode(PipelineNode):
         self._grasp_worker = None
 
     def setup(self, settings: PipelineSettings) -> None:
-        """Build the pipeline with ``grasp_processes`` grasp worker processes (loads the detector model)."""
-        self.pipeline = Pipeline(settings, grasp_processes=self.params['grasp_processes'])
+        """Build the pipeline with ``grasp_processes`` grasp worker processes (loads the detector model).
+
+        The worker processes run their BLAS and OpenMP single-threaded (as the replay's workers,
+        :func:`robot_vision.replay.pool.single_threaded_children`, unless the environment sets the
+        thread counts): a grasp search is many small matrix products, and OpenBLAS's own threads made
+        the searches cost 1.6-1.9x the CPU time.
+        """
+        with single_threaded_children():
+            self.pipeline = Pipeline(settings, grasp_processes=self.params['grasp_processes'])
 
     def inputs(self) -> List[Tuple[str, type, str]]:
         """Colour and/or depth, by ``mode``."""
@@ -77,7 +86,9 @@ class PerceptionNode(PipelineNode):
             frame.camera_to_fixed = self.lookup(settings.fixed_frame, frame.frame_id, frame.stamp, 'tracking')
         result = self.pipeline.perceive(frame)
         self.pipeline.add_tracks(result, frame, track=frame.camera_to_fixed is not None)
+        start = time.perf_counter()
         self.publish(result, _PERCEPTION + (_TRACKS if settings.enable_tracking else ()), stamp)
+        self.diag.stage('publish objects', (time.perf_counter() - start) * 1e3)
         self.finished(frame.stamp, result.timings_ms, result.warnings)
         self._grasp_worker.submit((result, frame, stamp))
         self.diag.counts['grasp sets dropped (planning slower than frames)'] = self._grasp_worker.dropped

@@ -7,7 +7,8 @@ import pytest
 
 from robot_vision.errors import InputError
 from robot_vision.ros.diagnostics import PairingWatch, large_image_problem
-from robot_vision.ros.node_base import LatestWorker, tune_malloc
+from robot_vision.ros.latest_worker import LatestWorker
+from robot_vision.ros.node_base import tune_malloc
 
 
 def test_latest_worker_handles_the_newest_item_and_counts_replaced_ones():
