@@ -14,10 +14,10 @@ from robot_vision.real_scenes import REAL_SETS, evaluate_segmentation, load_labe
 # (set, prior) -> (min recall@0.5, min precision@0.5, min mean Overlap F). prior True: the gravity prior where
 # the data has one (YCB-Video and the milk scene have none); False: the frames that have one, without it.
 FLOORS = {
-    ('graspnet_scene0000', True): (0.72, 0.55, 0.68),
-    ('graspnet_scene0000', False): (0.72, 0.55, 0.68),
+    ('graspnet_scene0000', True): (0.78, 0.58, 0.78),
+    ('graspnet_scene0000', False): (0.78, 0.58, 0.78),
     ('ycb_video', True): (0.75, 0.60, 0.80),
-    ('apc_shelf_bin_b', True): (0.30, 0.42, 0.40),
+    ('apc_shelf_bin_b', True): (0.36, 0.45, 0.45),
     ('apc_shelf_bin_b', False): (0.45, 0.45, 0.50),
     ('pcl_milk', True): (1.0, 1.0, 0.95),
 }
