@@ -9,8 +9,9 @@ its state lives in the parent) and records them there, exactly as the sequential
 the results are identical. Workers are started with 'spawn' (no thread or ONNX Runtime state of
 the parent is copied), ignore SIGINT (the parent stops them) and build their pipeline once. Their
 OpenMP and BLAS libraries run single-threaded (``SINGLE_THREAD_ENV``, unless the environment sets
-them): the workers already share the cores between them, and on the 2-core development machine
-per-library thread pools on top made a 60-frame replay about 1.6x slower.
+them), and so does OpenCV (``cv2.setNumThreads(1)`` in each worker): the workers already share the
+cores between them, and on the 2-core development machine per-library thread pools on top made a
+60-frame replay about 1.6x slower (OpenCV's alone cost 10-15 % of the CPU per 640x480 frame).
 
 A result travels back with its instance masks cropped to each mask's bounding box
 (:func:`pack_masks`, rebuilt exactly by :func:`unpack_masks`): an (N, H, W) bool array is mostly
@@ -27,6 +28,7 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from contextlib import contextmanager
 from typing import Any, Iterator, List, Optional, Tuple
 
+import cv2
 import numpy as np
 
 from robot_vision.errors import ConfigError, InputError
@@ -61,6 +63,7 @@ def single_threaded_children() -> Iterator[None]:
 
 def _start(settings: Any) -> None:
     global _PIPELINE
+    cv2.setNumThreads(1)  # like OpenMP and BLAS: the workers already share the cores
     from robot_vision.pipeline import Pipeline
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     _PIPELINE = Pipeline(settings)
