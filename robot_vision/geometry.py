@@ -1,6 +1,8 @@
-"""Rigid-transform helpers: 4x4 matrices, quaternions (x, y, z, w, the ROS order) and yaw."""
+"""Rigid-transform helpers: 4x4 matrices, quaternions (x, y, z, w, the ROS order) and yaw; 2D boxes and mask windows."""
 
 from __future__ import annotations
+
+from typing import List, Optional, Tuple
 
 import numpy as np
 
@@ -112,3 +114,21 @@ def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     with np.errstate(invalid='ignore', divide='ignore'):
         iou = np.where(union > 0, inter / np.where(union > 0, union, 1.0), 0.0)
     return np.nan_to_num(iou, nan=0.0)
+
+
+def mask_windows(masks: Optional[np.ndarray]) -> List[Optional[Tuple[slice, slice]]]:
+    """Per mask of (N, H, W) bool ``masks``: (rows, columns) slices of its bounding box, or None when empty.
+
+    Everything a mask holds lies in its window, so work on masks can skip the rest of the image.
+    """
+    if masks is None:
+        return []
+    windows: List[Optional[Tuple[slice, slice]]] = []
+    for k, rows in enumerate(masks.any(axis=2)):  # along the contiguous axis first: the fast reduction
+        found = np.flatnonzero(rows)
+        if not len(found):
+            windows.append(None)
+            continue
+        columns = np.flatnonzero(masks[k, found[0]:found[-1] + 1].any(axis=0))
+        windows.append((slice(int(found[0]), int(found[-1]) + 1), slice(int(columns[0]), int(columns[-1]) + 1)))
+    return windows

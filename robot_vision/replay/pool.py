@@ -32,6 +32,7 @@ import cv2
 import numpy as np
 
 from robot_vision.errors import ConfigError, InputError
+from robot_vision.geometry import mask_windows
 
 #: Frames submitted per worker before the oldest result is waited for (keeps the workers busy
 #: while the parent tracks and writes, and bounds the memory of frames in flight).
@@ -90,16 +91,9 @@ def pack_masks(mask: Optional[np.ndarray]) -> Any:
     """``mask`` (N, H, W) bool as (shape, [(row, column, the mask's bounding-box crop) per mask]); None stays None."""
     if mask is None:
         return None
-    crops: List[Tuple[int, int, np.ndarray]] = []
-    rows_used = mask.any(axis=2)  # (N, H): along the contiguous axis, 2 ms for 40 masks at 1280x720
-    for k, rows in enumerate(rows_used):
-        found = np.flatnonzero(rows)
-        if not len(found):
-            crops.append((0, 0, np.zeros((0, 0), bool)))
-            continue
-        band = mask[k, found[0]:found[-1] + 1]
-        columns = np.flatnonzero(band.any(axis=0))
-        crops.append((int(found[0]), int(columns[0]), band[:, columns[0]:columns[-1] + 1].copy()))
+    crops: List[Tuple[int, int, np.ndarray]] = [
+        (0, 0, np.zeros((0, 0), bool)) if window is None else (window[0].start, window[1].start, mask[k][window].copy())
+        for k, window in enumerate(mask_windows(mask))]
     return mask.shape, crops
 
 

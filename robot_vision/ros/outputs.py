@@ -15,7 +15,7 @@ import numpy as np
 
 from robot_vision.camera import project
 from robot_vision.errors import InputError
-from robot_vision.geometry import invert_transform, transform_points
+from robot_vision.geometry import invert_transform, mask_windows, transform_points
 from robot_vision.grasping.gripper import GripperModel
 from robot_vision.perception3d.visualize import box_corners
 from robot_vision.ros import conversions as conv
@@ -65,24 +65,6 @@ def label_values(ids: Sequence[int]) -> np.ndarray:
                          f'got {int(none.sum())}')
     values[none] = LABEL_IDS + 1 + np.arange(int(none.sum()))
     return values.astype(np.uint16)
-
-
-def mask_windows(masks: Optional[np.ndarray]) -> List[Optional[Tuple[slice, slice]]]:
-    """Per mask of (N, H, W) bool ``masks``: (rows, columns) slices of its bounding box, or None when empty.
-
-    Everything a mask holds lies in its window, so work on masks can skip the rest of the image.
-    """
-    if masks is None:
-        return []
-    windows: List[Optional[Tuple[slice, slice]]] = []
-    for k, rows in enumerate(masks.any(axis=2)):  # along the contiguous axis first: the fast reduction
-        found = np.flatnonzero(rows)
-        if not len(found):
-            windows.append(None)
-            continue
-        columns = np.flatnonzero(masks[k, found[0]:found[-1] + 1].any(axis=0))
-        windows.append((slice(int(found[0]), int(found[-1]) + 1), slice(int(columns[0]), int(columns[-1]) + 1)))
-    return windows
 
 
 def instance_label_image(detections: Detections, shape: Tuple[int, int],
