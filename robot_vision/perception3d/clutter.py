@@ -127,6 +127,14 @@ def structure_mask(labels: np.ndarray, count: int, normals: np.ndarray, cloud: n
     return out
 
 
+def _nearest_source(sources: np.ndarray, values: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+    """For every pixel: (the distance to the nearest ``sources`` pixel, that pixel's entry of ``values``)."""
+    distance, nearest = cv2.distanceTransformWithLabels((~sources).view(np.uint8), cv2.DIST_L2, 3,
+                                                        labelType=cv2.DIST_LABEL_PIXEL)
+    # DIST_LABEL_PIXEL numbers the source pixels 1.. in raster order
+    return distance, values.reshape(-1)[np.flatnonzero(sources)][nearest - 1]
+
+
 def support_edges(secondary: np.ndarray, height: np.ndarray, candidates: np.ndarray, settings,
                   reach: int = 4) -> np.ndarray:
     """(H, W) bool: the rims of secondary supports among ``candidates`` (a table top's edges and thickness).
@@ -138,9 +146,7 @@ def support_edges(secondary: np.ndarray, height: np.ndarray, candidates: np.ndar
     """
     if settings.support_edge_band <= 0 or not secondary.any():
         return np.zeros(secondary.shape, bool)
-    distance, nearest = cv2.distanceTransformWithLabels((~secondary).view(np.uint8), cv2.DIST_L2, 3,
-                                                        labelType=cv2.DIST_LABEL_PIXEL)
-    top = height.reshape(-1)[np.flatnonzero(secondary)][nearest - 1]  # the nearest support pixel's height
+    distance, top = _nearest_source(secondary, height)  # the nearest support pixel's height
     with np.errstate(invalid='ignore'):
         return candidates & (distance <= reach) & (height >= top - settings.support_edge_band) & (
             height <= top + settings.min_height)
@@ -148,7 +154,7 @@ def support_edges(secondary: np.ndarray, height: np.ndarray, candidates: np.ndar
 
 def noise_bumps(labels: np.ndarray, height: np.ndarray, depth: np.ndarray, colour_edge: np.ndarray,
                 settings, judged: np.ndarray) -> np.ndarray:
-    """(labels.max() + 1,) bool: low segments that only depth noise tells from the support.
+    """(judged.size,) bool: low segments that only depth noise tells from the support.
 
     A segment of which at most 5 % of the pixels rise above the depth-step threshold at its mean
     depth can be the sensor's low-frequency depth error (stereo cameras show centimetre waves at
@@ -180,7 +186,7 @@ def noise_bumps(labels: np.ndarray, height: np.ndarray, depth: np.ndarray, colou
 
 def hides_nothing(labels: np.ndarray, depth: np.ndarray, normals: np.ndarray, up: np.ndarray, settings,
                   judged: np.ndarray, radius: int = 3) -> np.ndarray:
-    """(labels.max() + 1,) bool: segments that stand in front of nothing: background, not objects.
+    """(judged.size,) bool: segments that stand in front of nothing: background, not objects.
 
     An object occludes what lies around it: some of the pixels within ``radius`` of its outline lie
     behind its nearest surface there (the smallest depth of the segment within ``radius``) by more
@@ -191,7 +197,7 @@ def hides_nothing(labels: np.ndarray, depth: np.ndarray, normals: np.ndarray, up
     marked in ``judged`` (a bool per label) are judged.
     """
     from scipy.ndimage import find_objects
-    count = int(labels.max()) + 1
+    count = judged.size
     out = np.zeros(count, bool)
     flat = labels.reshape(-1)
     n = normals.reshape(-1, 3)
@@ -425,13 +431,8 @@ def labels_into_holes(labels: np.ndarray, valid: np.ndarray, max_distance: float
     missing = ~valid
     if max_distance <= 0 or not missing.any() or not valid.any():
         return labels
-    distance, nearest = cv2.distanceTransformWithLabels(missing.view(np.uint8), cv2.DIST_L2, 3,
-                                                        labelType=cv2.DIST_LABEL_PIXEL)
-    source = labels.reshape(-1)[np.flatnonzero(valid)]  # the labels of the valid pixels, in raster order
-    take = missing & (distance <= max_distance)
-    out = labels.copy()
-    out[take] = source[nearest[take] - 1]
-    return out
+    distance, nearest_label = _nearest_source(valid, labels)
+    return np.where(missing & (distance <= max_distance), nearest_label, labels)
 
 
 def absorb_fragments(labels: np.ndarray, allowed: np.ndarray, depth: np.ndarray, intrinsics: CameraIntrinsics,
