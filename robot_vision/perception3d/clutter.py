@@ -30,7 +30,7 @@ import cv2
 import numpy as np
 
 from robot_vision.camera import deproject
-from robot_vision.perception3d.planar import far_side_edges, secondary_supports
+from robot_vision.perception3d.planar import FLOOR_LEVEL, far_side_edges, secondary_supports
 from robot_vision.perception3d.segmentation import (SceneSegmentation, SegmentationSettings, grow_labels,
                                                     objects_from_labels, up_prior)
 from robot_vision.perception3d.support import (dominant_up, downsample_depth, fill_holes, grow_support, image_hull,
@@ -40,6 +40,10 @@ from robot_vision.types import CameraIntrinsics, Objects3D, RGBDFrame
 
 #: Pixel spans over which the clutter method looks for depth steps (sensors blur a step over 2 pixels).
 STEP_SPANS = (1, 2)
+#: A segment that encloses this share of ``min_floor_area`` of support is a container's walls.
+CONTAINER_FLOOR = 0.25
+#: Working pixels within which a segment's outline touches a tote's floor (the smoothed base of a wall).
+FLOOR_REACH = 4
 
 
 def color_edges(color: np.ndarray, shape: Tuple[int, int], settings) -> np.ndarray:
@@ -182,6 +186,53 @@ def noise_bumps(labels: np.ndarray, height: np.ndarray, depth: np.ndarray, colou
     edge_hits = np.bincount(labels[outline], weights=colour_edge[outline], minlength=count)
     outline_pixels = np.bincount(labels[outline], minlength=count)
     return low & (edge_hits < settings.min_outline_contrast * np.maximum(outline_pixels, 1))
+
+
+def containers(labels: np.ndarray, main: np.ndarray, supports: np.ndarray, floor: np.ndarray, footprint: np.ndarray,
+               judged: np.ndarray, min_area: float, close: int = 2) -> np.ndarray:
+    """(judged.size,) bool: a tote's or tray's walls, not objects.
+
+    A segment is a container's wall when either
+
+    - it encloses a support: the support pixels (``supports``) in the region its mask (closed over
+      gaps of ``2 close`` pixels) surrounds without covering cover at least ``min_area`` square
+      metres (``footprint``: each pixel's z^2 / (fx fy)). The hole of a tape roll or the inside
+      of a mug or a bowl is far smaller than a tote's floor, and is not a support; or
+    - it borders a ``floor`` (a low secondary support: a tote's floor) from outside: at least 80 %
+      of its pixels lie outside the floor's image convex hull and at least ``2 close + 1`` of its
+      pixels touch the floor. Objects in the tote lie mostly over its floor; objects beside the
+      tote do not touch its floor.
+
+    Only the labels marked in ``judged`` (a bool per label) are judged.
+    """
+    from scipy.ndimage import binary_fill_holes, find_objects
+    out = np.zeros(judged.size, bool)
+    kernel = np.ones((2 * close + 1, 2 * close + 1), np.uint8)
+    if floor.any():
+        flat = labels.reshape(-1)
+        outside = ~image_hull(floor).reshape(-1)
+        share = np.bincount(flat, weights=outside, minlength=judged.size) / np.maximum(
+            np.bincount(flat, minlength=judged.size), 1)
+        reach = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * FLOOR_REACH + 1, 2 * FLOOR_REACH + 1))
+        edge = (labels != cv2.erode(labels.astype(np.float32), np.ones((3, 3), np.uint8)).astype(labels.dtype))
+        edge = edge.reshape(-1) & (flat > 0)
+        outline = np.maximum(np.bincount(flat[edge], minlength=judged.size), 1)
+        wall = judged & (share >= 0.8)
+        for surface in (floor, main):
+            near = cv2.dilate(surface.view(np.uint8), reach).reshape(-1) > 0
+            wall &= np.bincount(flat[edge & near], minlength=judged.size) >= 0.1 * outline
+        out |= wall
+    for label, window in enumerate(find_objects(labels), start=1):
+        if window is None or not judged[label] or out[label]:
+            continue
+        ys, xs = window
+        if footprint[window].sum() < 2 * min_area:  # its box could not hold such a floor and walls
+            continue
+        padded = np.pad(labels[window] == label, close + 1).view(np.uint8)
+        closed = cv2.morphologyEx(padded, cv2.MORPH_CLOSE, kernel)[close + 1:-close - 1, close + 1:-close - 1]
+        enclosed = binary_fill_holes(closed) & (labels[window] != label) & supports[window]
+        out[label] = footprint[window][enclosed].sum() >= min_area
+    return out
 
 
 def hides_nothing(labels: np.ndarray, depth: np.ndarray, normals: np.ndarray, up: np.ndarray, settings,
@@ -411,6 +462,11 @@ def segment_labels(depth_full: np.ndarray, intrinsics: CameraIntrinsics, gravity
     drop = np.zeros(judged.size, bool)
     if settings.min_occluded_fraction > 0:
         drop |= hides_nothing(labels, depth, normals, np.asarray(up, np.float32), settings, judged)
+    if settings.min_floor_area > 0:  # a tote's walls around its floor (a secondary support)
+        footprint = np.nan_to_num(depth * depth / np.float32(intr.fx * intr.fy))
+        floor = np.zeros_like(support) if secondary is None else secondary & (corrected < FLOOR_LEVEL + 0.01)
+        drop |= containers(labels, support, supports, floor, footprint, judged & ~drop,
+                           CONTAINER_FLOOR * settings.min_floor_area)
     if colour_edge is not None and settings.min_outline_contrast > 0:
         drop |= noise_bumps(labels, corrected, depth, colour_edge, settings, judged & ~drop)
     if drop.any():

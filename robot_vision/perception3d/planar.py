@@ -204,6 +204,10 @@ def _points_over_footprint(footprint: np.ndarray, others: np.ndarray, cell: floa
     return int(np.count_nonzero(grid[cells[:, 1], cells[:, 0]]))
 
 
+#: Height (metres above the main support) below which a level needs only ``min_floor_area``.
+FLOOR_LEVEL = 0.02
+
+
 def secondary_supports(cloud: np.ndarray, height: np.ndarray, candidates: np.ndarray, plane: np.ndarray,
                        intrinsics, settings: SegmentationSettings) -> np.ndarray:
     """(H, W) bool: large horizontal surfaces among ``candidates`` (pixels above the main plane).
@@ -214,7 +218,9 @@ def secondary_supports(cloud: np.ndarray, height: np.ndarray, candidates: np.nda
     ``support_normal_tolerance_deg`` of the plane normal are binned by height (1 cm bins,
     summed over 3 neighbouring bins); a height band whose metric area (pixel footprint
     z^2 / (fx fy) divided by the cosine between the viewing ray and the normal) reaches
-    ``min_support_area`` is a support level, even when the objects on it cut it into pieces.
+    ``min_support_area`` is a support level, even when the objects on it cut it into pieces; a
+    level less than ``FLOOR_LEVEL`` (2 cm) above the main support (a tote's or tray's floor, seen
+    between the objects in it) needs only ``min_floor_area``.
     The support mask is the horizontal samples of those bands dilated by one sample (3x3) to
     absorb normal noise, upsampled, and limited to the pixels within the band. A band counts
     only when it carries something: at least ``min_object_points`` pixels of candidates
@@ -239,7 +245,10 @@ def secondary_supports(cloud: np.ndarray, height: np.ndarray, candidates: np.nda
     hist = np.bincount(bins, weights=footprint)
     padded = np.r_[0.0, hist, 0.0]
     summed = padded[:-2] + padded[1:-1] + padded[2:]
-    level = summed >= settings.min_support_area
+    need = np.full(summed.size, settings.min_support_area)
+    if settings.min_floor_area > 0:  # a tote's or tray's floor, just above the surface it stands on
+        need[:int(round(FLOOR_LEVEL / bin_size))] = settings.min_floor_area
+    level = summed >= need
     if not level.any():
         return none
     # A level bin takes its neighbours along, so the whole (noisy) surface falls in the band.

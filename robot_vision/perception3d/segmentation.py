@@ -91,6 +91,9 @@ class SegmentationSettings:
       height band (3 cm) reaches ``min_support_area`` (0.08 m^2) are secondary supports (a
       tray, a board, a desk seen from a camera that found the floor first): they are reported
       in ``support_mask`` and removed, so that the objects standing on them separate.
+      ``min_floor_area`` (0.02 m^2; 0: ``min_support_area`` applies): a level less than 2 cm
+      above the main plane (a tote's or tray's floor between the objects in it) needs only this
+      area; it must still carry something.
       ``max_plane_samples`` (3000): RANSAC scores at most this many subsample points.
       ``grow_iterations`` (4): pixels of image-space region growing that give instances back
       their low border pixels (just above the plane inlier band) at equal depth.
@@ -160,6 +163,7 @@ class SegmentationSettings:
     split_supports: bool = True
     support_normal_tolerance_deg: float = 15.0
     min_support_area: float = 0.08
+    min_floor_area: float = 0.02
     max_plane_samples: int = 3000
     method: str = 'clutter'
     working_width: int = 320
@@ -184,7 +188,7 @@ class SegmentationSettings:
         """The 'planar' method with the thresholds it was tuned with (before 'clutter' was the default)."""
         values = dict(method='planar', plane_distance=0.008, plane_distance_quadratic=0.002, min_height=0.012,
                       edge_depth_jump=0.01, edge_depth_jump_relative=0.03, max_plane_tilt_deg=25.0,
-                      support_normal_tolerance_deg=20.0, min_support_area=0.025)
+                      support_normal_tolerance_deg=20.0, min_support_area=0.025, min_floor_area=0.0)
         values.update(overrides)
         return cls(**values)
 
@@ -193,7 +197,7 @@ class SegmentationSettings:
         _positive(self, 'max_depth', 'plane_distance', 'max_height', 'edge_depth_jump')
         _positive(self, 'min_depth', 'voxel_size', 'plane_distance_quadratic', 'min_height',
                   'edge_depth_jump_relative', 'contact_tolerance',
-                  'min_plane_fraction', zero_ok=True)
+                  'min_plane_fraction', 'min_floor_area', zero_ok=True)
         if self.min_depth >= self.max_depth:
             raise ConfigError(f'SegmentationSettings.min_depth: expected < max_depth '
                               f'({self.max_depth}), got {self.min_depth}')

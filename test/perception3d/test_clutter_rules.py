@@ -3,7 +3,7 @@
 import numpy as np
 
 from robot_vision.perception3d import SegmentationSettings
-from robot_vision.perception3d.clutter import hides_nothing, noise_bumps, support_edges
+from robot_vision.perception3d.clutter import containers, hides_nothing, noise_bumps, support_edges
 
 SETTINGS = SegmentationSettings()
 
@@ -67,3 +67,41 @@ def test_the_rim_of_a_raised_support_belongs_to_it():
     rim = support_edges(secondary, height, candidates, SETTINGS)
     assert rim[20:24, :20].all() and not rim[20:24, 20:].any() and not rim[30:].any()
     assert not support_edges(secondary, height, candidates, SegmentationSettings(support_edge_band=0)).any()
+
+
+def test_a_totes_walls_are_a_container_not_objects():
+    # 1 m away a working pixel covers 1 mm x 1 mm (footprint 1e-6 m^2). Label 1 is a closed ring of
+    # walls around 0.016 m^2 of floor (secondary support); label 2 a tape roll's ring around a
+    # 30 x 30 pixel hole of table; label 3 an object on the floor inside the ring. In the second image
+    # the walls are open pieces (cut at the corners): label 4 borders the floor from outside and
+    # touches the table (main support) too; label 5 stands on the floor inside; label 6 stands on
+    # the table beside the tote, away from its floor.
+    footprint = np.full((220, 300), 1e-6, np.float32)
+    main = np.ones(footprint.shape, bool)
+    labels = np.zeros(footprint.shape, np.int32)
+    floor = np.zeros(footprint.shape, bool)
+    labels[10:160, 10:160] = 1
+    labels[20:150, 20:150] = 0
+    floor[20:150, 20:150], main[10:160, 10:160] = True, False
+    labels[60:80, 60:80] = 3
+    floor[60:80, 60:80] = False
+    labels[170:210, 200:240] = 2
+    labels[175:205, 205:235] = 0
+    supports = main | floor
+    judged = _judge_all(labels)
+    out = containers(labels, main, supports, np.zeros_like(floor), footprint, judged, 0.005)
+    assert out.tolist() == [False, True, False, False]
+
+    labels = np.zeros(footprint.shape, np.int32)
+    floor = np.zeros(footprint.shape, bool)
+    floor[40:150, 20:150] = True
+    main = np.ones(footprint.shape, bool)
+    main[20:150, 20:150] = False
+    labels[20:40, 20:150] = 4     # the far wall, between the table beyond and the floor
+    labels[60:90, 60:90] = 5
+    floor[60:90, 60:90] = False
+    labels[60:90, 200:230] = 6
+    main[60:90, 200:230] = False
+    judged = _judge_all(labels)
+    out = containers(labels, main, main | floor, floor, footprint, judged, 0.005)
+    assert out.tolist() == [False, False, False, False, True, False, False]
