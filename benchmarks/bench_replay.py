@@ -30,7 +30,7 @@ from robot_vision.replay import ReplaySettings, replay
 from robot_vision.replay.bag import BagSink, BagSource
 from robot_vision.replay.cli import DEMO_BAG
 from robot_vision.replay.multi import replay_many
-from robot_vision.replay.pool import SINGLE_THREAD_ENV
+from robot_vision.processes import SINGLE_THREAD_ENV
 
 RATE_HZ = 15.0
 BAGS = 20

@@ -28,6 +28,7 @@ from robot_vision.camera import deproject
 from robot_vision.errors import RobotVisionError
 from robot_vision.grasping.gripper import GripperModel
 from robot_vision.grasping.planner import GraspResult, GraspSettings, _planner
+from robot_vision.processes import single_threaded_children
 from robot_vision.types import CameraIntrinsics, Grasps
 
 #: Seconds a worker gets to exit on close before it is terminated.
@@ -189,7 +190,8 @@ class _Worker:
         self.conn, child = context.Pipe()
         self.process = context.Process(target=_serve, args=(child, gripper, settings), daemon=True,
                                        name=f'robot_vision_grasp_worker_{index}')
-        self.process.start()
+        with single_threaded_children():  # a search is many small matrix products: BLAS threads only cost
+            self.process.start()
         child.close()
         self.scenes: List[Hashable] = []  # keys of the scenes the worker keeps, oldest first
 

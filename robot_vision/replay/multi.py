@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Sequence, TextIO
 
 from robot_vision.errors import ConfigError, InputError, RobotVisionError
-from robot_vision.replay.pool import SINGLE_THREAD_ENV, single_threaded_children
+from robot_vision.processes import SINGLE_THREAD_ENV, single_threaded_children
 from robot_vision.replay.report import save
 
 #: Suffixes of the files of a rosbag2 (see is_bag).

@@ -8,7 +8,7 @@ then tracks, plans grasps (the stream planner keeps each object's grasps from fr
 its state lives in the parent) and records them there, exactly as the sequential replay does:
 the results are identical. Workers are started with 'spawn' (no thread or ONNX Runtime state of
 the parent is copied), ignore SIGINT (the parent stops them) and build their pipeline once. Their
-OpenMP and BLAS libraries run single-threaded (``SINGLE_THREAD_ENV``, unless the environment sets
+OpenMP and BLAS libraries run single-threaded (:mod:`robot_vision.processes`, unless the environment sets
 them), and so does OpenCV (``cv2.setNumThreads(1)`` in each worker): the workers already share the
 cores between them, and on the 2-core development machine per-library thread pools on top made a
 60-frame replay about 1.6x slower (OpenCV's alone cost 10-15 % of the CPU per 640x480 frame).
@@ -25,21 +25,18 @@ import multiprocessing
 import os
 import signal
 from concurrent.futures import Future, ProcessPoolExecutor
-from contextlib import contextmanager
-from typing import Any, Iterator, List, Optional, Tuple
+from typing import Any, List, Optional, Tuple
 
 import cv2
 import numpy as np
 
 from robot_vision.errors import ConfigError, InputError
 from robot_vision.geometry import mask_windows
+from robot_vision.processes import single_threaded_children
 
 #: Frames submitted per worker before the oldest result is waited for (keeps the workers busy
 #: while the parent tracks and writes, and bounds the memory of frames in flight).
 AHEAD_PER_WORKER = 2
-
-#: Thread-count variables of OpenMP, OpenBLAS and MKL given to the workers (read when they load).
-SINGLE_THREAD_ENV = {'OMP_NUM_THREADS': '1', 'OPENBLAS_NUM_THREADS': '1', 'MKL_NUM_THREADS': '1'}
 
 _PIPELINE: Any = None
 
@@ -48,18 +45,6 @@ def default_workers() -> int:
     """Worker processes a replay uses by default: min(2, CPU cores available to this process)."""
     cores = len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else (os.cpu_count() or 1)
     return max(1, min(2, cores))
-
-
-@contextmanager
-def single_threaded_children() -> Iterator[None]:
-    """Processes started inside get SINGLE_THREAD_ENV (where the environment does not set them)."""
-    added = {k: v for k, v in SINGLE_THREAD_ENV.items() if k not in os.environ}
-    os.environ.update(added)
-    try:
-        yield
-    finally:
-        for name in added:
-            del os.environ[name]
 
 
 def _start(settings: Any) -> None:

@@ -38,7 +38,7 @@ import numpy as np
 
 from robot_vision.errors import ConfigError, InputError
 from robot_vision.replay.bag import BagSink, BagSource, RawMessage
-from robot_vision.replay.pool import FramePool, single_threaded_children
+from robot_vision.replay.pool import FramePool
 from robot_vision.replay.progress import Progress
 from robot_vision.replay.records import frame_record
 from robot_vision.replay.selection import select_topics
@@ -286,10 +286,9 @@ def _replay(bag: Path, out_dir: Path, pipeline_settings: Any, settings: ReplaySe
     pooled = settings.workers > 1 and expected > 1
     # the pipeline before any output exists: a bad model leaves nothing behind
     if pooled and pipeline_settings.enable_grasps:
-        # grasps in a process of their own, with BLAS single-threaded as in the pool's workers (the
+        # grasps in a process of their own (BLAS single-threaded there, as in the pool's workers: the
         # parent's BLAS threads made each search about 2x slower beside them), off the parent's GIL
-        with single_threaded_children():
-            pipeline = Pipeline(pipeline_settings, grasp_processes=1)
+        pipeline = Pipeline(pipeline_settings, grasp_processes=1)
     else:
         pipeline = Pipeline(pipeline_settings)
     try:

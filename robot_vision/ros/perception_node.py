@@ -8,7 +8,6 @@ from typing import Any, Dict, List, Optional, Tuple
 
 
 from robot_vision.pipeline import FrameResult, Pipeline, PipelineSettings
-from robot_vision.replay.pool import single_threaded_children
 from robot_vision.ros.node_base import PipelineNode, main_for
 from robot_vision.ros.topics import OUTPUT_TOPICS
 from robot_vision.types import RGBDFrame
@@ -53,13 +52,11 @@ class PerceptionNode(PipelineNode):
     def setup(self, settings: PipelineSettings) -> None:
         """Build the pipeline with ``grasp_processes`` grasp worker processes (loads the detector model).
 
-        The worker processes run their BLAS and OpenMP single-threaded (as the replay's workers,
-        :func:`robot_vision.replay.pool.single_threaded_children`, unless the environment sets the
-        thread counts): a grasp search is many small matrix products, and OpenBLAS's own threads made
-        the searches cost 1.6-1.9x the CPU time.
+        The worker processes run their BLAS and OpenMP single-threaded (:mod:`robot_vision.processes`,
+        unless the environment sets the thread counts), restarted ones too: a grasp search is many
+        small matrix products, and OpenBLAS's own threads made the searches cost 1.6-1.9x the CPU time.
         """
-        with single_threaded_children():
-            self.pipeline = Pipeline(settings, grasp_processes=self.params['grasp_processes'])
+        self.pipeline = Pipeline(settings, grasp_processes=self.params['grasp_processes'])
 
     def inputs(self) -> List[Tuple[str, type, str]]:
         """Colour and/or depth, by ``mode``."""

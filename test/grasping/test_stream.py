@@ -8,6 +8,7 @@ import threading
 import time
 
 import numpy as np
+import psutil
 import pytest
 
 from robot_vision.datasets import load_organized_pcd
@@ -16,6 +17,7 @@ from robot_vision.grasping.stream import MISSES_BEFORE_WAITING, StreamGraspPlann
 from robot_vision.grasping.workers import GraspWorkerError, Job, SceneCloud, WorkerPool
 from robot_vision.perception3d.segmentation import SegmentationSettings, segment_scene
 from robot_vision.pipeline import Pipeline, PipelineSettings
+from robot_vision.processes import SINGLE_THREAD_ENV
 from robot_vision.types import Objects3D
 
 SETTINGS = GraspSettings(top_k=5)
@@ -146,6 +148,11 @@ def test_worker_processes_give_the_in_process_result_and_recover_from_a_dead_wor
             pool.run('frame 2', cloud, plane, np.zeros(3), jobs)
         again = pool.run('frame 3', cloud, plane, np.zeros(3), jobs)
         assert np.allclose(np.concatenate([r.grasps.pose for r in again]), fresh.grasps.pose)
+        # The restarted workers run BLAS single-threaded too (where this environment sets no count).
+        expected = {name: os.environ.get(name, value) for name, value in SINGLE_THREAD_ENV.items()}
+        for worker in pool._workers:
+            environment = psutil.Process(worker.process.pid).environ()
+            assert {name: environment.get(name) for name in SINGLE_THREAD_ENV} == expected
         # A failure inside a job comes back as an error; the workers live on, and the other worker's
         # reply to that call does not answer the next one.
         # (The failing job is expected to take longer, so the first worker is the one that fails.)

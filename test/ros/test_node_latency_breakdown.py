@@ -14,7 +14,7 @@ from diagnostic_msgs.msg import DiagnosticArray
 from node_harness import FeedNode, milk_frame, spin_until, start_node, stop
 from rclpy.node import Node
 
-from robot_vision.replay.pool import SINGLE_THREAD_ENV
+from robot_vision.processes import SINGLE_THREAD_ENV
 from robot_vision.ros.latest_worker import LatestWorker
 
 #: The latency stages the perception node reports besides the pipeline's.
