@@ -6,6 +6,8 @@ only), in four mixes:
 - tabletop: the old mix (isolated + clutter, 45-75 deg from 0.5-1 m, Kinect noise), 100 scenes;
 - hard: clutter + dense piles, top-down to steep views from 0.4-2 m, RealSense D435 noise, 60 scenes;
 - shelf / bin: objects in a shelf cubby / a tote, clutter + dense, RealSense D435 noise, 30 scenes each;
+- bin top-down: the tote seen by a wrist camera 0.4-0.55 m above it, 75-90 deg down (it fills most
+  of the view), 20 scenes;
 - shelf sparse: the shelf with depth registered to a larger colour image and sparse (``registered_sparse``,
   measured on the real APC bin), the stand-in for ``apc_shelf_bin_b``.
 
@@ -34,6 +36,8 @@ MIXES = {
     'hard': (60, 1, dict(clutter_levels=('clutter', 'dense'), views='hard', noise='realsense_d435')),
     'shelf': (30, 0, dict(clutter_levels=('clutter', 'dense'), container='shelf', noise='realsense_d435')),
     'bin': (30, 0, dict(clutter_levels=('clutter', 'dense'), container='bin', noise='realsense_d435')),
+    'bin top-down': (20, 0, dict(clutter_levels=('clutter', 'dense'), container='bin', views='hard',
+                                 noise='realsense_d435')),
     'shelf sparse': (30, 0, dict(clutter_levels=('clutter', 'dense'), container='shelf', noise='registered_sparse')),
 }
 
@@ -63,10 +67,10 @@ def run(quick: bool):
             results.setdefault(mix, {})[method] = {
                 'scenes': count, 'gt_objects': summary['gt_objects'], 'recall': summary['recall_at_iou'],
                 'precision': summary['precision_at_iou'], 'mean_iou': summary['mean_iou_matched']}
-    lines = [f'{"mix":<12} {"method":<14} {"scenes":>6} {"objects":>7} {"recall":>7} {"precision":>9} {"mean IoU":>8}']
+    lines = [f'{"mix":<13} {"method":<14} {"scenes":>6} {"objects":>7} {"recall":>7} {"precision":>9} {"mean IoU":>8}']
     for mix, by_method in results.items():
         for method, r in by_method.items():
-            lines.append(f'{mix:<12} {method:<14} {r["scenes"]:>6} {r["gt_objects"]:>7} {r["recall"]:>7.3f} '
+            lines.append(f'{mix:<13} {method:<14} {r["scenes"]:>6} {r["gt_objects"]:>7} {r["recall"]:>7.3f} '
                          f'{r["precision"]:>9.3f} {r["mean_iou"]:>8.3f}')
     print('\n'.join(lines + _real_lines()), flush=True)
     OUT.parent.mkdir(parents=True, exist_ok=True)

@@ -245,14 +245,17 @@ def secondary_supports(cloud: np.ndarray, height: np.ndarray, candidates: np.nda
     hist = np.bincount(bins, weights=footprint)
     padded = np.r_[0.0, hist, 0.0]
     summed = padded[:-2] + padded[1:-1] + padded[2:]
-    need = np.full(summed.size, settings.min_support_area)
-    if settings.min_floor_area > 0:  # a tote's or tray's floor, just above the surface it stands on
-        need[:int(round(FLOOR_LEVEL / bin_size))] = settings.min_floor_area
-    level = summed >= need
-    if not level.any():
+    level = summed >= settings.min_support_area
+    floor_bins = np.arange(summed.size) < int(round(FLOOR_LEVEL / bin_size))
+    floor = floor_bins & ~level & (summed >= settings.min_floor_area) if settings.min_floor_area > 0 else None
+    if not level.any() and (floor is None or not floor.any()):
         return none
-    # A level bin takes its neighbours along, so the whole (noisy) surface falls in the band.
+    # A level bin takes its neighbours along, so the whole (noisy) surface falls in the band; a floor
+    # level (a tote's floor, just above the surface it stands on) only those below FLOOR_LEVEL, so that
+    # a flat object lying on it stays an object.
     band_bins = level | np.r_[level[1:], False] | np.r_[False, level[:-1]]
+    if floor is not None:
+        band_bins |= floor_bins & (floor | np.r_[floor[1:], False] | np.r_[False, floor[:-1]])
     # Contiguous runs of band bins -> height intervals [lo, hi).
     edges = np.flatnonzero(np.diff(np.r_[0, band_bins.astype(np.int8), 0]))
     in_band = np.zeros((h, w), bool)

@@ -19,6 +19,9 @@ CONTAINERS = ('none', 'bin', 'shelf')
 #: Camera ranges a container sets (see ``SceneSettings.with_container``): (distance m, elevation deg,
 #: azimuth half-range deg around the container's front, or 180 for any side).
 CONTAINER_VIEWS = {'bin': ((0.5, 1.0), (45.0, 90.0), 180.0), 'shelf': ((0.4, 0.8), (5.0, 25.0), 25.0)}
+#: The same with the 'hard' views (``with_container(kind, views='hard')``): a wrist camera close
+#: above the bin, looking (nearly) straight down, so that the bin fills most of the view.
+CONTAINER_VIEWS_HARD = {'bin': ((0.4, 0.55), (75.0, 90.0), 180.0), 'shelf': ((0.3, 0.5), (5.0, 35.0), 25.0)}
 
 
 @dataclass(frozen=True)
@@ -156,4 +159,5 @@ def leaning_board(rng: np.random.Generator, container: ContainerSpec) -> Tuple[T
     return (float(half[0]), float(half[1]), float(half[2])), rotation, centre
 
 
-__all__ = ['CONTAINERS', 'CONTAINER_VIEWS', 'ContainerSpec', 'WallSpec', 'draw_container', 'leaning_board']
+__all__ = ['CONTAINERS', 'CONTAINER_VIEWS', 'CONTAINER_VIEWS_HARD', 'ContainerSpec', 'WallSpec', 'draw_container',
+           'leaning_board']

@@ -84,7 +84,7 @@ class EvaluationSettings:
     ``clutter_levels``: scenes cycle through these ('isolated', 'clutter', 'dense'). ``views``: camera
     preset of ``robot_vision.sim.scene.VIEW_PRESETS`` ('tabletop', or 'hard': top-down, steep and
     up to 2 m away). ``container``: 'none', 'bin' or 'shelf' (``SceneSettings.with_container``; its
-    camera ranges replace those of ``views``). ``noise``: depth noise
+    camera ranges replace those of ``views``, and 'hard' brings a wrist camera close in). ``noise``: depth noise
     model (see ``DepthNoise``). ``min_visible_pixels`` (200): GT objects with fewer visible
     pixels are not counted for recall. ``iou_threshold`` (0.5). ``perception`` / ``grasping``:
     which parts to run. ``image_size`` (640, 480) pixels. ``grasp_source``: 'planner' (top-1 of
@@ -221,7 +221,7 @@ def run_evaluation(n_scenes: int, seed: int = 0, out_dir: Optional[str] = 'artif
         scene_seed = int(seed) * 100003 + k
         t0 = time.perf_counter()
         scene_settings = (SceneSettings(clutter=clutter, width=width, height=height).with_views(settings.views)
-                          .with_container(settings.container))
+                          .with_container(settings.container, settings.views))
         spec = generate_scene(scene_seed, scene_settings)
         for note in spec.notes:
             notes[note] = notes.get(note, 0) + 1

@@ -10,7 +10,8 @@ from typing import List, Optional, Tuple
 import numpy as np
 
 from robot_vision.errors import ConfigError, InputError
-from robot_vision.sim.containers import CONTAINER_VIEWS, CONTAINERS, ContainerSpec, draw_container, leaning_board
+from robot_vision.sim.containers import (CONTAINER_VIEWS, CONTAINER_VIEWS_HARD, CONTAINERS, ContainerSpec,
+                                         draw_container, leaning_board)
 
 #: Object kinds generate_scene can place; 'mesh' is a convex hull of a YCB point model.
 OBJECT_KINDS = ('box', 'cylinder', 'sphere', 'capsule', 'ellipsoid', 'mesh')
@@ -115,18 +116,21 @@ class SceneSettings:
         distance, elevation = VIEW_PRESETS[preset]
         return dataclasses.replace(self, camera_distance=distance, camera_elevation_deg=elevation)
 
-    def with_container(self, container: str) -> SceneSettings:
+    def with_container(self, container: str, views: str = 'tabletop') -> SceneSettings:
         """These settings with ``container`` and, for 'bin' and 'shelf', its camera ranges.
 
         bin: 0.5-1.0 m, 45-90 deg above the horizontal, any azimuth. shelf: 0.4-0.8 m, 5-25 deg,
         within 25 deg of straight in front (azimuth 180 deg), as a robot looks into a shelf bin.
-        'none' leaves the camera ranges as they are.
+        With ``views='hard'`` (a wrist camera close in): bin 0.4-0.55 m, 75-90 deg; shelf 0.3-0.5 m,
+        5-35 deg. 'none' leaves the camera ranges as they are.
         """
         if container not in CONTAINERS:
             raise ConfigError(f'container: expected one of {CONTAINERS}, got {container!r}')
+        if views not in VIEW_PRESETS:
+            raise ConfigError(f'views: expected one of {sorted(VIEW_PRESETS)}, got {views!r}')
         if container == 'none':
             return dataclasses.replace(self, container=container)
-        distance, elevation, half = CONTAINER_VIEWS[container]
+        distance, elevation, half = (CONTAINER_VIEWS_HARD if views == 'hard' else CONTAINER_VIEWS)[container]
         centre = 0.0 if half >= 180.0 else 180.0
         return dataclasses.replace(self, container=container, camera_distance=distance,
                                    camera_elevation_deg=elevation,

@@ -48,6 +48,13 @@ def test_container_sizes_and_camera_ranges():
         assert eye[0] < -lx / 2 and forward[0] > np.cos(np.deg2rad(36))  # in front, looking in
         assert -np.sin(np.deg2rad(26)) < forward[2] < 0                  # slightly from above
         assert 0.3 < np.linalg.norm(eye - [0, 0, shelf.container.floor_z]) < 1.0
+        # 'hard' views: a wrist camera close above the bin, looking nearly straight down.
+        wrist = generate_scene(seed, SceneSettings().with_container('bin', views='hard'))
+        eye = wrist.camera.pose[:3, 3]
+        assert wrist.camera.pose[2, 2] < -np.sin(np.deg2rad(74))         # 75-90 deg down
+        assert 0.35 < np.linalg.norm(eye - [0, 0, wrist.container.floor_z]) < 0.6
+    with pytest.raises(ConfigError, match='views'):
+        SceneSettings().with_container('bin', views='wrist')
 
 
 def test_bad_container_is_refused():
