@@ -135,26 +135,27 @@ def oversized(labels: np.ndarray, cloud: np.ndarray, judged: np.ndarray, max_siz
     """(judged.size,) bool: segments larger than any object: structure (a shelf's frame and boards).
 
     A segment's extent is the length of the diagonal between the 2nd and 98th percentiles of its
-    points. Percentiles are taken only for segments whose spread could reach ``max_size``: the
-    diagonal of a uniform box is sqrt(12) times its points' standard deviation, and this estimate
-    must reach half of ``max_size``. Only the labels marked in ``judged`` (a bool per label) are judged.
+    points; percentiles are taken only where the full extent (min to max) exceeds ``max_size``.
+    Only the labels marked in ``judged`` (a bool per label) are judged.
     """
     out = np.zeros(judged.size, bool)
-    flat = labels.reshape(-1)
-    points = cloud.reshape(-1, 3)
-    index = np.flatnonzero(judged[flat] & np.isfinite(points[:, 2]))
-    if index.size == 0:
+    candidates = np.flatnonzero(judged)
+    if candidates.size == 0:
         return out
-    owner = flat[index]
-    count = np.maximum(np.bincount(owner, minlength=judged.size), 1)
-    spread = np.zeros(judged.size)
-    for k in range(3):
-        values = points[index, k].astype(np.float64)
-        mean = np.bincount(owner, weights=values, minlength=judged.size) / count
-        spread += np.bincount(owner, weights=values * values, minlength=judged.size) / count - mean * mean
-    for label in np.flatnonzero(np.sqrt(12 * np.maximum(spread, 0)) >= 0.5 * max_size):
-        pts = points[index[owner == label]]
-        out[label] = np.linalg.norm(np.percentile(pts, 98, axis=0) - np.percentile(pts, 2, axis=0)) > max_size
+    flat = labels.reshape(-1)
+    order = np.argsort(flat, kind='stable')
+    starts = np.searchsorted(flat[order], candidates)
+    ends = np.searchsorted(flat[order], candidates, side='right')
+    grouped = np.concatenate([cloud.reshape(-1, 3)[order], np.zeros((1, 3), cloud.dtype)])  # a row past the end
+    bounds = np.stack([starts, ends], axis=1).reshape(-1)  # reduceat over [start, end): every other result
+    with np.errstate(invalid='ignore'):
+        full = np.linalg.norm(np.fmax.reduceat(grouped, bounds, axis=0)[::2]
+                              - np.fmin.reduceat(grouped, bounds, axis=0)[::2], axis=1)
+    for label, start, end, extent in zip(candidates, starts, ends, full):
+        if extent > max_size:
+            pts = grouped[start:end]
+            pts = pts[np.isfinite(pts[:, 2])]
+            out[label] = np.linalg.norm(np.percentile(pts, 98, axis=0) - np.percentile(pts, 2, axis=0)) > max_size
     return out
 
 
