@@ -131,34 +131,6 @@ def structure_mask(labels: np.ndarray, count: int, normals: np.ndarray, cloud: n
     return out
 
 
-def oversized(labels: np.ndarray, cloud: np.ndarray, judged: np.ndarray, max_size: float) -> np.ndarray:
-    """(judged.size,) bool: segments larger than any object: structure (a shelf's frame and boards).
-
-    A segment's extent is the length of the diagonal between the 2nd and 98th percentiles of its
-    points; percentiles are taken only where the full extent (min to max) exceeds ``max_size``.
-    Only the labels marked in ``judged`` (a bool per label) are judged.
-    """
-    out = np.zeros(judged.size, bool)
-    candidates = np.flatnonzero(judged)
-    if candidates.size == 0:
-        return out
-    flat = labels.reshape(-1)
-    order = np.argsort(flat, kind='stable')
-    starts = np.searchsorted(flat[order], candidates)
-    ends = np.searchsorted(flat[order], candidates, side='right')
-    grouped = np.concatenate([cloud.reshape(-1, 3)[order], np.zeros((1, 3), cloud.dtype)])  # a row past the end
-    bounds = np.stack([starts, ends], axis=1).reshape(-1)  # reduceat over [start, end): every other result
-    with np.errstate(invalid='ignore'):
-        full = np.linalg.norm(np.fmax.reduceat(grouped, bounds, axis=0)[::2]
-                              - np.fmin.reduceat(grouped, bounds, axis=0)[::2], axis=1)
-    for label, start, end, extent in zip(candidates, starts, ends, full):
-        if extent > max_size:
-            pts = grouped[start:end]
-            pts = pts[np.isfinite(pts[:, 2])]
-            out[label] = np.linalg.norm(np.percentile(pts, 98, axis=0) - np.percentile(pts, 2, axis=0)) > max_size
-    return out
-
-
 def _nearest_source(sources: np.ndarray, values: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
     """For every pixel: (the distance to the nearest ``sources`` pixel, that pixel's entry of ``values``)."""
     distance, nearest = cv2.distanceTransformWithLabels((~sources).view(np.uint8), cv2.DIST_L2, 3,
@@ -495,8 +467,6 @@ def segment_labels(depth_full: np.ndarray, intrinsics: CameraIntrinsics, gravity
         floor = np.zeros_like(support) if secondary is None else secondary & (corrected < FLOOR_LEVEL + 0.01)
         drop |= containers(labels, support, supports, floor, footprint, judged & ~drop,
                            CONTAINER_FLOOR * settings.min_floor_area)
-    if settings.max_segment_size > 0:
-        drop |= oversized(labels, cloud, judged & ~drop, settings.max_segment_size)
     if colour_edge is not None and settings.min_outline_contrast > 0:
         drop |= noise_bumps(labels, corrected, depth, colour_edge, settings, judged & ~drop)
     if drop.any():

@@ -116,9 +116,6 @@ class SegmentationSettings:
       neighbour they continue at a similar depth (slivers, caps), else stay.
       ``max_object_size`` (0.45 m): a planar, sideways-facing segment larger than this is a wall
       (bin, shelf), not an object.
-      ``max_segment_size`` (0.6 m; 0 disables it): any segment larger than this (the diagonal
-      between the 2nd and 98th percentiles of its points) is structure (a shelf's frame and
-      boards, walls joined at a corner), not an object.
       ``min_occluded_fraction`` (0.1; 0 disables it): an object stands in front of something; a
       segment of which less than this fraction of the pixels around it (3 working pixels out) lie
       behind its nearest surface there by more than the depth-step threshold, and that is not mostly
@@ -180,7 +177,6 @@ class SegmentationSettings:
     weak_edge_fraction: float = 0.4
     fragment_area: float = 0.0012
     max_object_size: float = 0.45
-    max_segment_size: float = 0.6
     min_occluded_fraction: float = 0.1
     min_object_area: float = 0.0002
     support_edge_band: float = 0.05
@@ -201,7 +197,7 @@ class SegmentationSettings:
         _positive(self, 'max_depth', 'plane_distance', 'max_height', 'edge_depth_jump')
         _positive(self, 'min_depth', 'voxel_size', 'plane_distance_quadratic', 'min_height',
                   'edge_depth_jump_relative', 'contact_tolerance',
-                  'min_plane_fraction', 'min_floor_area', 'max_segment_size', zero_ok=True)
+                  'min_plane_fraction', 'min_floor_area', zero_ok=True)
         if self.min_depth >= self.max_depth:
             raise ConfigError(f'SegmentationSettings.min_depth: expected < max_depth '
                               f'({self.max_depth}), got {self.min_depth}')

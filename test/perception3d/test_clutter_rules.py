@@ -3,7 +3,7 @@
 import numpy as np
 
 from robot_vision.perception3d import SegmentationSettings
-from robot_vision.perception3d.clutter import containers, hides_nothing, noise_bumps, oversized, support_edges
+from robot_vision.perception3d.clutter import containers, hides_nothing, noise_bumps, support_edges
 
 SETTINGS = SegmentationSettings()
 
@@ -105,18 +105,3 @@ def test_a_totes_walls_are_a_container_not_objects():
     judged = _judge_all(labels)
     out = containers(labels, main, main | floor, floor, footprint, judged, 0.005)
     assert out.tolist() == [False, False, False, False, True, False, False]
-
-
-def test_a_segment_larger_than_any_object_is_structure():
-    # 1 cm per pixel along x at 1 m: label 1 spans 0.59 m (a shelf board), label 2 spans 0.09 m,
-    # label 3 spans 0.59 m but its last 0.2 m have no depth (NaN); one pixel of label 2 is 5 m off.
-    labels = np.zeros((50, 100), np.int32)
-    labels[0:10, 0:60], labels[40:50, 0:10], labels[20:30, 0:60] = 1, 2, 3
-    cloud = np.zeros((50, 100, 3), np.float32)
-    cloud[..., 0], cloud[..., 2] = np.arange(100) * 0.01, 1.0
-    cloud[20:30, 40:60] = np.nan
-    cloud[45, 5] = (5.0, 0.0, 1.0)  # 1 % of label 2: a stray point is not its extent
-    judged = _judge_all(labels)
-    assert oversized(labels, cloud, judged, 0.45).tolist() == [False, True, False, False]
-    judged[1] = False
-    assert oversized(labels, cloud, judged, 0.45).tolist() == [False, False, False, False]
