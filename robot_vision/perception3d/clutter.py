@@ -199,9 +199,10 @@ def containers(labels: np.ndarray, main: np.ndarray, supports: np.ndarray, floor
       metres (``footprint``: each pixel's z^2 / (fx fy)). The hole of a tape roll or the inside
       of a mug or a bowl is far smaller than a tote's floor, and is not a support; or
     - it borders a ``floor`` (a low secondary support: a tote's floor) from outside: at least 80 %
-      of its pixels lie outside the floor's image convex hull and at least ``2 close + 1`` of its
-      pixels touch the floor. Objects in the tote lie mostly over its floor; objects beside the
-      tote do not touch its floor.
+      of its pixels lie outside the floor's image convex hull, and at least 10 % of its outline
+      pixels lie within ``FLOOR_REACH`` pixels of the floor and 10 % within ``FLOOR_REACH`` of the
+      ``main`` support (a wall stands between the two). Objects in the tote lie mostly over its
+      floor; objects beside the tote do not touch its floor.
 
     Only the labels marked in ``judged`` (a bool per label) are judged.
     """
@@ -214,8 +215,9 @@ def containers(labels: np.ndarray, main: np.ndarray, supports: np.ndarray, floor
         share = np.bincount(flat, weights=outside, minlength=judged.size) / np.maximum(
             np.bincount(flat, minlength=judged.size), 1)
         reach = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * FLOOR_REACH + 1, 2 * FLOOR_REACH + 1))
-        edge = (labels != cv2.erode(labels.astype(np.float32), np.ones((3, 3), np.uint8)).astype(labels.dtype))
-        edge = edge.reshape(-1) & (flat > 0)
+        as_float, square = labels.astype(np.float32), np.ones((3, 3), np.uint8)  # exact for labels below 2^24
+        edge = (cv2.erode(as_float, square) != as_float) | (cv2.dilate(as_float, square) != as_float)
+        edge = edge.reshape(-1) & (flat > 0)  # outline pixels: a neighbour of another label
         outline = np.maximum(np.bincount(flat[edge], minlength=judged.size), 1)
         wall = judged & (share >= 0.8)
         for surface in (floor, main):
