@@ -312,14 +312,19 @@ def segment_clutter(frame: RGBDFrame, cloud: np.ndarray, valid: np.ndarray, sett
     support_mask = None
     if result['secondary'] is not None:
         support_mask = (_upsample(result['secondary'].view(np.uint8), factor, (h, w)) > 0) & valid
-    areas = np.bincount(labels.reshape(-1))
-    points = areas - np.bincount(labels[~valid], minlength=areas.size)
+    # Per-label sums over the labelled pixels only (most of a frame is background).
+    labelled = np.flatnonzero(labels)
+    owner = labels.reshape(-1)[labelled]
+    areas = np.bincount(owner, minlength=1)
+    has_depth = valid.reshape(-1)[labelled]
+    points = np.bincount(owner[has_depth], minlength=areas.size)
     # max_object_points is meant at 640x480: a close object fills the same share of a larger image.
     max_points = settings.max_object_points * max(1.0, h * w / (640 * 480))
     keep = np.flatnonzero((areas >= settings.min_object_points) & (areas <= max_points)
                           & (points >= 10))
     if settings.min_object_area > 0:  # the surface seen with depth, each point's footprint z^2 / (fx fy)
-        seen = np.bincount(labels[valid], weights=np.square(depth[valid], dtype=np.float64), minlength=areas.size)
+        z = cloud.reshape(-1, 3)[labelled[has_depth], 2]
+        seen = np.bincount(owner[has_depth], weights=np.square(z, dtype=np.float64), minlength=areas.size)
         keep = keep[seen[keep] >= settings.min_object_area * frame.intrinsics.fx * frame.intrinsics.fy]
     keep = keep[keep > 0]
     keep = keep[np.argsort(-areas[keep], kind='stable')]
