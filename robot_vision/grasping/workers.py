@@ -24,7 +24,7 @@ from typing import Dict, Hashable, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from robot_vision.camera import deproject
+from robot_vision.camera import _rays, deproject
 from robot_vision.errors import RobotVisionError
 from robot_vision.grasping.gripper import GripperModel
 from robot_vision.grasping.planner import GraspResult, GraspSettings, _planner
@@ -99,7 +99,6 @@ class SceneCloud:
         """
         if self.depth is None or self.voxel > 0 or not lo[2] > 0 or min(self.intrinsics.fx, self.intrinsics.fy) <= 0:
             return self.points
-        from robot_vision.camera import _rays
         u, v = _rays(self.intrinsics)
         near, far = float(lo[2]), float(hi[2])
         bounds = []

@@ -460,7 +460,8 @@ def segment_labels(depth_full: np.ndarray, intrinsics: CameraIntrinsics, gravity
         labels[wall_pixels] = 0
         above &= ~wall_pixels  # walls are background: no object grows back into them
     labels = _grow_into(labels, above, depth, settings, iterations=8)
-    labels = absorb_fragments(labels, above, depth, intr, settings)
+    footprint = pixel_footprint(depth, intr)
+    labels = absorb_fragments(labels, above, depth, footprint, settings)
     holes = labels_into_holes(labels, np.isfinite(depth), settings.hole_label_distance)
     # Segments too small to become objects at full resolution (with their hole pixels, less than a
     # quarter of min_object_points) are not worth judging as background or noise.
@@ -470,7 +471,6 @@ def segment_labels(depth_full: np.ndarray, intrinsics: CameraIntrinsics, gravity
     if settings.min_occluded_fraction > 0:
         drop |= hides_nothing(labels, depth, normals, np.asarray(up, np.float32), settings, judged)
     if settings.min_floor_area > 0:  # a tote's walls around its floor (a secondary support)
-        footprint = np.nan_to_num(depth * depth / np.float32(intr.fx * intr.fy))
         floor = np.zeros_like(support) if secondary is None else secondary & (corrected < FLOOR_LEVEL + 0.01)
         drop |= containers(labels, support, supports, floor, footprint, judged & ~drop,
                            CONTAINER_FLOOR * settings.min_floor_area)
@@ -498,16 +498,20 @@ def labels_into_holes(labels: np.ndarray, valid: np.ndarray, max_distance: float
     return np.where(missing & (distance <= max_distance), nearest_label, labels)
 
 
-def absorb_fragments(labels: np.ndarray, allowed: np.ndarray, depth: np.ndarray, intrinsics: CameraIntrinsics,
+def pixel_footprint(depth: np.ndarray, intrinsics: CameraIntrinsics) -> np.ndarray:
+    """(H, W) float32: each pixel's surface seen face-on, z^2 / (fx fy) square metres (0 without depth)."""
+    return np.nan_to_num(depth * depth / np.float32(intrinsics.fx * intrinsics.fy))
+
+
+def absorb_fragments(labels: np.ndarray, allowed: np.ndarray, depth: np.ndarray, footprint: np.ndarray,
                      settings) -> np.ndarray:
     """Hand segments smaller than ``fragment_area`` to the neighbour they continue at a similar depth.
 
     Slivers between two cuts and the cap of a bottle are pieces of a neighbour, not objects: their
     pixels are cleared and re-grown from the neighbouring labels (depth-continuous 4-neighbours).
-    A segment's area is the sum of its pixels' footprints, z^2 / (fx fy) (seen face-on), so the
-    limit means the same near and far. Fragments with no such neighbour stay as they are.
+    A segment's area is the sum of its pixels' ``footprint`` (:func:`pixel_footprint`), so the limit
+    means the same near and far. Fragments with no such neighbour stay as they are.
     """
-    footprint = np.nan_to_num(depth * depth / np.float32(intrinsics.fx * intrinsics.fy))
     areas = np.bincount(labels.reshape(-1), weights=footprint.reshape(-1))
     small = areas < settings.fragment_area
     small[0] = False

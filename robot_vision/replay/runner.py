@@ -285,12 +285,9 @@ def _replay(bag: Path, out_dir: Path, pipeline_settings: Any, settings: ReplaySe
         expected = min(expected, int(settings.max_frames))
     pooled = settings.workers > 1 and expected > 1
     # the pipeline before any output exists: a bad model leaves nothing behind
-    if pooled and pipeline_settings.enable_grasps:
-        # grasps in a process of their own (BLAS single-threaded there, as in the pool's workers: the
-        # parent's BLAS threads made each search about 2x slower beside them), off the parent's GIL
-        pipeline = Pipeline(pipeline_settings, grasp_processes=1)
-    else:
-        pipeline = Pipeline(pipeline_settings)
+    # pooled, grasps run in a process of their own (BLAS single-threaded there, as in the pool's workers:
+    # the parent's BLAS threads made each search about 2x slower beside them), off the parent's GIL
+    pipeline = Pipeline(pipeline_settings, grasp_processes=1 if pooled and pipeline_settings.enable_grasps else 0)
     try:
         _prepare_out(out_dir, settings.overwrite)
     except InputError:
