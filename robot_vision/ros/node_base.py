@@ -31,6 +31,7 @@ from rcl_interfaces.msg import ParameterDescriptor, SetParametersResult
 from rclpy.clock import Clock, ClockType
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
+from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from rclpy.utilities import get_rmw_implementation_identifier
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
@@ -489,7 +490,7 @@ class PipelineNode(LifecycleNode):
         return (self.get_clock().now().nanoseconds * 1e-9 - stamp_s) * 1e3
 
 
-def spin(node: LifecycleNode, quiet_exit: bool = False) -> None:
+def spin(node: Node, quiet_exit: bool = False) -> None:
     """Spin ``node`` until Ctrl-C or external shutdown, then clean up.
 
     A single-threaded executor: the callbacks only hand messages to the node's worker threads

@@ -13,7 +13,6 @@ from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescri
 from rclpy.clock import Clock as RclpyClock
 from rclpy.clock import ClockType
 from rclpy.exceptions import ParameterException
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rosgraph_msgs.msg import Clock
@@ -319,10 +318,7 @@ def main(args: Optional[List[str]] = None) -> None:
         rclpy.logging.get_logger('sim_camera').fatal(f'cannot start: {exc}')
         rclpy.try_shutdown()
         raise SystemExit(2) from None
-    try:
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        node.destroy_node()
-        rclpy.try_shutdown()
+    # the nodes' own spin: a callback that fails once Ctrl-C has shut the context down (a timer's
+    # publish: "publisher's context is invalid") ends the spin quietly instead of with a traceback
+    from robot_vision.ros.node_base import spin
+    spin(node, quiet_exit=True)
