@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 
 from robot_vision.errors import InputError
-from robot_vision.perception3d.boxes import oriented_box
+from robot_vision.perception3d.boxes import box_sample, oriented_box
 from robot_vision.perception3d.plane import orient_plane
 from robot_vision.perception3d.planar import _grow_labels, far_side_edges, fit_support_plane
 from robot_vision.perception3d.segmentation import SegmentationSettings, mean_point, prepare_cloud, up_prior
@@ -127,9 +127,10 @@ def objects_from_detections(frame: RGBDFrame, detections: Detections,
             continue
         idx = (ys + r0).astype(np.int64) * w + (xs + c0)
         pts = flat_cloud[idx]
-        pose, size = oriented_box(pts, up, plane, settings.contact_tolerance)
         mask = np.zeros(h * w, bool)
         mask[idx] = True
+        sample = box_sample(idx, mask.reshape(h, w), depth, settings.step_threshold)
+        pose, size = oriented_box(pts, up, plane, settings.contact_tolerance, sample)
         rows.append(dict(pose=pose, size=size, centroid=mean_point(pts),
                          confidence=detections.confidence[i], class_id=detections.class_id[i],
                          detection_index=i, mask=mask.reshape(h, w), points=pts, indices=idx))

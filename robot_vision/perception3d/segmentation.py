@@ -11,7 +11,7 @@ import numpy as np
 
 from robot_vision.camera import deproject
 from robot_vision.errors import ConfigError, InputError
-from robot_vision.perception3d.boxes import oriented_box
+from robot_vision.perception3d.boxes import box_sample, oriented_box
 from robot_vision.perception3d.filtering import workspace_mask
 from robot_vision.types import Objects3D, RGBDFrame
 
@@ -461,7 +461,8 @@ def objects_from_labels(labels: np.ndarray, keep: np.ndarray, boxes: np.ndarray,
         ys, xs = np.nonzero(crop & valid[y0:y1, x0:x1])
         idx = (ys + y0).astype(np.int64) * w + (xs + x0)
         pts = flat_cloud[idx]
-        pose, size = oriented_box(pts, plane[:3], plane, settings.contact_tolerance)
+        sample = box_sample(idx, masks[row], cloud[..., 2], settings.step_threshold)
+        pose, size = oriented_box(pts, plane[:3], plane, settings.contact_tolerance, sample)
         poses.append(pose)
         sizes.append(size)
         centroids.append(mean_point(pts))

@@ -48,42 +48,65 @@ def raw_run(frames, tmp_path_factory):
     return _replay(write_bag(root / 'bag', frames), root / 'out')
 
 
-@pytest.mark.parametrize('encoding', ['16UC1', '32FC1'])
-def test_compressed_bag_gives_the_objects_of_the_raw_bag_within_2_mm(frames, raw_run, encoding, tmp_path):
-    """PNG colour + compressedDepth (PNG 16UC1, or 32FC1 quantised inverse depth) against the same frames raw.
+def _moved(run, raw_run):
+    """How far (m) each object of the raw run moved in ``run`` (its box centre to the nearest one): (near, far)."""
+    near, far = [], []  # by range from the camera: the work area, the background
+    for ours, raw in zip(run.frames, raw_run.frames):
+        centres = np.array([o['position'] for o in ours['objects']])
+        for obj in raw['objects']:
+            moved = float(np.abs(centres - obj['position']).max(axis=1).min())
+            (near if np.linalg.norm(obj['position']) <= WORK_AREA else far).append(moved)
+    return np.array(near), np.array(far)
 
-    The colour is compressed losslessly here: the default segmentation cuts touching objects along colour
-    edges, and JPEG's block artefacts move those (a JPEG bag replays, see the corrupt-frame test, but its
-    objects are not the raw bag's to the millimetre).
-    """
-    bag = write_bag(tmp_path / 'bag', frames, color_msg=_png, depth_msg=_depth(encoding), color_type=COMPRESSED,
+
+def _compressed_run(frames, tmp_path, color_msg, encoding):
+    bag = write_bag(tmp_path / 'bag', frames, color_msg=color_msg, depth_msg=_depth(encoding), color_type=COMPRESSED,
                     depth_type=COMPRESSED, color_topic=COLOR_C, depth_topic=DEPTH_C)
     run = _replay(bag, tmp_path / 'out')
     assert run.summary['run']['topics'] == {'color': COLOR_C, 'depth': DEPTH_C, 'camera_info': INFO,
                                             'tf_static': '/tf_static'}
     assert not [d for d in run.diagnostics if d['kind'] in ('input', 'units', 'dropped')], run.diagnostics
-    assert run.processed == raw_run.processed == len(frames)
-    near, far = [], []  # per object of the raw bag: how far its box centre moved (m), by range from the camera
-    for ours, raw in zip(run.frames, raw_run.frames):
-        assert len(ours['objects']) == len(raw['objects']) >= 3
-        centres = np.array([o['position'] for o in ours['objects']])
-        for obj in raw['objects']:
-            moved = float(np.abs(centres - obj['position']).max(axis=1).min())
-            (near if np.linalg.norm(obj['position']) <= WORK_AREA else far).append(moved)
+    assert run.processed == len(frames)
+    return run
+
+
+@pytest.mark.parametrize('encoding', ['16UC1', '32FC1'])
+def test_compressed_bag_gives_the_objects_of_the_raw_bag_within_2_mm(frames, raw_run, encoding, tmp_path):
+    """PNG colour + compressedDepth (PNG 16UC1, or 32FC1 quantised inverse depth) against the same frames raw.
+
+    The colour is compressed losslessly here (``compressed`` with format png); JPEG colour is the next test.
+    """
+    run = _compressed_run(frames, tmp_path, _png, encoding)
+    assert [len(f['objects']) for f in run.frames] == [len(f['objects']) for f in raw_run.frames]
+    near, far = _moved(run, raw_run)
     assert len(near) >= 3 * len(frames)
     if encoding == '16UC1':  # PNG is lossless: the very same objects
-        assert max(near + far) <= 0.002, f'{encoding}: objects moved by up to {max(near + far) * 1e3:.2f} mm'
         assert [f['objects'] for f in run.frames] == [f['objects'] for f in raw_run.frames]
     else:
         # compressed_depth_image_transport truncates A / z + B to an integer (our encoder and decoder match its
         # codec.cpp; the raw bag's 32FC1 depth gives the raw 16UC1 bag's objects exactly): depth grows by up to one
-        # step, z^2 / 10100 m (0.25 mm at 1.6 m here). The objects in the work area in front of the camera (the
-        # laptop, the box, the cable, the cabinet's near side: within 1.3 m) keep their box centres within 2 mm
-        # (measured: 1.1 mm). Far background segments at the top of the image (1.4 to 1.8 m: the cabinet's front,
-        # a slab of the shelf) gain or lose a few of their outermost points (3 of 18,000), which moves their
-        # oriented box (measured: 16 mm and 8 mm); the segments themselves stay (same count, same place).
-        assert max(near) <= 0.002, f'{encoding}: work-area objects moved by up to {max(near) * 1e3:.2f} mm'
-        assert max(far) <= 0.03, f'{encoding}: background segments moved by up to {max(far) * 1e3:.2f} mm'
+        # step, z^2 / 10100 m (0.25 mm at 1.6 m here). Every object in the work area keeps its box centre within
+        # 2 mm (measured: 0.10 mm), and so do the background segments (measured: 0.87 mm), but for one sliver of
+        # the cardboard box's side at 1.75 m (511 pixels): a hole next to it is filled or not as the quantised
+        # depths agree or not, and it gains 15 pixels (measured: 7.2 mm).
+        assert near.max() <= 0.002, f'{encoding}: work-area objects moved by up to {near.max() * 1e3:.2f} mm'
+        assert np.mean(far <= 0.002) >= 0.9 and far.max() <= 0.01, f'{encoding}: background moved {far * 1e3} mm'
+
+
+def test_a_jpeg_bag_gives_the_work_area_objects_of_the_raw_bag(frames, raw_run, tmp_path):
+    """JPEG colour (quality 95, as compressed_image_transport publishes by default) + compressedDepth 16UC1.
+
+    The segmentation cuts touching objects along colour edges where depth alone cannot, and JPEG's block
+    artefacts move such an edge by a pixel here and there: one pixel at 1.3 m is 2.4 mm. The work area's
+    objects stay, each within 5 mm (measured: 3.2 mm, a segment that gains 5 pixels at 1.26 m); two far
+    slivers of the cardboard box's side, which only a faint colour edge kept apart, become one.
+    """
+    run = _compressed_run(frames, tmp_path, _jpeg, '16UC1')
+    near, far = _moved(run, raw_run)
+    assert len(near) >= 3 * len(frames)
+    assert near.max() <= 0.005, f'work-area objects moved by up to {near.max() * 1e3:.2f} mm'
+    for ours, raw in zip(run.frames, raw_run.frames):
+        assert len(raw['objects']) - 1 <= len(ours['objects']) <= len(raw['objects'])
 
 
 def test_a_raw_32fc1_bag_gives_the_objects_of_the_16uc1_bag(frames, raw_run, tmp_path):
