@@ -50,7 +50,7 @@ def looped_bag(path: Path, frames: int, rate_hz: float = RATE_HZ) -> Path:
         else:
             groups[-1].append(raw)
     start = groups[0][0].log_ns
-    with BagSink(path) as sink:
+    with BagSink(path, compress=True) as sink:  # as the bundled bag
         for info in source.topics.values():
             sink.add_topic(info.name, info.msgtype, info.msgdef, info.digest, info.qos,
                            latched=info.name == '/tf_static')
@@ -89,7 +89,7 @@ def graspnet_bag(path: Path, frames: int, rate_hz: float = RATE_HZ) -> Path:
         encoded.append((numpy_to_image(view.color, 'rgb8', view.frame_id),
                         numpy_to_image(depth, '16UC1', view.frame_id),
                         intrinsics_to_camera_info(view.intrinsics, view.frame_id)))
-    with BagSink(path) as sink:
+    with BagSink(path, compress=True) as sink:  # as the bundled bag
         sink.add_topic('/tf', 'tf2_msgs/msg/TFMessage')
         sink.add_topic(topics['info'], 'sensor_msgs/msg/CameraInfo')
         sink.add_topic(topics['color'], 'sensor_msgs/msg/Image')

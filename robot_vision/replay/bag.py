@@ -221,13 +221,13 @@ def _qos_latched():
 
 
 class BagSink:
-    """A rosbag2 being written (mcap with zstd chunk compression by default, or sqlite3).
+    """A rosbag2 being written (mcap, with zstd chunk compression when ``compress``, or sqlite3).
 
     ``path`` is the bag folder to create (it must not exist); topics are added on first use
     with :meth:`add_topic`; :meth:`write` takes CDR bytes and a log time in nanoseconds.
     """
 
-    def __init__(self, path: Path | str, storage: str = 'mcap', compress: bool = True):
+    def __init__(self, path: Path | str, storage: str = 'mcap', compress: bool = False):
         """Create the bag folder and open the storage file."""
         from rosbags.rosbag2 import CompressionFormat, CompressionMode, StoragePlugin, Writer
         self.path = Path(path)

@@ -44,6 +44,8 @@ def _replay_args(parser: argparse.ArgumentParser) -> None:
                         help='also write the annotated image of every frame (detections_overlay) into the output bag')
     parser.add_argument('--clouds', action='store_true',
                         help="also write every frame's object point cloud (object_points) into the output bag")
+    parser.add_argument('--compress', action='store_true',
+                        help='zstd-compress the output bag (about 3x smaller; about 9 ms of CPU per 640x480 frame)')
     parser.add_argument('--overwrite', action='store_true',
                         help='replace a previous replay\'s files in --out (only those files)')
     parser.add_argument('--quiet', action='store_true', help='no progress bar')
@@ -117,7 +119,8 @@ def _settings(config: Optional[str], args: argparse.Namespace, overwrite: bool) 
                               max_frames=getattr(args, 'max_frames', 0), gallery_size=getattr(args, 'gallery', 8),
                               write_bag=not getattr(args, 'no_bag', False), overwrite=overwrite,
                               workers=_workers(getattr(args, 'workers', 1)),  # demo (no --workers): in-process
-                              overlays=getattr(args, 'overlays', False), clouds=getattr(args, 'clouds', False))
+                              overlays=getattr(args, 'overlays', False), clouds=getattr(args, 'clouds', False),
+                              compress=getattr(args, 'compress', False))
     hints = {role: node[f'{role}_topic'] for role in ('color', 'depth', 'camera_info') if node.get(f'{role}_topic')}
     for role in ('color', 'depth'):  # the node's configured image transport names the sub-topic
         if role in hints and node.get(f'{role}_transport'):

@@ -125,6 +125,28 @@ def test_output_bag_reads_with_an_independent_mcap_decoder(mcap_run):
     assert seen == counts
 
 
+def _chunk_compression(bag_path):
+    from mcap.reader import make_reader
+    with open(next(bag_path.glob('*.mcap')), 'rb') as stream:
+        return {index.compression for index in make_reader(stream).get_summary().chunk_indexes}
+
+
+def test_output_bag_is_compressed_only_when_asked(mcap_run, frames, tmp_path):
+    """--compress: zstd chunks holding the very same messages; by default none (as ros2 bag record)."""
+    bag, run = mcap_run
+    packed = replay(bag, tmp_path / 'out', settings=ReplaySettings(gallery_size=0, overlays=True, clouds=True,
+                                                                   compress=True), progress=None)
+    assert _chunk_compression(run.bag_path) == {''} and _chunk_compression(packed.bag_path) == {'zstd'}
+
+    def messages(path):  # decoded: CDR's padding bytes are not initialised by the serializer
+        codec = MessageCodec()
+        with BagSource(path) as source:
+            return [(m.topic, m.log_ns, codec.decode(m.msgtype, m.data)) for m in source.messages()]
+    assert messages(packed.bag_path) == messages(run.bag_path)
+    size = {name: sum(f.stat().st_size for f in r.bag_path.iterdir()) for name, r in (('raw', run), ('zstd', packed))}
+    assert size['zstd'] < 0.8 * size['raw'], size
+
+
 def test_replaying_an_output_bag_gives_the_same_results(mcap_run, direct_records, tmp_path):
     _, run = mcap_run
     again = replay(run.bag_path, tmp_path / 'again', settings=ReplaySettings(gallery_size=0), progress=None)
