@@ -12,7 +12,7 @@ from robot_vision.perception3d.plane import cross3, plane_basis
 
 #: Boxes are fitted to at most about this many points, which bounds the cost.
 MAX_BOX_POINTS = 2500
-_HASH = np.uint64(2654435761)  # Knuth's multiplicative hash: a pseudo-random, fixed choice per pixel
+_HASH = np.uint32(2654435761)  # Knuth's multiplicative hash (mod 2^32): a pseudo-random, fixed choice per pixel
 
 
 def box_sample(indices: np.ndarray, mask: np.ndarray, depth: np.ndarray,
@@ -34,23 +34,22 @@ def box_sample(indices: np.ndarray, mask: np.ndarray, depth: np.ndarray,
     """
     count = indices.size
     if count > MAX_BOX_POINTS:
-        chosen = (indices.astype(np.uint64) * _HASH) & np.uint64(0xFFFFFFFF) < np.uint64(
-            MAX_BOX_POINTS / count * 0xFFFFFFFF)
+        chosen = indices.astype(np.uint32) * _HASH < np.uint32(MAX_BOX_POINTS / count * 0xFFFFFFFF)
     else:
         chosen = np.ones(count, bool)
     h, w = mask.shape
     pixels = indices[chosen]
     rows, cols = np.divmod(pixels, w)
     z = depth.reshape(-1)[pixels]
-    limit = step_threshold(z)
-    flat_mask, flat_depth = mask.reshape(-1), depth.reshape(-1)
-
-    def close(inside: np.ndarray, step: int) -> np.ndarray:
-        neighbour = np.where(inside, pixels + step, pixels)
-        with np.errstate(invalid='ignore'):
-            return inside & flat_mask[neighbour] & (np.abs(flat_depth[neighbour] - z) <= limit)
-
-    joined = (close(cols + 1 < w, 1) | close(cols > 0, -1)) & (close(rows + 1 < h, w) | close(rows > 0, -w))
+    neighbours = pixels + np.array([[1], [-1], [w], [-w]])  # right, left, below, above
+    with np.errstate(invalid='ignore'):
+        close = np.take(mask.reshape(-1), neighbours, mode='clip') & (
+            np.abs(np.take(depth.reshape(-1), neighbours, mode='clip') - z) <= step_threshold(z))
+    close[0] &= cols + 1 < w
+    close[1] &= cols > 0
+    close[2] &= rows + 1 < h
+    close[3] &= rows > 0
+    joined = (close[0] | close[1]) & (close[2] | close[3])
     if joined.any():
         chosen[chosen] = joined
     return chosen

@@ -452,6 +452,7 @@ def objects_from_labels(labels: np.ndarray, keep: np.ndarray, boxes: np.ndarray,
     if keep.size == 0:
         return Objects3D.empty(mask=np.zeros((0, h, w), bool))
     flat_cloud = cloud.reshape(-1, 3)
+    depth = np.ascontiguousarray(cloud[..., 2])  # once: box_sample reads it flat for every object
     masks = np.zeros((keep.size, h, w), bool)
     poses, sizes, centroids, confidences, points, indices = [], [], [], [], [], []
     for row, (label, (bx, by, bw, bh)) in enumerate(zip(keep, boxes, strict=True)):
@@ -462,12 +463,12 @@ def objects_from_labels(labels: np.ndarray, keep: np.ndarray, boxes: np.ndarray,
         ys, xs = np.nonzero(crop & valid[y0:y1, x0:x1])
         idx = (ys + y0).astype(np.int64) * w + (xs + x0)
         pts = flat_cloud[idx]
-        sample = box_sample(idx, masks[row], cloud[..., 2], settings.step_threshold)
+        sample = box_sample(idx, masks[row], depth, settings.step_threshold)
         pose, size = oriented_box(pts, plane[:3], plane, settings.contact_tolerance, sample)
         poses.append(pose)
         sizes.append(size)
         centroids.append(mean_point(pts))
-        confidences.append(_outline_visibility(crop, cloud[..., 2], x0, y0, float(pts[:, 2].min()),
+        confidences.append(_outline_visibility(crop, depth, x0, y0, float(pts[:, 2].min()),
                                                settings))
         points.append(pts)
         indices.append(idx)
