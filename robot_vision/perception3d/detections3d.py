@@ -8,10 +8,10 @@ import cv2
 import numpy as np
 
 from robot_vision.errors import InputError
+from robot_vision.geometry import mean_point
 from robot_vision.perception3d.boxes import box_sample, oriented_box
 from robot_vision.perception3d.plane import orient_plane
 from robot_vision.perception3d.planar import _grow_labels, far_side_edges, fit_support_plane
-from robot_vision.geometry import mean_point
 from robot_vision.perception3d.segmentation import SegmentationSettings, prepare_cloud, up_prior
 from robot_vision.types import Detections, Objects3D, RGBDFrame
 
