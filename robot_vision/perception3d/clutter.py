@@ -12,7 +12,8 @@ On a working image at most ``working_width`` pixels wide (labels are upsampled a
 3. Instances: connected components of the uncut pixels; cut pixels rejoin a depth-continuous
    neighbour; small fragments join the segment they continue; large sideways planes are walls;
    segments that hide nothing behind them (bin walls, shelf lips, the room) are background, and
-   low segments without a colour outline are depth noise.
+   low segments without a colour outline are depth noise; a round container's inside joins its
+   outer wall (:mod:`robot_vision.perception3d.hollows`).
 4. Full resolution: outlines refined against each pixel's own depth; pixels without depth take the
    nearest label (masks cover what the sensor missed), points stay those with depth; objects need
    a minimum surface with depth.
@@ -30,6 +31,7 @@ import cv2
 import numpy as np
 
 from robot_vision.camera import deproject
+from robot_vision.perception3d.hollows import join_insides
 from robot_vision.perception3d.planar import FLOOR_LEVEL, far_side_edges, secondary_supports
 from robot_vision.perception3d.segmentation import (SceneSegmentation, SegmentationSettings, grow_labels,
                                                     objects_from_labels, up_prior)
@@ -479,6 +481,9 @@ def segment_labels(depth_full: np.ndarray, intrinsics: CameraIntrinsics, gravity
     if drop.any():
         labels[drop[labels]] = 0
         holes[drop[holes]] = 0  # what labels_into_holes gives for the cleared labels
+    if settings.join_container_insides:  # a mug's inside, cut off by its near rim, is the mug
+        mapping = join_insides(labels, cloud, corrected, plane, settings, judged & ~drop)
+        labels, holes = mapping[labels], mapping[holes]
     result['hole_labels'] = holes
     result.update(labels=labels, support=support, secondary=secondary, height=corrected, plane=plane)
     return result

@@ -133,6 +133,10 @@ class SegmentationSettings:
       fraction of its outline lies on a colour edge; else it is the sensor's low-frequency depth
       error (stereo cameras show centimetre waves at 1-2 m), or a flat object of the support's colour
       that depth cannot tell from one.
+      ``join_container_insides`` (True): a segment that the segment in front of it hides in part
+      joins it when that one is a round wall (its points, projected along the support normal, lie
+      on a circle of 2-15 cm radius) and the hidden one lies within the circle and no higher than
+      its rim: a mug's, cup's or pot's inside, cut off by its near rim (:mod:`hollows`).
       ``hole_label_distance`` (3 working pixels; 0 disables it): pixels without depth take the
       label of the nearest pixel with depth this close, so masks cover what the sensor missed.
     """
@@ -182,6 +186,7 @@ class SegmentationSettings:
     min_object_area: float = 0.0002
     support_edge_band: float = 0.05
     min_outline_contrast: float = 0.3
+    join_container_insides: bool = True
     hole_label_distance: float = 3.0
 
     @classmethod
@@ -230,7 +235,7 @@ class SegmentationSettings:
                               f'[0, 1] and an angle in (0, 180), got {self.weak_edge_fraction!r} and '
                               f'{self.crease_angle_deg!r}')
         _positive(self, 'image_up_weight', zero_ok=True)
-        for name in ('use_frame_up', 'split_supports', 'fill_holes'):
+        for name in ('use_frame_up', 'split_supports', 'fill_holes', 'join_container_insides'):
             if not isinstance(getattr(self, name), bool):
                 raise ConfigError(f'SegmentationSettings.{name}: expected True or False, '
                                   f'got {getattr(self, name)!r}')

@@ -16,7 +16,7 @@ from robot_vision.real_scenes import REAL_SETS, evaluate_segmentation, load_labe
 FLOORS = {
     ('graspnet_scene0000', True): (0.78, 0.58, 0.78),
     ('graspnet_scene0000', False): (0.78, 0.58, 0.78),
-    ('ycb_video', True): (0.75, 0.60, 0.80),
+    ('ycb_video', True): (0.9, 0.9, 0.9),
     ('apc_shelf_bin_b', True): (0.36, 0.45, 0.45),
     ('apc_shelf_bin_b', False): (0.45, 0.45, 0.50),
     ('pcl_milk', True): (1.0, 1.0, 0.95),
