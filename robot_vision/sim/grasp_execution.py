@@ -24,7 +24,7 @@ from typing import Any, Dict, List, Optional, Tuple
 import numpy as np
 
 from robot_vision.errors import ConfigError, InputError
-from robot_vision.sim.scene import _wxyz
+from robot_vision.sim.objects import wxyz
 from robot_vision.sim.simulator import SimScene, import_mujoco
 
 
@@ -256,7 +256,7 @@ def execute_grasp(scene: SimScene, grasp_pose_world: np.ndarray, width: float, g
     opening = float(min(width + params['opening_margin'], params['max_opening']))
     data.qpos[world.left_joint] = data.qpos[world.right_joint] = opening / 2
     data.ctrl[0] = opening / 2
-    quat = _wxyz(rot)
+    quat = wxyz(rot)
     approach = rot[:, 2]
     pre = pose[:3, 3] - settings.pregrasp_distance * approach
     dt = model.opt.timestep

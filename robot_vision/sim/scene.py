@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import List, Optional, Tuple
 
 import numpy as np
@@ -12,15 +11,10 @@ import numpy as np
 from robot_vision.errors import ConfigError, InputError
 from robot_vision.sim.containers import (CONTAINER_VIEWS, CONTAINER_VIEWS_HARD, CONTAINERS, ContainerSpec,
                                          draw_container, leaning_board)
+from robot_vision.sim.objects import (CLASS_NAMES, OBJECT_KINDS, YCB_GRASPABLE, ObjectSpec, draw_object, flat_pack,
+                                      mjcf_vec, object_assets, object_body, object_mass, resting_half_height,
+                                      ycb_available, ycb_hull)
 
-#: Object kinds generate_scene can place; 'mesh' is a convex hull of a YCB point model.
-OBJECT_KINDS = ('box', 'cylinder', 'sphere', 'capsule', 'ellipsoid', 'mesh')
-
-#: Class table: ``GroundTruth.class_id`` indexes this tuple (primitive kinds, then YCB models).
-YCB_GRASPABLE = ('004_sugar_box', '005_tomato_soup_can', '006_mustard_bottle', '009_gelatin_box',
-                 '010_potted_meat_can', '011_banana', '021_bleach_cleanser', '025_mug',
-                 '040_large_marker', '061_foam_brick')
-CLASS_NAMES = ('box', 'cylinder', 'sphere', 'capsule', 'ellipsoid') + YCB_GRASPABLE
 
 #: Clutter levels and their (min, max) object counts.
 CLUTTER_LEVELS = {'isolated': (1, 1), 'clutter': (4, 8), 'dense': (8, 15)}
@@ -144,40 +138,6 @@ def _check_range(name: str, value, low: float, high: float) -> None:
 
 
 @dataclass(frozen=True)
-class ObjectSpec:
-    """One object of a scene.
-
-    ``kind`` is one of ``OBJECT_KINDS``; ``class_name`` an entry of ``CLASS_NAMES``.
-    ``geom_size`` is the MuJoCo geom ``size`` (half-sizes / radius / half-length, metres);
-    ``extent`` (3,) the full size of the object's axis-aligned box in its body frame.
-    ``pose`` (4, 4) the initial body pose in the world (before settling); ``mass`` in kg;
-    ``rgba`` the colour; ``texture`` 'none', 'checker' or 'gradient'; ``velocity`` (3,)
-    the scripted world velocity in m/s (zero for static objects). ``vertices``/``faces`` hold
-    the convex-hull mesh (body frame, metres) of 'mesh' objects.
-    """
-
-    name: str
-    kind: str
-    class_name: str
-    geom_size: Tuple[float, ...]
-    extent: Tuple[float, float, float]
-    pose: np.ndarray
-    mass: float
-    rgba: Tuple[float, float, float, float]
-    texture: str = 'none'
-    texture_rgb2: Tuple[float, float, float] = (1.0, 1.0, 1.0)
-    velocity: Tuple[float, float, float] = (0.0, 0.0, 0.0)
-    friction: float = 1.0
-    vertices: Optional[np.ndarray] = None
-    faces: Optional[np.ndarray] = None
-
-    @property
-    def class_id(self) -> int:
-        """Index of ``class_name`` in ``CLASS_NAMES``."""
-        return CLASS_NAMES.index(self.class_name)
-
-
-@dataclass(frozen=True)
 class CameraSpec:
     """The RGB-D camera: ``pose`` (4, 4) optical frame (x right, y down, z forward) in the world."""
 
@@ -249,19 +209,7 @@ class SceneSpec:
                      'rgb1="0.35 0.35 0.38" rgb2="0.3 0.3 0.33"/>')
         parts.append('    <material name="floor_mat" texture="floor_tex" texrepeat="8 8"/>')
         for obj in self.objects:
-            r, g, b, a = obj.rgba
-            if obj.texture != 'none':
-                t1, t2, t3 = obj.texture_rgb2
-                parts.append(f'    <texture name="{obj.name}_tex" type="cube" builtin="{obj.texture}" '
-                             f'width="64" height="64" rgb1="{r:.3f} {g:.3f} {b:.3f}" '
-                             f'rgb2="{t1:.3f} {t2:.3f} {t3:.3f}"/>')
-                parts.append(f'    <material name="{obj.name}_mat" texture="{obj.name}_tex"/>')
-            else:
-                parts.append(f'    <material name="{obj.name}_mat" rgba="{r:.3f} {g:.3f} {b:.3f} {a:.3f}"/>')
-            if obj.kind == 'mesh':
-                vert = ' '.join(f'{v:.5f}' for v in np.asarray(obj.vertices).ravel())
-                face = ' '.join(str(int(i)) for i in np.asarray(obj.faces).ravel())
-                parts.append(f'    <mesh name="{obj.name}_mesh" vertex="{vert}" face="{face}"/>')
+            parts.extend(object_assets(obj))
         if self.container is not None:
             parts.append(self.container.mjcf_asset())
         parts.append(extra_asset)
@@ -296,19 +244,10 @@ class SceneSpec:
         pos = cam.pose[:3, 3]
         x_axis = cam.pose[:3, 0]
         y_up = -cam.pose[:3, 1]   # MuJoCo cameras look along -z with y up
-        parts.append(f'    <camera name="rgbd" pos="{_vec(pos)}" xyaxes="{_vec(x_axis)} {_vec(y_up)}" '
+        parts.append(f'    <camera name="rgbd" pos="{mjcf_vec(pos)}" xyaxes="{mjcf_vec(x_axis)} {mjcf_vec(y_up)}" '
                      f'fovy="{cam.fovy_deg:.4f}"/>')
         for obj in self.objects:
-            p = obj.pose[:3, 3]
-            q = _wxyz(obj.pose[:3, :3])
-            parts.append(f'    <body name="{obj.name}" pos="{_vec(p)}" quat="{_vec(q)}">')
-            parts.append(f'      <freejoint name="{obj.name}_joint"/>')
-            size = ' '.join(f'{v:.5f}' for v in obj.geom_size)
-            mesh = f' mesh="{obj.name}_mesh"' if obj.kind == 'mesh' else f' size="{size}"'
-            parts.append(f'      <geom name="{obj.name}" type="{obj.kind}"{mesh} mass="{obj.mass:.4f}" '
-                         f'material="{obj.name}_mat" friction="{obj.friction:.3f} 0.005 0.0001" '
-                         f'condim="4"/>')
-            parts.append('    </body>')
+            parts.extend(object_body(obj))
         parts.append(extra_worldbody)
         parts.append('  </worldbody>')
         for tag, body in (('contact', extra_contact), ('equality', extra_equality),
@@ -317,16 +256,6 @@ class SceneSpec:
                 parts.append(f'  <{tag}>\n{body}\n  </{tag}>')
         parts.append('</mujoco>')
         return '\n'.join(p for p in parts if p) + '\n'
-
-
-def _vec(v) -> str:
-    return ' '.join(f'{float(x):.6f}' for x in v)
-
-
-def _wxyz(rotation: np.ndarray) -> np.ndarray:
-    from robot_vision.geometry import quaternion_from_matrix
-    x, y, z, w = quaternion_from_matrix(rotation)
-    return np.array([w, x, y, z])
 
 
 def look_at(eye: np.ndarray, target: np.ndarray, up=(0.0, 0.0, 1.0)) -> np.ndarray:
@@ -347,106 +276,17 @@ def look_at(eye: np.ndarray, target: np.ndarray, up=(0.0, 0.0, 1.0)) -> np.ndarr
     return pose
 
 
-@lru_cache(maxsize=32)
-def ycb_hull(name: str) -> Tuple[np.ndarray, np.ndarray]:
-    """Convex hull of a YCB point model, centred on its bounding box: ((V, 3) vertices, (F, 3) faces).
-
-    Faces are wound counter-clockwise seen from outside (MuJoCo's convention). Raises
-    InputError when the shared data (``ycb_posecnn/models``) is absent.
-    """
-    from scipy.spatial import ConvexHull
-
-    from robot_vision.datasets import load_ycb_model
-    points = load_ycb_model(name).astype(np.float64)
-    points = points - (points.min(0) + points.max(0)) / 2
-    hull = ConvexHull(points)
-    used = np.unique(hull.simplices)
-    remap = -np.ones(len(points), int)
-    remap[used] = np.arange(len(used))
-    vertices = points[used]
-    faces = remap[hull.simplices]
-    # Orient each triangle so that its normal agrees with the hull facet's outward normal.
-    a, b, c = vertices[faces[:, 0]], vertices[faces[:, 1]], vertices[faces[:, 2]]
-    normals = np.cross(b - a, c - a)
-    flip = np.einsum('ij,ij->i', normals, hull.equations[:, :3]) < 0
-    faces[flip] = faces[flip][:, ::-1]
-    return vertices, faces
-
-
-def _ycb_available() -> Optional[str]:
-    from robot_vision.datasets import shared_data_dir
-    root = shared_data_dir()
-    if root is None or not (root / 'ycb_posecnn' / 'models').is_dir():
-        return 'YCB mesh objects skipped: the shared data folder ycb_posecnn/models was not found'
-    return None
-
-
-def _random_rotation_z(rng: np.random.Generator) -> np.ndarray:
-    yaw = rng.uniform(-np.pi, np.pi)
-    c, s = np.cos(yaw), np.sin(yaw)
-    return np.array([[c, -s, 0], [s, c, 0], [0, 0, 1.0]])
-
-
-def _draw_object(rng: np.random.Generator, kind: str):
-    """Return (kind, class_name, geom_size, extent, mass, vertices, faces, rotation)."""
-    vertices = faces = None
-    rotation = _random_rotation_z(rng)
-    if kind == 'box':
-        hx, hy = sorted(rng.uniform(0.02, 0.035, 2))
-        hx = rng.uniform(hy, 0.06)  # one side may be long; the other fits a 8 cm gripper
-        hz = rng.uniform(0.02, 0.06)
-        size, extent, class_name = (hx, hy, hz), (2 * hx, 2 * hy, 2 * hz), 'box'
-    elif kind == 'cylinder':
-        r, h = rng.uniform(0.02, 0.035), rng.uniform(0.025, 0.07)
-        size, extent, class_name = (r, h), (2 * r, 2 * r, 2 * h), 'cylinder'
-    elif kind == 'sphere':
-        r = rng.uniform(0.025, 0.035)
-        size, extent, class_name = (r,), (2 * r,) * 3, 'sphere'
-    elif kind == 'capsule':
-        r, h = rng.uniform(0.018, 0.03), rng.uniform(0.02, 0.05)
-        size, extent, class_name = (r, h), (2 * r, 2 * r, 2 * (h + r)), 'capsule'
-        # lying on its side: rotate body z into the horizontal plane
-        rotation = rotation @ np.array([[1.0, 0, 0], [0, 0, -1], [0, 1, 0]])
-    elif kind == 'ellipsoid':
-        a, b, c = rng.uniform(0.025, 0.05), rng.uniform(0.02, 0.033), rng.uniform(0.02, 0.035)
-        size, extent, class_name = (a, b, c), (2 * a, 2 * b, 2 * c), 'ellipsoid'
-    else:
-        class_name = YCB_GRASPABLE[int(rng.integers(len(YCB_GRASPABLE)))]
-        vertices, faces = ycb_hull(class_name)
-        size = ()
-        extent = tuple(vertices.max(0) - vertices.min(0))
-    return kind, class_name, size, extent, _mass(rng, extent), vertices, faces, rotation
-
-
-def _mass(rng: np.random.Generator, extent) -> float:
-    """Mass in kg of an object with box ``extent`` (m): 300-600 kg/m^3 of its box, within 0.05-0.6 kg."""
-    return float(np.clip(float(np.prod(extent)) * rng.uniform(300, 600), 0.05, 0.6))
-
-
-def _resting_half_height(kind: str, extent, rotation: np.ndarray, vertices) -> float:
-    if kind == 'mesh':
-        return float(-(vertices @ rotation.T)[:, 2].min())
-    return float((np.abs(rotation) @ (np.asarray(extent) / 2))[2])
-
-
-def _flat_pack(rng: np.random.Generator):
-    """A flat box (10-20 x 5-10 cm, 1-2.5 cm high) to lie on a container floor: ``_draw_object``'s tuple."""
-    half = tuple(float(v) for v in rng.uniform((0.05, 0.025, 0.005), (0.1, 0.05, 0.0125)))
-    extent = tuple(2 * v for v in half)
-    return 'box', 'box', half, extent, _mass(rng, extent), None, None, _random_rotation_z(rng)
-
-
 def _leaning_box(rng: np.random.Generator, container: ContainerSpec, placed, gap: float):
     """A book-like box leaning on a side wall of ``container``, or None if it overlaps a placed object.
 
-    Returns ``_draw_object``'s tuple followed by the centre (3,) and the footprint radius.
+    Returns ``draw_object``'s tuple followed by the centre (3,) and the footprint radius.
     """
     half, rotation, centre = leaning_board(rng, container)
     footprint = float(np.hypot(half[0], half[1] + half[2] * abs(rotation[1, 2])))
     if any(np.linalg.norm(centre[:2] - p) < footprint + r + gap for p, r in placed):
         return None
     extent = tuple(2 * v for v in half)
-    return 'box', 'box', half, extent, _mass(rng, extent), None, None, rotation, centre, footprint
+    return 'box', 'box', half, extent, object_mass(rng, extent), None, None, rotation, centre, footprint
 
 
 def generate_scene(seed: int, settings: SceneSettings = SceneSettings()) -> SceneSpec:
@@ -468,7 +308,7 @@ def generate_scene(seed: int, settings: SceneSettings = SceneSettings()) -> Scen
     notes: List[str] = []
     kinds = list(settings.kinds)
     if 'mesh' in kinds:
-        reason = _ycb_available()
+        reason = ycb_available()
         if reason is not None:
             notes.append(reason)
             kinds.remove('mesh')
@@ -500,7 +340,7 @@ def generate_scene(seed: int, settings: SceneSettings = SceneSettings()) -> Scen
         else:
             for _attempt in range(200):
                 kind = kinds[int(rng.integers(len(kinds)))]
-                drawn = _flat_pack(rng) if special and index == 2 else _draw_object(rng, kind)
+                drawn = flat_pack(rng) if special and index == 2 else draw_object(rng, kind)
                 kind, class_name, size, extent, mass, vertices, faces, rotation = drawn
                 footprint = float(np.hypot(extent[0], extent[1]) / 2)
                 if kind == 'capsule':
@@ -519,7 +359,7 @@ def generate_scene(seed: int, settings: SceneSettings = SceneSettings()) -> Scen
                     break
                 on_top = True  # dense piles: dropped onto the others, it settles stacked or leaning
         placed.append((xy, footprint))
-        half = _resting_half_height(kind, extent, rotation, vertices)
+        half = resting_half_height(kind, extent, rotation, vertices)
         z = (stacked_top + half + 0.01) if on_top else floor_z + half + 0.002
         if on_top and settings.container == 'shelf':   # dropped below the cubby's top board
             z = min(z, container.floor_z + container.inner[2] - half - 0.005)
