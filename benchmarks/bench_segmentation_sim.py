@@ -1,7 +1,7 @@
 """Instance segmentation on simulated scenes, 'clutter' against 'planar', beside the real-data numbers.
 
 The same generated scenes for both methods (``robot_vision.sim.evaluate.run_evaluation``, perception
-only), in four mixes:
+only), in these mixes:
 
 - tabletop: the old mix (isolated + clutter, 45-75 deg from 0.5-1 m, Kinect noise), 100 scenes;
 - hard: clutter + dense piles, top-down to steep views from 0.4-2 m, RealSense D435 noise, 60 scenes;
@@ -9,7 +9,9 @@ only), in four mixes:
 - bin top-down: the tote seen by a wrist camera 0.4-0.55 m above it, 75-90 deg down (it fills most
   of the view), 20 scenes;
 - shelf sparse: the shelf with depth registered to a larger colour image and sparse (``registered_sparse``,
-  measured on the real APC bin), the stand-in for ``apc_shelf_bin_b``.
+  measured on the real APC bin), the stand-in for ``apc_shelf_bin_b``;
+- cups: the hard views with open cups (mugs without handle) as two in seven of the objects, whose near
+  rim hides their inside, 30 scenes.
 
 Prints recall / precision at mask IoU 0.5 (every prediction scored) and the mean IoU of the matched
 objects, and the real-data recall / precision of ``artifacts/segmentation_real.json`` when that file
@@ -39,6 +41,8 @@ MIXES = {
     'bin top-down': (20, 0, dict(clutter_levels=('clutter', 'dense'), container='bin', views='hard',
                                  noise='realsense_d435')),
     'shelf sparse': (30, 0, dict(clutter_levels=('clutter', 'dense'), container='shelf', noise='registered_sparse')),
+    'cups': (30, 3, dict(clutter_levels=('clutter', 'dense'), views='hard', noise='realsense_d435',
+                         kinds=('cup', 'cup', 'box', 'cylinder', 'sphere', 'ellipsoid', 'mesh'))),
 }
 
 

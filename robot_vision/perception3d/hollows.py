@@ -1,13 +1,14 @@
 """Round containers of the 'clutter' method: a mug's, cup's or pot's inside joins its outer wall.
 
-Seen from above, the near rim of an open round container hides the bottom of its inside: the
-inner surface beyond the rim lies behind the outer wall by more than a depth step, so the depth
-cuts make two segments of one object (the outer wall, and the inner far wall with the rim top).
-The geometry tells them apart from two objects standing one behind the other: the outer wall's
-points, projected along the support normal, lie on a circle (a round wall), and the inside's
-points lie within that circle and no higher than the wall's rim. An object standing behind a
-mug lies outside its circle; a box, a ball or a can lying on its side does not project onto a
-circle. :func:`join_insides` runs on the working image after the background rules.
+Seen from above, an open round container comes out of the depth cuts in pieces: its near rim
+hides the bottom of its inside, so the inner far wall lies behind the outer wall by a depth
+step; its floor meets the inner walls in a concave crease; a thin rim splits into slivers. The
+geometry tells these pieces from objects standing behind or beside it: the outer wall's points,
+projected along the support normal, lie on a circle (a round wall standing on the support), and
+the inside's points lie within that circle, no higher than the rim, as the inner far wall, an
+inner wall or a level floor. An object standing behind a mug lies outside its circle; a box, a
+ball or a can lying on its side does not project onto a circle. :func:`join_insides` runs on the
+working image after the background rules.
 """
 
 from __future__ import annotations
@@ -20,19 +21,33 @@ from robot_vision.perception3d.plane import plane_basis
 #: A round wall's radius (metres): from an espresso cup to a cooking pot.
 MIN_RADIUS, MAX_RADIUS = 0.02, 0.15
 #: The wall's points lie on their circle within this share of its radius (RMS) and this distance.
-MAX_CIRCLE_RESIDUAL, MAX_CIRCLE_RMS = 0.05, 0.004
+MAX_CIRCLE_RESIDUAL, MAX_CIRCLE_RMS = 0.07, 0.004
 #: Share of the inside's points within the circle (plus ``INSIDE_MARGIN``), and the margin.
 MIN_INSIDE_SHARE, INSIDE_MARGIN = 0.8, 0.005
 #: The inside rises at most this far above the wall's rim (the rim top belongs to either piece).
 RIM_TOLERANCE = 0.01
+#: An inner wall lies within this distance inside the outer wall's circle (the wall's thickness).
+INNER_WALL = 0.012
+#: A container's floor seen between its walls: at least this share of the segment's heights within
+#: ``FLOOR_SPREAD`` of its 5th percentile (the rest: the foot of the inner walls, cut off with it).
+FLOOR_SPREAD, MIN_FLOOR_SHARE = 0.01, 0.5
 #: The outer wall's mean direction from its circle's centre is this close (cosine) to the camera's.
 MIN_WALL_FACING = 0.5
+#: A wall whose points' unit directions from the centre average to less than this (an arc of more than
+#: about 220 degrees) goes round its centre: the rim seen from above, the outer wall with the inner far
+#: wall, whichever of them shows more pixels.
+MAX_RING_RESULTANT = 0.5
+#: A container stands on the support: its wall's lowest points (2nd percentile) are at most this high.
+MAX_WALL_FOOT = 0.03
 #: Share of the outer wall's pixels around the inside that lie in front of it by a depth step.
 MIN_OCCLUDED_SHARE = 0.5
 
 
 def round_walls(owner: np.ndarray, u: np.ndarray, v: np.ndarray, count: int) -> np.ndarray:
-    """(count, 3) float64: per label, the circle (centre u, centre v, radius) its points lie on, else NaN.
+    """(count, 5) float64: per label, the circle its points lie on, else NaN.
+
+    Columns: centre u, centre v, radius, and the mean of the points' unit directions from the centre
+    (its length is 1 for a point, 0 for a full ring).
 
     ``owner`` (N,) the label of each point, ``u``, ``v`` (N,) its coordinates in the support plane.
     An algebraic least-squares circle per label (one pass of sums over all points); the points must
@@ -40,7 +55,7 @@ def round_walls(owner: np.ndarray, u: np.ndarray, v: np.ndarray, count: int) -> 
     the radius must be a container's (``MIN_RADIUS`` .. ``MAX_RADIUS``): a box's face (a line), a can's
     lid (a filled disc) or a table edge is no round wall.
     """
-    out = np.full((count, 3), np.nan)
+    out = np.full((count, 5), np.nan)
     n = np.bincount(owner, minlength=count).astype(np.float64)
     if not np.any(n >= 20):
         return out
@@ -59,11 +74,13 @@ def round_walls(owner: np.ndarray, u: np.ndarray, v: np.ndarray, count: int) -> 
         cx = (syy * sxz - sxy * syz) / det / 2
         cy = (sxx * syz - sxy * sxz) / det / 2
         radius = np.sqrt(cx * cx + cy * cy + total(z) / n)
-        residual = np.hypot(x - cx[owner], y - cy[owner]) - radius[owner]
+        distance = np.hypot(x - cx[owner], y - cy[owner])
+        residual = distance - radius[owner]
         rms = np.sqrt(total(residual * residual) / n)
+        du, dv = total((x - cx[owner]) / distance) / n, total((y - cy[owner]) / distance) / n
         ok = (n >= 20) & (det > 0) & (radius >= MIN_RADIUS) & (radius <= MAX_RADIUS) & (
             rms <= np.minimum(MAX_CIRCLE_RESIDUAL * radius, MAX_CIRCLE_RMS))
-    out[ok] = np.stack([mean_u + cx, mean_v + cy, radius], axis=1)[ok]
+    out[ok] = np.stack([mean_u + cx, mean_v + cy, radius, du, dv], axis=1)[ok]
     return out
 
 
@@ -75,19 +92,47 @@ def facing_camera(circle: np.ndarray, point: np.ndarray) -> np.ndarray:
         np.linalg.norm(towards, axis=-1) * np.linalg.norm(centre, axis=-1), 1e-12)
 
 
+def _front_rim(circle: np.ndarray, cloud: np.ndarray, labelled: np.ndarray, basis: np.ndarray) -> np.ndarray:
+    """(H, W) bool: the ``labelled`` pixels on a round wall's front arc: its front wall and rim.
+
+    Those whose points lie on the circle (within ``INSIDE_MARGIN``) on the camera's side of its centre.
+    """
+    out = np.zeros(labelled.shape, bool)
+    offset = cloud[labelled] @ basis - circle[:2].astype(np.float32)
+    on_circle = np.abs(np.hypot(offset[:, 0], offset[:, 1]) - circle[2]) <= INSIDE_MARGIN
+    out[labelled] = on_circle & (facing_camera(circle, offset + circle[:2]) >= MIN_WALL_FACING)
+    return out
+
+
 def join_insides(labels: np.ndarray, cloud: np.ndarray, height: np.ndarray, plane: np.ndarray, settings,
                  judged: np.ndarray, radius: int = 3) -> np.ndarray:
     """(judged.size,) int: the label each label becomes, a round container's inside that of its outer wall.
 
     The round walls are the ``judged`` segments whose points, in the support plane's coordinates,
     lie on a circle (:func:`round_walls`) on the camera's side of its centre (a container's front
-    wall, within 60 degrees of the camera's direction: ``MIN_WALL_FACING``). A ``judged`` segment A
-    within ``radius`` working pixels of such a wall B joins it when at least ``MIN_OCCLUDED_SHARE``
-    of B's pixels around A lie nearer than A's nearest surface there by more than the depth-step
-    threshold (B hides part of A), at least ``MIN_INSIDE_SHARE`` of A's points lie within B's
-    circle with their mean beyond its centre, and A's top (95th percentile of height) is at most
-    ``RIM_TOLERANCE`` above B's (98th percentile). Apply it as ``mapping[labels]``; run it after the
-    background rules, so that no object joins a piece of background that happens to be round.
+    wall, within 60 degrees of the camera's direction: ``MIN_WALL_FACING``), or all round it (a rim
+    seen from above: ``MAX_RING_RESULTANT``), reaching down to the support (``MAX_WALL_FOOT``). A
+    wall's front is its pixels and the labelled pixels on its circle's front arc (:func:`_front_rim`:
+    depth cuts split slivers off a thin rim); a segment with ``MIN_INSIDE_SHARE`` of its pixels there
+    joins the wall when something joins it as its inside (below).
+
+    A ``judged`` segment A within ``radius`` working pixels of a wall's front, with at least
+    ``MIN_INSIDE_SHARE`` of its points within the circle and its top (95th percentile of height) at
+    most ``RIM_TOLERANCE`` above the front's (98th), is the container's inside and joins the wall
+    when it is one of its inner surfaces:
+
+    - the inner far wall seen over the near rim: at least ``MIN_OCCLUDED_SHARE`` of the front's
+      pixels around A lie nearer than A's nearest surface there by more than the depth-step
+      threshold (the front hides part of A) and A's mean lies beyond the centre;
+    - an inner wall: ``MIN_INSIDE_SHARE`` of its points within ``INNER_WALL`` inside the circle;
+    - the floor: ``MIN_FLOOR_SHARE`` of its heights within ``FLOOR_SPREAD`` of its lowest (5th
+      percentile): a level surface inside the wall.
+
+    An object standing in a mug rises above the rim, or is neither level nor against the wall; one
+    lying in a bowl below its rim, in its back half, joins the bowl (the near rim hides it as it
+    hides a mug's inside). Apply
+    it as ``mapping[labels]``; run it after the background rules, so that no object joins a piece of
+    background that happens to be round.
     """
     from scipy.ndimage import find_objects
     count = judged.size
@@ -102,8 +147,9 @@ def join_insides(labels: np.ndarray, cloud: np.ndarray, height: np.ndarray, plan
     circles = round_walls(owner, uv[:, 0].astype(np.float64), uv[:, 1].astype(np.float64), count)
     pixels = np.maximum(np.bincount(owner, minlength=count), 1)
     mean_uv = np.stack([np.bincount(owner, uv[:, k], minlength=count) for k in range(2)], axis=1) / pixels[:, None]
-    with np.errstate(invalid='ignore'):
-        front = facing_camera(circles, mean_uv) >= MIN_WALL_FACING
+    with np.errstate(invalid='ignore'):  # an arc facing the camera, or a closed ring (a rim seen from above)
+        front = (facing_camera(circles, circles[:, :2] + circles[:, 3:]) >= MIN_WALL_FACING) | (
+            np.hypot(circles[:, 3], circles[:, 4]) < MAX_RING_RESULTANT)
     walls = np.flatnonzero(judged & np.isfinite(circles[:, 2]) & front)
     if walls.size == 0:
         return mapping
@@ -116,31 +162,49 @@ def join_insides(labels: np.ndarray, cloud: np.ndarray, height: np.ndarray, plan
         return slice(max(ys.start - radius, 0), min(ys.stop + radius, h)), slice(
             max(xs.start - radius, 0), min(xs.stop + radius, w))
 
+    sizes = np.bincount(flat, minlength=count)
     for wall in walls:
         area = grown(windows[wall - 1])
-        own_wall = labels[area] == wall
-        rim = np.percentile(height[area][own_wall & valid[area]], 98)
-        near = cv2.dilate(own_wall.view(np.uint8), kernel) > 0
+        if np.percentile(height[area][(labels[area] == wall) & valid[area]], 2) > MAX_WALL_FOOT:
+            continue  # it does not reach down to the support: no container stands there
+        # The wall with the slivers that depth cuts split off along a thin rim: pixels on its front arc.
+        front = np.zeros(labels.shape, bool)
+        front[area] = _front_rim(circles[wall], cloud[area], valid[area] & (labels[area] > 0), basis)
+        front |= labels == wall
+        rim = np.percentile(height[front & valid], 98)
+        near = cv2.dilate(front[area].view(np.uint8), kernel) > 0
+        slivers, insides = [], []
         for label in np.unique(labels[area][near]):
-            if label in (0, wall) or not judged[label] or mapping[label] != label:
+            if label in (0, wall) or mapping[label] != label:
+                continue
+            if np.count_nonzero(front & (labels == label)) >= MIN_INSIDE_SHARE * sizes[label]:
+                slivers.append(label)  # a sliver of the wall's rim
+                continue
+            if not judged[label]:
                 continue
             window = grown(windows[label - 1])
-            around, d = labels[window], depth[window]
-            inside = around == label
+            d = depth[window]
+            inside = labels[window] == label
             nearest = -cv2.dilate(np.where(inside & np.isfinite(d), -d, np.float32(-np.inf)), kernel)
-            ring = (cv2.dilate(inside.view(np.uint8), kernel) > 0) & (around == wall) & np.isfinite(d) & (
+            ring = (cv2.dilate(inside.view(np.uint8), kernel) > 0) & front[window] & ~inside & np.isfinite(d) & (
                 np.isfinite(nearest))
             if np.count_nonzero(ring) < 8:
                 continue
-            with np.errstate(invalid='ignore'):
-                hidden = d[ring] < nearest[ring] - settings.step_threshold(d[ring])
-            if np.mean(hidden) < MIN_OCCLUDED_SHARE or facing_camera(circles[wall], mean_uv[label]) >= 0:
-                continue
             own = inside & valid[window]
             offset = cloud[window][own] @ basis - circles[wall, :2].astype(np.float32)
-            within = np.mean(np.hypot(offset[:, 0], offset[:, 1]) <= circles[wall, 2] + INSIDE_MARGIN)
-            if within >= MIN_INSIDE_SHARE and np.percentile(height[window][own], 95) <= rim + RIM_TOLERANCE:
-                mapping[label] = wall
+            radial = np.hypot(offset[:, 0], offset[:, 1])
+            z = height[window][own]
+            if np.mean(radial <= circles[wall, 2] + INSIDE_MARGIN) < MIN_INSIDE_SHARE or (
+                    np.percentile(z, 95) > rim + RIM_TOLERANCE):
+                continue  # not within the wall's circle, or rising above its rim: an object, not the inside
+            with np.errstate(invalid='ignore'):
+                hidden = np.mean(d[ring] < nearest[ring] - settings.step_threshold(d[ring])) >= MIN_OCCLUDED_SHARE
+            inner_wall = np.mean(radial >= circles[wall, 2] - INNER_WALL) >= MIN_INSIDE_SHARE
+            floor = np.mean(z <= np.percentile(z, 5) + FLOOR_SPREAD) >= MIN_FLOOR_SHARE
+            if (hidden and facing_camera(circles[wall], mean_uv[label]) < 0) or inner_wall or floor:
+                insides.append(label)
+        if insides:  # a container: its inside and the slivers of its rim are the wall's
+            mapping[insides + slivers] = wall
     while True:  # an inside joined to a segment that itself joined another follows it
         followed = mapping[mapping]
         if np.array_equal(followed, mapping):

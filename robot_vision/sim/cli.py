@@ -12,7 +12,7 @@ from typing import List, Optional
 
 from robot_vision.errors import ConfigError
 from robot_vision.sim.noise import NOISE_MODELS
-from robot_vision.sim.scene import CONTAINERS
+from robot_vision.sim.scene import CONTAINERS, DEFAULT_KINDS, OBJECT_KINDS
 
 _DESCRIPTION = ('Generate tabletop, bin or shelf scenes in MuJoCo, run perception (instances, 2D detection, poses) and '
                 'closed-loop top-1 grasps on them against ground truth, optionally score tracking on '
@@ -35,6 +35,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="put the objects in a 'bin' (open tote, seen from above at 45-90 deg) or a 'shelf' "
                              "cubby (seen from the front, 0.4-0.8 m, 5-25 deg above); its camera ranges replace "
                              "--views; the walls are background (default none: objects on the table)")
+    parser.add_argument('--kinds', default=','.join(DEFAULT_KINDS),
+                        help='comma-separated object kinds to draw from, each equally likely (a kind named twice '
+                             f"twice as often): {', '.join(OBJECT_KINDS)} (default {','.join(DEFAULT_KINDS)}; "
+                             "'cup' adds open mugs without handle, whose near rim hides their inside)")
     parser.add_argument('--no-grasping', action='store_true', help='perception only')
     parser.add_argument('--top-k', type=int, default=1, help='also execute the k best planner grasps (default 1)')
     parser.add_argument('--tracking-sequences', type=int, default=0,
@@ -55,6 +59,7 @@ def run_from_args(args: argparse.Namespace) -> int:
             raise ConfigError(f'--tracking-sequences: expected >= 0, got {args.tracking_sequences}')
         settings = EvaluationSettings(clutter_levels=tuple(c.strip() for c in args.clutter.split(',')),
                                       views=args.views, container=args.container, noise=args.noise,
+                                      kinds=tuple(k.strip() for k in args.kinds.split(',')),
                                       grasping=not args.no_grasping,
                                       grasp_source=args.grasp_source, top_k=args.top_k)
         report = run_evaluation(args.scenes, args.seed, None, settings, progress=progress)

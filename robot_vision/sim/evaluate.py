@@ -24,14 +24,15 @@ from robot_vision.geometry import invert_transform
 from robot_vision.replay.progress import Progress
 from robot_vision.sim.grasp_execution import GraspExecutionSettings, execute_grasp
 from robot_vision.sim.noise import NOISE_MODELS, DepthNoise
-from robot_vision.sim.scene import CLUTTER_LEVELS, CONTAINERS, VIEW_PRESETS, SceneSettings, generate_scene
+from robot_vision.sim.scene import (CLUTTER_LEVELS, CONTAINERS, DEFAULT_KINDS, OBJECT_KINDS, VIEW_PRESETS,
+                                    SceneSettings, generate_scene)
 from robot_vision.sim.simulator import GroundTruth, SimScene
 from robot_vision.geometry import box_iou
 from robot_vision.perception3d.instance_metrics import mask_iou_matrix, match_instances
 from robot_vision.types import Detections
 
 #: Rotational symmetry used for the rotation error: which canonical axes are meaningful.
-_YAW_SYMMETRIC = {'sphere', 'cylinder'}
+_YAW_SYMMETRIC = {'sphere', 'cylinder', 'cup'}
 _NO_ROTATION = {'sphere'}
 
 
@@ -81,7 +82,8 @@ def add_s(model_points: np.ndarray, gt_pose: np.ndarray, pred_pose: np.ndarray) 
 class EvaluationSettings:
     """What :func:`run_evaluation` measures (metres unless stated).
 
-    ``clutter_levels``: scenes cycle through these ('isolated', 'clutter', 'dense'). ``views``: camera
+    ``clutter_levels``: scenes cycle through these ('isolated', 'clutter', 'dense'). ``kinds``: the object
+    kinds of ``SceneSettings.kinds`` (default ``DEFAULT_KINDS``; add 'cup' for open mugs). ``views``: camera
     preset of ``robot_vision.sim.scene.VIEW_PRESETS`` ('tabletop', or 'hard': top-down, steep and
     up to 2 m away). ``container``: 'none', 'bin' or 'shelf' (``SceneSettings.with_container``; its
     camera ranges replace those of ``views``, and 'hard' brings a wrist camera close in). ``noise``: depth noise
@@ -96,6 +98,7 @@ class EvaluationSettings:
     """
 
     clutter_levels: Tuple[str, ...] = ('isolated', 'clutter')
+    kinds: Tuple[str, ...] = DEFAULT_KINDS
     views: str = 'tabletop'
     container: str = 'none'
     noise: str = 'kinect'
@@ -112,6 +115,8 @@ class EvaluationSettings:
         if not self.clutter_levels or any(c not in CLUTTER_LEVELS for c in self.clutter_levels):
             raise ConfigError(f'EvaluationSettings.clutter_levels: expected a non-empty subset of '
                               f'{sorted(CLUTTER_LEVELS)}, got {self.clutter_levels!r}')
+        if not self.kinds or any(k not in OBJECT_KINDS for k in self.kinds):
+            raise ConfigError(f'EvaluationSettings.kinds: expected kinds among {OBJECT_KINDS}, got {self.kinds!r}')
         if self.views not in VIEW_PRESETS:
             raise ConfigError(f'EvaluationSettings.views: expected one of {sorted(VIEW_PRESETS)}, got {self.views!r}')
         if self.container not in CONTAINERS:
@@ -220,7 +225,8 @@ def run_evaluation(n_scenes: int, seed: int = 0, out_dir: Optional[str] = 'artif
         clutter = settings.clutter_levels[k % len(settings.clutter_levels)]
         scene_seed = int(seed) * 100003 + k
         t0 = time.perf_counter()
-        scene_settings = (SceneSettings(clutter=clutter, width=width, height=height).with_views(settings.views)
+        scene_settings = (SceneSettings(clutter=clutter, width=width, height=height, kinds=tuple(settings.kinds))
+                          .with_views(settings.views)
                           .with_container(settings.container, settings.views))
         spec = generate_scene(scene_seed, scene_settings)
         for note in spec.notes:

@@ -8,14 +8,19 @@ from typing import List, Optional, Tuple
 
 import numpy as np
 
-#: Object kinds generate_scene can place; 'mesh' is a convex hull of a YCB point model.
-OBJECT_KINDS = ('box', 'cylinder', 'sphere', 'capsule', 'ellipsoid', 'mesh')
+#: Object kinds generate_scene can place; 'mesh' is a convex hull of a YCB point model; 'cup' an open,
+#: hollow cylinder (a mug or cup without handle: a bottom disc and a ring of thin wall plates).
+OBJECT_KINDS = ('box', 'cylinder', 'sphere', 'capsule', 'ellipsoid', 'mesh', 'cup')
+#: The kinds ``SceneSettings`` draws from unless told otherwise (the scene mixes measured so far).
+DEFAULT_KINDS = ('box', 'cylinder', 'sphere', 'capsule', 'ellipsoid', 'mesh')
+#: Wall plates of a cup, its wall thickness and its base thickness (metres; a ceramic mug's base).
+CUP_WALLS, CUP_WALL, CUP_BASE = 24, 0.004, 0.01
 
 #: Class table: ``GroundTruth.class_id`` indexes this tuple (primitive kinds, then YCB models).
 YCB_GRASPABLE = ('004_sugar_box', '005_tomato_soup_can', '006_mustard_bottle', '009_gelatin_box',
                  '010_potted_meat_can', '011_banana', '021_bleach_cleanser', '025_mug',
                  '040_large_marker', '061_foam_brick')
-CLASS_NAMES = ('box', 'cylinder', 'sphere', 'capsule', 'ellipsoid') + YCB_GRASPABLE
+CLASS_NAMES = ('box', 'cylinder', 'sphere', 'capsule', 'ellipsoid') + YCB_GRASPABLE + ('cup',)
 
 
 @dataclass(frozen=True)
@@ -129,6 +134,9 @@ def draw_object(rng: np.random.Generator, kind: str):
     elif kind == 'ellipsoid':
         a, b, c = rng.uniform(0.025, 0.05), rng.uniform(0.02, 0.033), rng.uniform(0.02, 0.035)
         size, extent, class_name = (a, b, c), (2 * a, 2 * b, 2 * c), 'ellipsoid'
+    elif kind == 'cup':  # 6-9 cm across, 7-10 cm high, open at the top
+        r, h = rng.uniform(0.03, 0.045), rng.uniform(0.035, 0.05)
+        size, extent, class_name = (r, h, CUP_WALL), (2 * r, 2 * r, 2 * h), 'cup'
     else:
         class_name = YCB_GRASPABLE[int(rng.integers(len(YCB_GRASPABLE)))]
         vertices, faces = ycb_hull(class_name)
@@ -182,10 +190,28 @@ def object_body(obj: ObjectSpec) -> List[str]:
     q = wxyz(obj.pose[:3, :3])
     parts.append(f'    <body name="{obj.name}" pos="{mjcf_vec(p)}" quat="{mjcf_vec(q)}">')
     parts.append(f'      <freejoint name="{obj.name}_joint"/>')
-    size = ' '.join(f'{v:.5f}' for v in obj.geom_size)
-    mesh = f' mesh="{obj.name}_mesh"' if obj.kind == 'mesh' else f' size="{size}"'
-    parts.append(f'      <geom name="{obj.name}" type="{obj.kind}"{mesh} mass="{obj.mass:.4f}" '
-                 f'material="{obj.name}_mat" friction="{obj.friction:.3f} 0.005 0.0001" '
-                 f'condim="4"/>')
+    common = f'material="{obj.name}_mat" friction="{obj.friction:.3f} 0.005 0.0001" condim="4"'
+    if obj.kind == 'cup':
+        parts.extend(_cup_geoms(obj, common))
+    else:
+        size = ' '.join(f'{v:.5f}' for v in obj.geom_size)
+        mesh = f' mesh="{obj.name}_mesh"' if obj.kind == 'mesh' else f' size="{size}"'
+        parts.append(f'      <geom name="{obj.name}" type="{obj.kind}"{mesh} mass="{obj.mass:.4f}" {common}/>')
     parts.append('    </body>')
     return parts
+
+
+def _cup_geoms(obj: ObjectSpec, common: str) -> List[str]:
+    """A cup's geoms: a ``CUP_BASE`` thick bottom disc and ``CUP_WALLS`` wall plates round it (overlapping)."""
+    radius, half_height, wall = obj.geom_size
+    mass = obj.mass / (CUP_WALLS + 1)
+    lines = [f'      <geom name="{obj.name}" type="cylinder" size="{radius:.5f} {CUP_BASE / 2:.5f}" '
+             f'pos="0 0 {CUP_BASE / 2 - half_height:.5f}" mass="{mass:.4f}" {common}/>']
+    half_width = (radius - wall / 2) * np.tan(np.pi / CUP_WALLS) + wall / 2
+    for k in range(CUP_WALLS):
+        angle = 2 * np.pi * k / CUP_WALLS
+        x, y = (radius - wall / 2) * np.cos(angle), (radius - wall / 2) * np.sin(angle)
+        lines.append(f'      <geom name="{obj.name}_wall{k}" type="box" '
+                     f'size="{wall / 2:.5f} {half_width:.5f} {half_height:.5f}" pos="{x:.5f} {y:.5f} 0" '
+                     f'quat="{np.cos(angle / 2):.6f} 0 0 {np.sin(angle / 2):.6f}" mass="{mass:.4f}" {common}/>')
+    return lines

@@ -11,9 +11,9 @@ import numpy as np
 from robot_vision.errors import ConfigError, InputError
 from robot_vision.sim.containers import (CONTAINER_VIEWS, CONTAINER_VIEWS_HARD, CONTAINERS, ContainerSpec,
                                          draw_container, leaning_board)
-from robot_vision.sim.objects import (CLASS_NAMES, OBJECT_KINDS, YCB_GRASPABLE, ObjectSpec, draw_object, flat_pack,
-                                      mjcf_vec, object_assets, object_body, object_mass, resting_half_height,
-                                      ycb_available, ycb_hull)
+from robot_vision.sim.objects import (CLASS_NAMES, DEFAULT_KINDS, OBJECT_KINDS, YCB_GRASPABLE, ObjectSpec,
+                                      draw_object, flat_pack, mjcf_vec, object_assets, object_body, object_mass,
+                                      resting_half_height, ycb_available, ycb_hull)
 
 
 #: Clutter levels and their (min, max) object counts.
@@ -32,7 +32,8 @@ class SceneSettings:
     (8-15 objects touching each other: no gap, and an object with no free spot left is dropped onto
     the others, so the pile settles with objects stacked and leaning); ``num_objects`` overrides
     the count when > 0. ``surface``: 'table' (a box table of ``table_height``) or 'floor'.
-    ``kinds``: object kinds to draw from (see ``OBJECT_KINDS``; 'mesh' needs the YCB point
+    ``kinds``: object kinds to draw from, each equally likely (see ``OBJECT_KINDS``; a kind named
+    twice is drawn twice as often; default ``DEFAULT_KINDS``, without 'cup'; 'mesh' needs the YCB point
     models and is skipped, with ``SceneSpec.notes`` saying why, when they are absent).
     ``camera_distance``: range of the camera's distance to its look-at point; ``camera_elevation_deg``:
     range of the angle of the viewing ray above the horizontal; ``camera_azimuth_deg``: range of the
@@ -52,7 +53,7 @@ class SceneSettings:
     surface: str = 'table'
     table_height: float = 0.75
     table_size: Tuple[float, float] = (1.2, 0.9)
-    kinds: Tuple[str, ...] = OBJECT_KINDS
+    kinds: Tuple[str, ...] = DEFAULT_KINDS
     placement_radius: float = 0.18
     min_gap: float = 0.01
     camera_distance: Tuple[float, float] = (0.5, 1.0)
@@ -311,7 +312,7 @@ def generate_scene(seed: int, settings: SceneSettings = SceneSettings()) -> Scen
         reason = ycb_available()
         if reason is not None:
             notes.append(reason)
-            kinds.remove('mesh')
+            kinds = [k for k in kinds if k != 'mesh']
             if not kinds:
                 raise InputError(f"generate_scene: only 'mesh' objects were requested but {reason}")
     low, high = CLUTTER_LEVELS[settings.clutter]
@@ -426,5 +427,5 @@ def generate_scene(seed: int, settings: SceneSettings = SceneSettings()) -> Scen
 
 
 __all__ = ['SceneSettings', 'SceneSpec', 'ObjectSpec', 'CameraSpec', 'LightSpec', 'generate_scene',
-           'look_at', 'ycb_hull', 'OBJECT_KINDS', 'CLASS_NAMES', 'CLUTTER_LEVELS', 'CONTAINERS', 'VIEW_PRESETS',
-           'YCB_GRASPABLE']
+           'look_at', 'ycb_hull', 'OBJECT_KINDS', 'DEFAULT_KINDS', 'CLASS_NAMES', 'CLUTTER_LEVELS', 'CONTAINERS',
+           'VIEW_PRESETS', 'YCB_GRASPABLE']

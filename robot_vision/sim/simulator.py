@@ -11,6 +11,7 @@ import numpy as np
 from robot_vision.errors import InputError
 from robot_vision.geometry import invert_transform, matrix_from_quaternion
 from robot_vision.sim.noise import DepthNoise, apply_depth_noise
+from robot_vision.sim.objects import CUP_BASE
 from robot_vision.sim.scene import SceneSpec
 from robot_vision.types import CameraIntrinsics, Detections, Objects3D, RGBDFrame
 
@@ -152,6 +153,13 @@ def _surface_samples(obj, count: int = 600, seed: int = 0) -> np.ndarray:
         # project onto the box surface along the dominant scaled axis
         scaled = directions / np.asarray(size)
         return directions / np.abs(scaled).max(axis=1, keepdims=True)
+    if obj.kind == 'cup':  # the outer wall, the inner wall and the inside's bottom: an open cylinder
+        r, h, wall = size
+        angle = rng.uniform(-np.pi, np.pi, count)
+        part = rng.integers(0, 3, count)
+        radius = np.where(part == 0, r, np.where(part == 1, r - wall, (r - wall) * np.sqrt(rng.uniform(size=count))))
+        z = np.where(part == 2, CUP_BASE - h, rng.uniform(-h, h, count))
+        return np.stack([radius * np.cos(angle), radius * np.sin(angle), z], axis=1)
     if obj.kind == 'cylinder':
         r, h = size
         pts = rng.uniform(-1, 1, (count, 3))

@@ -33,7 +33,17 @@ def test_sim_eval_rejects_bad_options(tmp_path, capsys):
     assert 'clutter_levels' in capsys.readouterr().err
     assert main(['sim-eval', '--scenes', '0', '--out', str(tmp_path / 'x'), '--quiet']) == 2
     assert 'n_scenes' in capsys.readouterr().err
+    assert main(['sim-eval', '--kinds', 'cup,mug', '--out', str(tmp_path / 'x'), '--quiet']) == 2
+    assert 'EvaluationSettings.kinds' in capsys.readouterr().err
     assert not (tmp_path / 'x').exists()
+
+
+def test_sim_eval_draws_the_kinds_asked_for(tmp_path):
+    out = tmp_path / 'eval'
+    assert main(['sim-eval', '--scenes', '1', '--clutter', 'clutter', '--kinds', 'cup', '--no-grasping',
+                 '--out', str(out), '--quiet']) == 0
+    kinds = json.loads((out / 'report.json').read_text())['perception']['by_kind']
+    assert set(kinds) == {'cup'}
 
 
 def _options(*command):

@@ -132,3 +132,25 @@ def test_sim_core_does_not_import_ros():
             'bad = [m for m in sys.modules if m == "rclpy" or m.endswith("_msgs")]; '
             'assert not bad, bad')
     subprocess.run([sys.executable, '-c', code], check=True, timeout=120)
+
+
+def test_cups_are_open_hollow_and_upright():
+    # Straight down onto one cup: at its centre the camera sees the inside's floor (the cup's base,
+    # CUP_BASE thick), not a lid at the rim; cups come only when asked for.
+    from robot_vision.sim.objects import CUP_BASE, DEFAULT_KINDS
+    assert 'cup' not in DEFAULT_KINDS and 'cup' not in {o.kind for o in generate_scene(3, SceneSettings()).objects}
+    spec = generate_scene(4, SceneSettings(kinds=('cup',), clutter='isolated', camera_distance=(0.5, 0.5),
+                                           camera_elevation_deg=(90.0, 90.0), randomize_appearance=False))
+    cup = spec.objects[0]
+    assert cup.kind == cup.class_name == 'cup' and CLASS_NAMES[cup.class_id] == 'cup'
+    scene = SimScene(spec)
+    frame, gt = scene.render()
+    pose = scene.object_pose_world(0)
+    radius, half_height, _ = cup.geom_size
+    assert abs(pose[2, 3] - (spec.surface_height + half_height)) < 0.005 and pose[2, 2] > 0.99  # upright
+    centre = np.linalg.inv(spec.camera.pose) @ np.r_[pose[:3, 3], 1.0]
+    k = frame.intrinsics
+    u, v = int(round(k.fx * centre[0] / centre[2] + k.cx)), int(round(k.fy * centre[1] / centre[2] + k.cy))
+    seen = spec.camera.pose[2, 3] - frame.depth[v - 2:v + 3, u - 2:u + 3].mean()  # world height at the centre
+    assert abs(seen - (spec.surface_height + CUP_BASE)) < 0.005
+    assert gt.mask[0][v, u]  # the inside is part of the cup's ground-truth mask
