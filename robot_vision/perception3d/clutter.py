@@ -272,8 +272,9 @@ def hides_nothing(labels: np.ndarray, depth: np.ndarray, normals: np.ndarray, up
         x0, x1 = max(xs.start - radius, 0), min(xs.stop + radius, w)
         inside = labels[y0:y1, x0:x1] == label
         d, v = depth[y0:y1, x0:x1], valid[y0:y1, x0:x1]
-        nearest = -cv2.dilate(np.where(inside & v, -d, np.float32(-np.inf)), kernel)
-        ring = (cv2.dilate(inside.view(np.uint8), kernel) > 0) & ~inside & v & np.isfinite(nearest)
+        nearest = -cv2.dilate(np.where(inside & v, -d, np.float32(-np.inf)), kernel, borderType=cv2.BORDER_CONSTANT,
+                              borderValue=-np.inf)  # an explicit border: the default one is finite (-FLT_MAX)
+        ring = np.isfinite(nearest) & ~inside & v  # within the kernel of one of the segment's points
         total = np.count_nonzero(ring)
         if total == 0:
             continue

@@ -185,9 +185,9 @@ def join_insides(labels: np.ndarray, cloud: np.ndarray, height: np.ndarray, plan
             window = grown(windows[label - 1])
             d = depth[window]
             inside = labels[window] == label
-            nearest = -cv2.dilate(np.where(inside & np.isfinite(d), -d, np.float32(-np.inf)), kernel)
-            ring = (cv2.dilate(inside.view(np.uint8), kernel) > 0) & front[window] & ~inside & np.isfinite(d) & (
-                np.isfinite(nearest))
+            nearest = -cv2.dilate(np.where(inside & np.isfinite(d), -d, np.float32(-np.inf)), kernel,
+                                  borderType=cv2.BORDER_CONSTANT, borderValue=-np.inf)
+            ring = np.isfinite(nearest) & front[window] & ~inside & np.isfinite(d)  # near A's points
             if np.count_nonzero(ring) < 8:
                 continue
             own = inside & valid[window]

@@ -39,6 +39,26 @@ def test_a_segment_that_hides_nothing_is_background_unless_it_faces_up():
     assert not hides_nothing(labels, depth, normals, up, SETTINGS, judged)[2]
 
 
+def test_only_pixels_around_a_segments_points_with_depth_are_judged():
+    # Label 1: a 10 x 10 box face 0.8 m away whose right 4 columns have no depth (a dark side). Left of
+    # it, far background (1.5 m: hidden); above, below and right of it, more surface at 0.8 m (not hidden).
+    # The pixels right of the columns without depth are more than 3 pixels from any point of the segment:
+    # nothing says whether the segment hides them, and they must not count (they did when they lay at
+    # the edge of the segment's window: OpenCV's default border made their nearest depth finite).
+    depth = np.full((30, 40), 0.8, np.float32)
+    labels = np.zeros(depth.shape, np.int32)
+    labels[10:20, 10:20] = 1
+    depth[10:20, 16:20] = np.nan
+    depth[11:19, 7:10] = 1.5
+    normals = np.zeros(depth.shape + (3,), np.float32)
+    normals[..., 2] = -1.0
+    up = np.array([0.0, -1.0, 0.0], np.float32)
+    # Around the points with depth (columns 10-15), 24 of the 86 ring pixels lie behind: 0.28. Counting
+    # the pixels beyond the dark columns as well gave 24 / 140 = 0.17.
+    settings = SegmentationSettings(min_occluded_fraction=0.2)
+    assert not hides_nothing(labels, depth, normals, up, settings, _judge_all(labels))[1]
+
+
 def test_a_low_segment_without_a_colour_outline_is_a_noise_bump():
     # 1.5 m away the step threshold is 2.4 cm: labels 1 and 2 rise 1 cm, label 3 rises 10 cm.
     depth = np.full((40, 120), 1.5, np.float32)
