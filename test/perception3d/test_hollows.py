@@ -102,29 +102,52 @@ def test_a_surface_behind_a_straight_wall_stays_apart():
     assert np.array_equal(join_insides(labels, cloud, height, PLANE, SETTINGS, judged)[labels], labels)
 
 
-def _floor_patch(heights):
-    """The mug of :func:`_mug` with label 1 a patch at ``heights`` near the centre, on the camera's side.
+def _patch(heights, radius=(0.0, 0.015), side=-1.0):
+    """The mug of :func:`_mug` with label 1 a patch at ``heights`` (a function of (n, rng)).
 
-    The inner-far-wall test does not apply there (its mean is not beyond the centre).
+    Its points lie ``radius`` (min, max) metres from the mug's axis, within 30 degrees of the
+    direction to the camera (``side`` -1) or away from it (+1).
     """
-    labels, cloud, height = _mug()
+    labels, cloud, _ = _mug()
     patch = labels == 1
     rng = np.random.default_rng(1)
-    cloud[patch, 0] = rng.uniform(-0.015, 0.015, patch.sum())
-    cloud[patch, 1] = rng.uniform(0.28, 0.295, patch.sum())
-    cloud[patch, 2] = CAMERA_HEIGHT - heights(patch.sum(), rng)
+    n = int(patch.sum())
+    distance, angle = rng.uniform(*radius, n), rng.uniform(-0.5, 0.5, n)
+    cloud[patch, 0] = distance * np.sin(angle)
+    cloud[patch, 1] = 0.3 + side * distance * np.cos(angle)
+    cloud[patch, 2] = CAMERA_HEIGHT - heights(n, rng)
     return labels, cloud, CAMERA_HEIGHT - cloud[..., 2]
 
 
+def _joined(labels, cloud, height):
+    return set(np.unique(join_insides(labels, cloud, height, PLANE, SETTINGS, _judged(labels))[labels])) == {0, 2}
+
+
+def _spread(n, rng):
+    """Heights of 2-6 cm: neither level nor rising above the 8 cm rim."""
+    return rng.uniform(0.02, 0.06, n)
+
+
+def test_the_inner_far_wall_joins_when_the_front_hides_it_beyond_the_centre():
+    # Half way out, beyond the centre, 2-6 cm high: neither an inner wall nor a floor; the front wall
+    # (8 cm high, nearer the camera above) hides part of it.
+    assert _joined(*_patch(_spread, radius=(0.01, 0.02), side=1.0))
+    # The same on the camera's side of the centre is not an inner far wall.
+    assert not _joined(*_patch(_spread, radius=(0.01, 0.02), side=-1.0))
+
+
+def test_an_inner_wall_joins_on_either_side():
+    # Against the wall (35-39 mm from the axis of a 40 mm wall) on the camera's side, 2-6 cm high.
+    assert _joined(*_patch(_spread, radius=(0.035, 0.039), side=-1.0))
+
+
 def test_a_level_floor_within_a_round_wall_joins_it_and_a_rounded_object_does_not():
-    labels, cloud, height = _floor_patch(lambda n, rng: np.full(n, 0.012))  # the mug's floor, 1.2 cm up
-    assert set(np.unique(join_insides(labels, cloud, height, PLANE, SETTINGS, _judged(labels))[labels])) == {0, 2}
-    # A ball-like object at the same place, 1-6 cm high, is neither level nor against the wall.
-    labels, cloud, height = _floor_patch(lambda n, rng: rng.uniform(0.01, 0.06, n))
-    assert np.array_equal(join_insides(labels, cloud, height, PLANE, SETTINGS, _judged(labels))[labels], labels)
+    # Near the centre on the camera's side, where the inner-far-wall test does not apply.
+    assert _joined(*_patch(lambda n, rng: np.full(n, 0.012)))  # the mug's floor, 1.2 cm up
+    # A ball-like object at the same place, 2-6 cm high, is neither level nor against the wall.
+    assert not _joined(*_patch(_spread))
     # Nor is anything rising above the rim (a spoon standing in the mug), level or not.
-    labels, cloud, height = _floor_patch(lambda n, rng: np.full(n, 0.1))
-    assert np.array_equal(join_insides(labels, cloud, height, PLANE, SETTINGS, _judged(labels))[labels], labels)
+    assert not _joined(*_patch(lambda n, rng: np.full(n, 0.1)))
 
 
 def test_a_round_wall_that_does_not_reach_the_support_holds_nothing():
