@@ -130,9 +130,8 @@ def join_insides(labels: np.ndarray, cloud: np.ndarray, height: np.ndarray, plan
 
     An object standing in a mug rises above the rim, or is neither level nor against the wall; one
     lying in a bowl below its rim, in its back half, joins the bowl (the near rim hides it as it
-    hides a mug's inside). Apply
-    it as ``mapping[labels]``; run it after the background rules, so that no object joins a piece of
-    background that happens to be round.
+    hides a mug's inside). Apply it as ``mapping[labels]``; run it after the background rules, so
+    that no object joins a piece of background that happens to be round.
     """
     from scipy.ndimage import find_objects
     count = judged.size
@@ -148,9 +147,9 @@ def join_insides(labels: np.ndarray, cloud: np.ndarray, height: np.ndarray, plan
     pixels = np.maximum(np.bincount(owner, minlength=count), 1)
     mean_uv = np.stack([np.bincount(owner, uv[:, k], minlength=count) for k in range(2)], axis=1) / pixels[:, None]
     with np.errstate(invalid='ignore'):  # an arc facing the camera, or a closed ring (a rim seen from above)
-        front = (facing_camera(circles, circles[:, :2] + circles[:, 3:]) >= MIN_WALL_FACING) | (
+        facing = (facing_camera(circles, circles[:, :2] + circles[:, 3:]) >= MIN_WALL_FACING) | (
             np.hypot(circles[:, 3], circles[:, 4]) < MAX_RING_RESULTANT)
-    walls = np.flatnonzero(judged & np.isfinite(circles[:, 2]) & front)
+    walls = np.flatnonzero(judged & np.isfinite(circles[:, 2]) & facing)
     if walls.size == 0:
         return mapping
     windows = find_objects(labels, max_label=count - 1)
@@ -191,6 +190,8 @@ def join_insides(labels: np.ndarray, cloud: np.ndarray, height: np.ndarray, plan
             if np.count_nonzero(ring) < 8:
                 continue
             own = inside & valid[window]
+            if not own.any():
+                continue
             offset = cloud[window][own] @ basis - circles[wall, :2].astype(np.float32)
             radial = np.hypot(offset[:, 0], offset[:, 1])
             z = height[window][own]
