@@ -34,7 +34,7 @@ from robot_vision.camera import deproject
 from robot_vision.perception3d.hollows import join_insides
 from robot_vision.perception3d.planar import FLOOR_LEVEL, far_side_edges, secondary_supports
 from robot_vision.perception3d.segmentation import (SceneSegmentation, SegmentationSettings, grow_labels,
-                                                    objects_from_labels, up_prior)
+                                                    nearest_depth, objects_from_labels, padded_window, up_prior)
 from robot_vision.perception3d.support import (dominant_up, downsample_depth, fill_holes, grow_support, image_hull,
                                                over_support, scaled_intrinsics, smooth_depth, smoothed_normals,
                                                support_plane, working_factor)
@@ -263,18 +263,14 @@ def hides_nothing(labels: np.ndarray, depth: np.ndarray, normals: np.ndarray, up
         np.bincount(flat[ok], minlength=count), 1)
     valid = np.isfinite(depth)
     kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
-    h, w = labels.shape
     for label, window in enumerate(find_objects(labels), start=1):
         if window is None or not judged[label] or up_share[label] >= 0.5:
             continue
-        ys, xs = window
-        y0, y1 = max(ys.start - radius, 0), min(ys.stop + radius, h)
-        x0, x1 = max(xs.start - radius, 0), min(xs.stop + radius, w)
-        inside = labels[y0:y1, x0:x1] == label
-        d, v = depth[y0:y1, x0:x1], valid[y0:y1, x0:x1]
-        nearest = -cv2.dilate(np.where(inside & v, -d, np.float32(-np.inf)), kernel, borderType=cv2.BORDER_CONSTANT,
-                              borderValue=-np.inf)  # an explicit border: the default one is finite (-FLT_MAX)
-        ring = np.isfinite(nearest) & ~inside & v  # within the kernel of one of the segment's points
+        area = padded_window(window, radius, labels.shape)
+        inside = labels[area] == label
+        d, v = depth[area], valid[area]
+        nearest = nearest_depth(inside, d, kernel)
+        ring = np.isfinite(nearest) & ~inside & v  # within reach of one of the segment's points
         total = np.count_nonzero(ring)
         if total == 0:
             continue

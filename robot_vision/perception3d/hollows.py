@@ -17,6 +17,7 @@ import cv2
 import numpy as np
 
 from robot_vision.perception3d.plane import plane_basis
+from robot_vision.perception3d.segmentation import nearest_depth, padded_window
 
 #: A round wall's radius (metres): from an espresso cup to a cooking pot.
 MIN_RADIUS, MAX_RADIUS = 0.02, 0.15
@@ -154,38 +155,31 @@ def join_insides(labels: np.ndarray, cloud: np.ndarray, height: np.ndarray, plan
         return mapping
     windows = find_objects(labels, max_label=count - 1)
     kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
-    h, w = labels.shape
-
-    def grown(window):
-        ys, xs = window
-        return slice(max(ys.start - radius, 0), min(ys.stop + radius, h)), slice(
-            max(xs.start - radius, 0), min(xs.stop + radius, w))
-
     sizes = np.bincount(flat, minlength=count)
     for wall in walls:
-        area = grown(windows[wall - 1])
-        if np.percentile(height[area][(labels[area] == wall) & valid[area]], 2) > MAX_WALL_FOOT:
+        area = padded_window(windows[wall - 1], radius, labels.shape)
+        wall_area = labels[area] == wall
+        if np.percentile(height[area][wall_area & valid[area]], 2) > MAX_WALL_FOOT:
             continue  # it does not reach down to the support: no container stands there
-        # The wall with the slivers that depth cuts split off along a thin rim: pixels on its front arc.
+        # The wall with the slivers that depth cuts split off along a thin rim: pixels on its front arc
+        # (all within the wall's padded window; the full-size image is for the other segments' windows).
         front = np.zeros(labels.shape, bool)
-        front[area] = _front_rim(circles[wall], cloud[area], valid[area] & (labels[area] > 0), basis)
-        front |= labels == wall
-        rim = np.percentile(height[front & valid], 98)
+        front[area] = _front_rim(circles[wall], cloud[area], valid[area] & (labels[area] > 0), basis) | wall_area
+        rim = np.percentile(height[area][front[area] & valid[area]], 98)
         near = cv2.dilate(front[area].view(np.uint8), kernel) > 0
         slivers, insides = [], []
         for label in np.unique(labels[area][near]):
             if label in (0, wall) or mapping[label] != label:
                 continue
-            if np.count_nonzero(front & (labels == label)) >= MIN_INSIDE_SHARE * sizes[label]:
+            if np.count_nonzero(front[area] & (labels[area] == label)) >= MIN_INSIDE_SHARE * sizes[label]:
                 slivers.append(label)  # a sliver of the wall's rim
                 continue
             if not judged[label]:
                 continue
-            window = grown(windows[label - 1])
+            window = padded_window(windows[label - 1], radius, labels.shape)
             d = depth[window]
             inside = labels[window] == label
-            nearest = -cv2.dilate(np.where(inside & np.isfinite(d), -d, np.float32(-np.inf)), kernel,
-                                  borderType=cv2.BORDER_CONSTANT, borderValue=-np.inf)
+            nearest = nearest_depth(inside, d, kernel)
             ring = np.isfinite(nearest) & front[window] & ~inside & np.isfinite(d)  # near A's points
             if np.count_nonzero(ring) < 8:
                 continue

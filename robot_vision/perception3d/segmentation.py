@@ -447,6 +447,23 @@ def grow_labels(labels: np.ndarray, todo: np.ndarray, depth: np.ndarray, setting
     return np.concatenate(grown) if grown else np.zeros(0, np.int64)
 
 
+def padded_window(window: Tuple[slice, slice], radius: int, shape: Tuple[int, int]) -> Tuple[slice, slice]:
+    """A (rows, cols) window of ``scipy.ndimage.find_objects`` grown by ``radius`` pixels, clipped to ``shape``."""
+    ys, xs = window
+    return (slice(max(ys.start - radius, 0), min(ys.stop + radius, shape[0])),
+            slice(max(xs.start - radius, 0), min(xs.stop + radius, shape[1])))
+
+
+def nearest_depth(inside: np.ndarray, depth: np.ndarray, kernel: np.ndarray) -> np.ndarray:
+    """(H, W) float32: the smallest depth of the ``inside`` pixels with depth within ``kernel`` of each pixel.
+
+    +inf where none is within reach: the border is explicit, as OpenCV's default border value for a
+    dilation is finite (-FLT_MAX), which would make every pixel near the image's edge "within reach".
+    """
+    return -cv2.dilate(np.where(inside & np.isfinite(depth), -depth, np.float32(-np.inf)), kernel,
+                       borderType=cv2.BORDER_CONSTANT, borderValue=-np.inf)
+
+
 def objects_from_labels(labels: np.ndarray, keep: np.ndarray, boxes: np.ndarray, cloud: np.ndarray,
                          valid: np.ndarray, plane: np.ndarray, settings: SegmentationSettings) -> Objects3D:
     """Build Objects3D rows for the labels in ``keep`` (in that order) within their (x, y, w, h) boxes.
