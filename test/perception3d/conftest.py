@@ -1,4 +1,4 @@
-"""Fixtures of the perception3d tests: the PCL milk scene, its model and its ground-truth carton mask."""
+"""Fixtures of the perception3d tests: the PCL milk scene, its model, its carton mask; the real clutter sets."""
 
 import pytest
 
@@ -24,3 +24,11 @@ def milk_gt(milk_frame, milk_model):
     mask, distance = model_pixels(milk_frame, milk_model)
     assert distance < 1e-4, 'milk.pcd should be an exact crop of the scene'
     return mask
+
+
+@pytest.fixture(scope='session')
+def real_clutter(shared_data):
+    """../shared/data/real_clutter (the labelled real sets); the test skips, saying so, when it is absent."""
+    if not (shared_data / 'real_clutter').is_dir():
+        pytest.skip('../shared/data/real_clutter is absent in this checkout')
+    return shared_data / 'real_clutter'

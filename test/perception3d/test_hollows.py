@@ -171,8 +171,6 @@ def test_a_round_surface_facing_away_from_the_camera_hides_no_inside():
 @pytest.mark.parametrize('seed', [0, 4])
 def test_a_simulated_cup_is_one_instance(seed):
     """An open cup (robot_vision.sim 'cup' kind) 0.5-0.6 m away, 50-70 deg down, Kinect-like depth noise."""
-    import os
-    os.environ.setdefault('MUJOCO_GL', 'egl')
     from robot_vision.sim import SceneSettings, SimScene, generate_scene
     from robot_vision.sim.noise import DepthNoise
     spec = generate_scene(seed, SceneSettings(kinds=('cup',), clutter='isolated', camera_distance=(0.5, 0.6),
@@ -186,10 +184,8 @@ def test_a_simulated_cup_is_one_instance(seed):
     assert best[True] >= 0.85 and best[False] < 0.6, best
 
 
-def test_the_real_ycb_mug_is_one_instance(shared_data):
+def test_the_real_ycb_mug_is_one_instance(real_clutter):
     """YCB-Video's red mug, seen from above at 45 deg: its near rim hides the inside's bottom."""
-    if not (shared_data / 'real_clutter').is_dir():
-        pytest.skip('../shared/data/real_clutter is absent in this checkout')
     frames = [f for f in load_labelled_frames(['ycb_video']) if f.name.startswith('ycb_video/0000/')]
     assert len(frames) == 2
     for labelled in frames:

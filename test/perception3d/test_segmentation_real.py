@@ -24,9 +24,7 @@ FLOORS = {
 
 
 @pytest.fixture(scope='module')
-def frames(shared_data):
-    if not (shared_data / 'real_clutter').is_dir():
-        pytest.skip('../shared/data/real_clutter is absent in this checkout')
+def frames(real_clutter):
     return load_labelled_frames()
 
 
