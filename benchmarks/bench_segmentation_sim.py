@@ -11,7 +11,8 @@ only), in these mixes:
 - shelf sparse: the shelf with depth registered to a larger colour image and sparse (``registered_sparse``,
   measured on the real APC bin), the stand-in for ``apc_shelf_bin_b``;
 - cups: the hard views with open cups (mugs without handle) as two in seven of the objects, whose near
-  rim hides their inside, 30 scenes.
+  rim hides their inside, 30 scenes;
+- bowls: the same with open bowls (12-20 cm across, a scalloped rim) instead of the cups, 30 scenes.
 
 Prints recall / precision at mask IoU 0.5 (every prediction scored) and the mean IoU of the matched
 objects, and the real-data recall / precision of ``artifacts/segmentation_real.json`` when that file
@@ -43,6 +44,8 @@ MIXES = {
     'shelf sparse': (30, 0, dict(clutter_levels=('clutter', 'dense'), container='shelf', noise='registered_sparse')),
     'cups': (30, 3, dict(clutter_levels=('clutter', 'dense'), views='hard', noise='realsense_d435',
                          kinds=('cup', 'cup', 'box', 'cylinder', 'sphere', 'ellipsoid', 'mesh'))),
+    'bowls': (30, 5, dict(clutter_levels=('clutter', 'dense'), views='hard', noise='realsense_d435',
+                          kinds=('bowl', 'bowl', 'box', 'cylinder', 'sphere', 'ellipsoid', 'mesh'))),
 }
 
 

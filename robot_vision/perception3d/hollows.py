@@ -1,4 +1,4 @@
-"""Round containers of the 'clutter' method: a mug's, cup's or pot's inside joins its outer wall.
+"""Round containers of the 'clutter' method: a mug's, cup's, pot's or bowl's pieces are one object.
 
 Seen from above, an open round container comes out of the depth cuts in pieces: its near rim
 hides the bottom of its inside, so the inner far wall lies behind the outer wall by a depth
@@ -7,11 +7,14 @@ geometry tells these pieces from objects standing behind or beside it: the outer
 projected along the support normal, lie on a circle (a round wall standing on the support), and
 the inside's points lie within that circle, no higher than the rim, as the inner far wall, an
 inner wall or a level floor. An object standing behind a mug lies outside its circle; a box, a
-ball or a can lying on its side does not project onto a circle. :func:`join_insides` runs on the
-working image after the background rules.
+ball or a can lying on its side does not project onto a circle. A bowl's pieces need not lie on a
+circle one by one (its front comes with part of its inside; its rim may be wavy), but they share
+a rim: :func:`rim_pairs`. :func:`join_insides` runs on the working image after the background rules.
 """
 
 from __future__ import annotations
+
+from typing import List, Tuple
 
 import cv2
 import numpy as np
@@ -42,9 +45,12 @@ MAX_RING_RESULTANT = 0.5
 MAX_WALL_FOOT = 0.03
 #: Share of the outer wall's pixels around the inside that lie in front of it by a depth step.
 MIN_OCCLUDED_SHARE = 0.5
+#: A bowl's rim: the top share of a segment's points (by height), fitted when the whole segment is no circle.
+RIM_SHARE = 0.15
 
 
-def round_walls(owner: np.ndarray, u: np.ndarray, v: np.ndarray, count: int) -> np.ndarray:
+def round_walls(owner: np.ndarray, u: np.ndarray, v: np.ndarray, count: int,
+                max_rms: float = MAX_CIRCLE_RMS) -> np.ndarray:
     """(count, 5) float64: per label, the circle its points lie on, else NaN.
 
     Columns: centre u, centre v, radius, and the mean of the points' unit directions from the centre
@@ -52,7 +58,7 @@ def round_walls(owner: np.ndarray, u: np.ndarray, v: np.ndarray, count: int) -> 
 
     ``owner`` (N,) the label of each point, ``u``, ``v`` (N,) its coordinates in the support plane.
     An algebraic least-squares circle per label (one pass of sums over all points); the points must
-    lie on it within ``MAX_CIRCLE_RESIDUAL`` of the radius and ``MAX_CIRCLE_RMS`` metres (RMS), and
+    lie on it within ``MAX_CIRCLE_RESIDUAL`` of the radius and ``max_rms`` metres (RMS), and
     the radius must be a container's (``MIN_RADIUS`` .. ``MAX_RADIUS``): a box's face (a line), a can's
     lid (a filled disc) or a table edge is no round wall.
     """
@@ -80,9 +86,78 @@ def round_walls(owner: np.ndarray, u: np.ndarray, v: np.ndarray, count: int) -> 
         rms = np.sqrt(total(residual * residual) / n)
         du, dv = total((x - cx[owner]) / distance) / n, total((y - cy[owner]) / distance) / n
         ok = (n >= 20) & (det > 0) & (radius >= MIN_RADIUS) & (radius <= MAX_RADIUS) & (
-            rms <= np.minimum(MAX_CIRCLE_RESIDUAL * radius, MAX_CIRCLE_RMS))
+            rms <= np.minimum(MAX_CIRCLE_RESIDUAL * radius, max_rms))
     out[ok] = np.stack([mean_u + cx, mean_v + cy, radius, du, dv], axis=1)[ok]
     return out
+
+
+def rim_circles(owner: np.ndarray, u: np.ndarray, v: np.ndarray, height: np.ndarray, count: int) -> np.ndarray:
+    """(count, 5) float64 as :func:`round_walls`, the circle of each label's rim, else NaN.
+
+    A bowl's front comes out of the cuts with part of its inside, and its rim may be wavy, so its
+    points as a whole lie on no circle; its top ``RIM_SHARE`` of points (by ``height``) do, within
+    ``MAX_CIRCLE_RESIDUAL`` of the radius, and at least ``MIN_INSIDE_SHARE`` of all its points lie
+    within that circle: a container widens towards its rim. A banana's top ridge is an arc too, but
+    half of the banana lies outside it.
+    """
+    order = np.lexsort((height, owner))  # by label, then by height
+    n = np.bincount(owner, minlength=count)
+    first = np.concatenate([[0], np.cumsum(n)[:-1]])
+    ranked = owner[order]
+    top = order[np.arange(order.size) - first[ranked] >= (1 - RIM_SHARE) * n[ranked]]
+    rims = round_walls(owner[top], u[top], v[top], count, max_rms=np.inf)
+    with np.errstate(invalid='ignore'):
+        within = np.hypot(u - rims[owner, 0], v - rims[owner, 1]) <= rims[owner, 2] + INSIDE_MARGIN
+    rims[np.bincount(owner, within, minlength=count) < MIN_INSIDE_SHARE * n] = np.nan
+    return rims
+
+
+def rim_pairs(labels: np.ndarray, windows, owner: np.ndarray, u: np.ndarray, v: np.ndarray, height: np.ndarray,
+              judged: np.ndarray, kernel: np.ndarray) -> List[Tuple[int, int]]:
+    """Pairs of neighbouring ``judged`` segments that are one round container (a bowl) together.
+
+    One of them has a rim (:func:`rim_circles`); the other lies within ``kernel``'s reach of it;
+    together they reach down to the support (``MAX_WALL_FOOT``); each reaches up to their rim (its
+    top, the 95th percentile of height, at most ``RIM_TOLERANCE`` below the lowest of their top
+    ``RIM_SHARE`` of points); those top points lie on one circle, and each has ``MIN_INSIDE_SHARE``
+    of its points within it. A bowl's front wall and its inside, cut apart by the crease or the step
+    between them, pass; an object beside a bowl lies outside its rim, one rising above the rim takes
+    the top points off the circle, and one lying in it below the rim (or in front of a bin's rounded
+    corner) does not reach up to it.
+    ``owner``/``u``/``v``/``height``: per point (pixel with depth), its label, plane
+    coordinates and height; ``windows`` the labels' ``find_objects`` slices.
+    """
+    count = judged.size
+    bowls = np.flatnonzero(judged & np.isfinite(rim_circles(owner, u, v, height, count)[:, 2]))
+    if bowls.size == 0:
+        return []
+    order = np.argsort(owner, kind='stable')
+    bounds = np.searchsorted(owner[order], np.arange(count + 1))
+    radius = kernel.shape[0] // 2
+    pairs = []
+    for bowl in bowls:
+        area = padded_window(windows[bowl - 1], radius, labels.shape)
+        near = cv2.dilate((labels[area] == bowl).view(np.uint8), kernel) > 0
+        own = order[bounds[bowl]:bounds[bowl + 1]]
+        for other in np.unique(labels[area][near]):
+            if other in (0, bowl) or not judged[other]:
+                continue
+            its = order[bounds[other]:bounds[other + 1]]
+            both = np.concatenate([own, its])
+            z = height[both]
+            if np.percentile(z, 2) > MAX_WALL_FOOT:
+                continue
+            band = np.percentile(z, 100 * (1 - RIM_SHARE))
+            if min(np.percentile(height[own], 95), np.percentile(height[its], 95)) < band - RIM_TOLERANCE:
+                continue  # one of them does not reach up to the rim
+            top = both[z >= band]
+            circle = round_walls(np.zeros(top.size, np.int64), u[top], v[top], 1, max_rms=np.inf)[0]
+            if not np.isfinite(circle[2]):
+                continue
+            if all(np.mean(np.hypot(u[k] - circle[0], v[k] - circle[1]) <= circle[2] + INSIDE_MARGIN)
+                   >= MIN_INSIDE_SHARE for k in (own, its)):
+                pairs.append((int(bowl), int(other)))
+    return pairs
 
 
 def facing_camera(circle: np.ndarray, point: np.ndarray) -> np.ndarray:
@@ -131,8 +206,9 @@ def join_insides(labels: np.ndarray, cloud: np.ndarray, height: np.ndarray, plan
 
     An object standing in a mug rises above the rim, or is neither level nor against the wall; one
     lying in a bowl below its rim, in its back half, joins the bowl (the near rim hides it as it
-    hides a mug's inside). Apply it as ``mapping[labels]``; run it after the background rules, so
-    that no object joins a piece of background that happens to be round.
+    hides a mug's inside). The pairs of :func:`rim_pairs` (a bowl's pieces) join as well. Apply it
+    as ``mapping[labels]``; run it after the background rules, so that no object joins a piece of
+    background that happens to be round.
     """
     from scipy.ndimage import find_objects
     count = judged.size
@@ -144,15 +220,16 @@ def join_insides(labels: np.ndarray, cloud: np.ndarray, height: np.ndarray, plan
     owner = flat[points]
     basis = np.stack(plane_basis(plane[:3]), axis=1).astype(np.float32)
     uv = cloud.reshape(-1, 3)[points] @ basis
-    circles = round_walls(owner, uv[:, 0].astype(np.float64), uv[:, 1].astype(np.float64), count)
+    u, v = uv[:, 0].astype(np.float64), uv[:, 1].astype(np.float64)
+    point_height = height.reshape(-1)[points].astype(np.float64)
+    circles = round_walls(owner, u, v, count)
+    circles = np.where(np.isfinite(circles[:, 2:3]), circles, rim_circles(owner, u, v, point_height, count))
     pixels = np.maximum(np.bincount(owner, minlength=count), 1)
     mean_uv = np.stack([np.bincount(owner, uv[:, k], minlength=count) for k in range(2)], axis=1) / pixels[:, None]
     with np.errstate(invalid='ignore'):  # an arc facing the camera, or a closed ring (a rim seen from above)
         facing = (facing_camera(circles, circles[:, :2] + circles[:, 3:]) >= MIN_WALL_FACING) | (
             np.hypot(circles[:, 3], circles[:, 4]) < MAX_RING_RESULTANT)
     walls = np.flatnonzero(judged & np.isfinite(circles[:, 2]) & facing)
-    if walls.size == 0:
-        return mapping
     windows = find_objects(labels, max_label=count - 1)
     kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
     sizes = np.bincount(flat, minlength=count)
@@ -168,8 +245,9 @@ def join_insides(labels: np.ndarray, cloud: np.ndarray, height: np.ndarray, plan
         rim = np.percentile(height[area][front[area] & valid[area]], 98)
         near = cv2.dilate(front[area].view(np.uint8), kernel) > 0
         slivers, insides = [], []
+        target = _root(mapping, wall)  # the wall may have joined another already
         for label in np.unique(labels[area][near]):
-            if label in (0, wall) or mapping[label] != label:
+            if label in (0, wall, target) or mapping[label] != label:
                 continue
             if np.count_nonzero(front[area] & (labels[area] == label)) >= MIN_INSIDE_SHARE * sizes[label]:
                 slivers.append(label)  # a sliver of the wall's rim
@@ -199,9 +277,19 @@ def join_insides(labels: np.ndarray, cloud: np.ndarray, height: np.ndarray, plan
             if (hidden and facing_camera(circles[wall], mean_uv[label]) < 0) or inner_wall or floor:
                 insides.append(label)
         if insides:  # a container: its inside and the slivers of its rim are the wall's
-            mapping[insides + slivers] = wall
+            mapping[insides + slivers] = target
+    for bowl, other in rim_pairs(labels, windows, owner, u, v, point_height, judged, kernel):
+        bowl, other = _root(mapping, bowl), _root(mapping, other)
+        mapping[other] = bowl  # nothing changes when they are one already
     while True:  # an inside joined to a segment that itself joined another follows it
         followed = mapping[mapping]
         if np.array_equal(followed, mapping):
             return mapping
         mapping = followed
+
+
+def _root(mapping: np.ndarray, label: int) -> int:
+    """The label that ``label`` has joined, following ``mapping`` (roots map to themselves; no cycles)."""
+    while mapping[label] != label:
+        label = mapping[label]
+    return int(label)

@@ -133,11 +133,13 @@ class SegmentationSettings:
       fraction of its outline lies on a colour edge; else it is the sensor's low-frequency depth
       error (stereo cameras show centimetre waves at 1-2 m), or a flat object of the support's colour
       that depth cannot tell from one.
-      ``join_container_insides`` (True): the pieces of an open mug, cup or pot are one object. A
-      round wall (a segment whose points, projected along the support normal, lie on a circle of
+      ``join_container_insides`` (True): the pieces of an open mug, cup, pot or bowl are one object.
+      A round wall (a segment whose points, projected along the support normal, lie on a circle of
       2-15 cm radius, standing on the support) takes the segments next to it that lie within its
       circle, no higher than its rim, as its inner far wall (hidden in part by the near rim), an
-      inner wall or its floor, and the slivers of its rim (:mod:`hollows`).
+      inner wall or its floor, and the slivers of its rim; two neighbouring segments that both
+      reach up to a common rim (their top points on one circle, each within it) are one bowl
+      (:mod:`hollows`).
       ``hole_label_distance`` (3 working pixels; 0 disables it): pixels without depth take the
       label of the nearest pixel with depth this close, so masks cover what the sensor missed.
     """

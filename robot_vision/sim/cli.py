@@ -38,7 +38,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--kinds', default=','.join(DEFAULT_KINDS),
                         help='comma-separated object kinds to draw from, each equally likely (a kind named twice '
                              f"twice as often): {', '.join(OBJECT_KINDS)} (default {','.join(DEFAULT_KINDS)}; "
-                             "'cup' adds open mugs without handle, whose near rim hides their inside)")
+                             "'cup' adds open mugs without handle, whose near rim hides their inside; "
+                             "'bowl' open bowls with a scalloped rim)")
     parser.add_argument('--no-grasping', action='store_true', help='perception only')
     parser.add_argument('--top-k', type=int, default=1, help='also execute the k best planner grasps (default 1)')
     parser.add_argument('--tracking-sequences', type=int, default=0,

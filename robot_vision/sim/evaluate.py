@@ -32,7 +32,7 @@ from robot_vision.perception3d.instance_metrics import mask_iou_matrix, match_in
 from robot_vision.types import Detections
 
 #: Rotational symmetry used for the rotation error: which canonical axes are meaningful.
-_YAW_SYMMETRIC = {'sphere', 'cylinder', 'cup'}
+_YAW_SYMMETRIC = {'sphere', 'cylinder', 'cup', 'bowl'}
 _NO_ROTATION = {'sphere'}
 
 
@@ -83,9 +83,9 @@ class EvaluationSettings:
     """What :func:`run_evaluation` measures (metres unless stated).
 
     ``clutter_levels``: scenes cycle through these ('isolated', 'clutter', 'dense'). ``kinds``: the object
-    kinds of ``SceneSettings.kinds`` (default ``DEFAULT_KINDS``; add 'cup' for open mugs). ``views``: camera
-    preset of ``robot_vision.sim.scene.VIEW_PRESETS`` ('tabletop', or 'hard': top-down, steep and
-    up to 2 m away). ``container``: 'none', 'bin' or 'shelf' (``SceneSettings.with_container``; its
+    kinds of ``SceneSettings.kinds`` (default ``DEFAULT_KINDS``; add 'cup' for open mugs, 'bowl' for open
+    bowls). ``views``: camera preset of ``robot_vision.sim.scene.VIEW_PRESETS`` ('tabletop', or 'hard':
+    top-down, steep and up to 2 m away). ``container``: 'none', 'bin' or 'shelf' (``SceneSettings.with_container``; its
     camera ranges replace those of ``views``, and 'hard' brings a wrist camera close in). ``noise``: depth noise
     model (see ``DepthNoise``). ``min_visible_pixels`` (200): GT objects with fewer visible
     pixels are not counted for recall. ``iou_threshold`` (0.5). ``perception`` / ``grasping``:

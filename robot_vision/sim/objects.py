@@ -9,18 +9,22 @@ from typing import List, Optional, Tuple
 import numpy as np
 
 #: Object kinds generate_scene can place; 'mesh' is a convex hull of a YCB point model; 'cup' an open,
-#: hollow cylinder (a mug or cup without handle: a bottom disc and a ring of thin wall plates).
-OBJECT_KINDS = ('box', 'cylinder', 'sphere', 'capsule', 'ellipsoid', 'mesh', 'cup')
+#: hollow cylinder (a mug or cup without handle: a bottom disc and a ring of thin wall plates); 'bowl'
+#: an open bowl (a bottom disc and a ring of wall plates flaring out to a scalloped rim).
+OBJECT_KINDS = ('box', 'cylinder', 'sphere', 'capsule', 'ellipsoid', 'mesh', 'cup', 'bowl')
 #: The kinds ``SceneSettings`` draws from unless told otherwise (the scene mixes measured so far).
 DEFAULT_KINDS = ('box', 'cylinder', 'sphere', 'capsule', 'ellipsoid', 'mesh')
 #: Wall plates of a cup, its wall thickness and its base thickness (metres; a ceramic mug's base).
 CUP_WALLS, CUP_WALL, CUP_BASE = 24, 0.004, 0.01
+#: A bowl's wall plates, its base's radius as a share of its rim's, the scallops round its rim and their
+#: depth (metres: the rim's height varies by twice this).
+BOWL_WALLS, BOWL_BASE_SHARE, BOWL_SCALLOPS, BOWL_SCALLOP_DEPTH = 32, 0.6, 8, 0.004
 
 #: Class table: ``GroundTruth.class_id`` indexes this tuple (primitive kinds, then YCB models).
 YCB_GRASPABLE = ('004_sugar_box', '005_tomato_soup_can', '006_mustard_bottle', '009_gelatin_box',
                  '010_potted_meat_can', '011_banana', '021_bleach_cleanser', '025_mug',
                  '040_large_marker', '061_foam_brick')
-CLASS_NAMES = ('box', 'cylinder', 'sphere', 'capsule', 'ellipsoid') + YCB_GRASPABLE + ('cup',)
+CLASS_NAMES = ('box', 'cylinder', 'sphere', 'capsule', 'ellipsoid') + YCB_GRASPABLE + ('cup', 'bowl')
 
 
 @dataclass(frozen=True)
@@ -137,6 +141,9 @@ def draw_object(rng: np.random.Generator, kind: str):
     elif kind == 'cup':  # 6-9 cm across, 7-10 cm high, open at the top
         r, h = rng.uniform(0.03, 0.045), rng.uniform(0.035, 0.05)
         size, extent, class_name = (r, h, CUP_WALL), (2 * r, 2 * r, 2 * h), 'cup'
+    elif kind == 'bowl':  # 12-20 cm across at the rim, 5-7 cm high
+        r, h = rng.uniform(0.06, 0.1), rng.uniform(0.025, 0.035)
+        size, extent, class_name = (r, h, CUP_WALL), (2 * r, 2 * r, 2 * h), 'bowl'
     else:
         class_name = YCB_GRASPABLE[int(rng.integers(len(YCB_GRASPABLE)))]
         vertices, faces = ycb_hull(class_name)
@@ -193,6 +200,8 @@ def object_body(obj: ObjectSpec) -> List[str]:
     common = f'material="{obj.name}_mat" friction="{obj.friction:.3f} 0.005 0.0001" condim="4"'
     if obj.kind == 'cup':
         parts.extend(_cup_geoms(obj, common))
+    elif obj.kind == 'bowl':
+        parts.extend(_bowl_geoms(obj, common))
     else:
         size = ' '.join(f'{v:.5f}' for v in obj.geom_size)
         mesh = f' mesh="{obj.name}_mesh"' if obj.kind == 'mesh' else f' size="{size}"'
@@ -214,4 +223,39 @@ def _cup_geoms(obj: ObjectSpec, common: str) -> List[str]:
         lines.append(f'      <geom name="{obj.name}_wall{k}" type="box" '
                      f'size="{wall / 2:.5f} {half_width:.5f} {half_height:.5f}" pos="{x:.5f} {y:.5f} 0" '
                      f'quat="{np.cos(angle / 2):.6f} 0 0 {np.sin(angle / 2):.6f}" mass="{mass:.4f}" {common}/>')
+    return lines
+
+
+def bowl_wall(radius: float, half_height: float) -> Tuple[float, float]:
+    """A bowl's wall: (its tilt from vertical in radians, its base's radius) for its rim ``radius``."""
+    base = BOWL_BASE_SHARE * radius
+    return float(np.arctan2(radius - base, 2 * half_height)), base
+
+
+def _bowl_geoms(obj: ObjectSpec, common: str) -> List[str]:
+    """A bowl's geoms: a ``CUP_BASE`` thick bottom disc and ``BOWL_WALLS`` plates flaring out to its rim.
+
+    Each plate leans out by :func:`bowl_wall`'s tilt from the base's edge; their heights follow
+    ``BOWL_SCALLOPS`` scallops round the rim (+-``BOWL_SCALLOP_DEPTH``), as a scalloped bowl's.
+    """
+    radius, half_height, wall = obj.geom_size
+    mass = obj.mass / (BOWL_WALLS + 1)
+    tilt, base = bowl_wall(radius, half_height)
+    lines = [f'      <geom name="{obj.name}" type="cylinder" size="{base:.5f} {CUP_BASE / 2:.5f}" '
+             f'pos="0 0 {CUP_BASE / 2 - half_height:.5f}" mass="{mass:.4f}" {common}/>']
+    for k in range(BOWL_WALLS):
+        angle = 2 * np.pi * k / BOWL_WALLS
+        height = 2 * half_height + BOWL_SCALLOP_DEPTH * np.cos(BOWL_SCALLOPS * angle)  # base to rim
+        length = height / np.cos(tilt)  # along the slanted wall
+        mid = base + 0.5 * height * np.tan(tilt) - wall / 2  # the plate's centre, its outer face on the cone
+        half_width = (mid + length / 2 * np.sin(tilt)) * np.tan(np.pi / BOWL_WALLS) + wall / 2  # wide at the rim
+        z = height / 2 - half_height
+        # Turn by ``angle`` about z, then lean out by ``tilt`` about the plate's own tangent (y) axis.
+        c, s = np.cos(angle / 2), np.sin(angle / 2)
+        ct, st = np.cos(tilt / 2), np.sin(tilt / 2)
+        quat = (c * ct, -s * st, c * st, s * ct)
+        lines.append(f'      <geom name="{obj.name}_wall{k}" type="box" '
+                     f'size="{wall / 2:.5f} {half_width:.5f} {length / 2:.5f}" '
+                     f'pos="{mid * np.cos(angle):.5f} {mid * np.sin(angle):.5f} {z:.5f}" '
+                     f'quat="{" ".join(f"{q:.6f}" for q in quat)}" mass="{mass:.4f}" {common}/>')
     return lines

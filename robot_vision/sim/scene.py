@@ -33,7 +33,7 @@ class SceneSettings:
     the others, so the pile settles with objects stacked and leaning); ``num_objects`` overrides
     the count when > 0. ``surface``: 'table' (a box table of ``table_height``) or 'floor'.
     ``kinds``: object kinds to draw from, each equally likely (see ``OBJECT_KINDS``; a kind named
-    twice is drawn twice as often; default ``DEFAULT_KINDS``, without 'cup'; 'mesh' needs the YCB point
+    twice is drawn twice as often; default ``DEFAULT_KINDS``, without 'cup' and 'bowl'; 'mesh' needs the YCB point
     models and is skipped, with ``SceneSpec.notes`` saying why, when they are absent).
     ``camera_distance``: range of the camera's distance to its look-at point; ``camera_elevation_deg``:
     range of the angle of the viewing ray above the horizontal; ``camera_azimuth_deg``: range of the

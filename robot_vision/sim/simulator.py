@@ -11,7 +11,7 @@ import numpy as np
 from robot_vision.errors import InputError
 from robot_vision.geometry import invert_transform, matrix_from_quaternion
 from robot_vision.sim.noise import DepthNoise, apply_depth_noise
-from robot_vision.sim.objects import CUP_BASE
+from robot_vision.sim.objects import CUP_BASE, bowl_wall
 from robot_vision.sim.scene import SceneSpec
 from robot_vision.types import CameraIntrinsics, Detections, Objects3D, RGBDFrame
 
@@ -159,6 +159,16 @@ def _surface_samples(obj, count: int = 600, seed: int = 0) -> np.ndarray:
         part = rng.integers(0, 3, count)
         radius = np.where(part == 0, r, np.where(part == 1, r - wall, (r - wall) * np.sqrt(rng.uniform(size=count))))
         z = np.where(part == 2, CUP_BASE - h, rng.uniform(-h, h, count))
+        return np.stack([radius * np.cos(angle), radius * np.sin(angle), z], axis=1)
+    if obj.kind == 'bowl':  # the outer and inner cone from the base's edge to the rim, and the inside's bottom
+        r, h, wall = size
+        tilt, base = bowl_wall(r, h)
+        angle = rng.uniform(-np.pi, np.pi, count)
+        part = rng.integers(0, 3, count)
+        up = rng.uniform(0, 2 * h, count)
+        radius = base + up * np.tan(tilt) - np.where(part == 1, wall, 0.0)
+        radius = np.where(part == 2, base * np.sqrt(rng.uniform(size=count)), radius)
+        z = np.where(part == 2, CUP_BASE - h, up - h)
         return np.stack([radius * np.cos(angle), radius * np.sin(angle), z], axis=1)
     if obj.kind == 'cylinder':
         r, h = size

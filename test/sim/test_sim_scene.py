@@ -134,23 +134,46 @@ def test_sim_core_does_not_import_ros():
     subprocess.run([sys.executable, '-c', code], check=True, timeout=120)
 
 
+def _straight_down(kind, seed):
+    """One ``kind`` object 0.5 m straight below the camera: (its spec, the frame, gt, its pose, its centre's pixel)."""
+    spec = generate_scene(seed, SceneSettings(kinds=(kind,), clutter='isolated', camera_distance=(0.5, 0.5),
+                                              camera_elevation_deg=(90.0, 90.0), randomize_appearance=False))
+    obj = spec.objects[0]
+    assert obj.kind == obj.class_name == kind and CLASS_NAMES[obj.class_id] == kind
+    scene = SimScene(spec)
+    frame, gt = scene.render()
+    pose = scene.object_pose_world(0)
+    assert abs(pose[2, 3] - (spec.surface_height + obj.geom_size[1])) < 0.005 and pose[2, 2] > 0.99  # upright
+    centre = np.linalg.inv(spec.camera.pose) @ np.r_[pose[:3, 3], 1.0]
+    k = frame.intrinsics
+    pixel = int(round(k.fx * centre[0] / centre[2] + k.cx)), int(round(k.fy * centre[1] / centre[2] + k.cy))
+    return spec, frame, gt, centre, pixel
+
+
 def test_cups_are_open_hollow_and_upright():
     # Straight down onto one cup: at its centre the camera sees the inside's floor (the cup's base,
     # CUP_BASE thick), not a lid at the rim; cups come only when asked for.
     from robot_vision.sim.objects import CUP_BASE, DEFAULT_KINDS
     assert 'cup' not in DEFAULT_KINDS and 'cup' not in {o.kind for o in generate_scene(3, SceneSettings()).objects}
-    spec = generate_scene(4, SceneSettings(kinds=('cup',), clutter='isolated', camera_distance=(0.5, 0.5),
-                                           camera_elevation_deg=(90.0, 90.0), randomize_appearance=False))
-    cup = spec.objects[0]
-    assert cup.kind == cup.class_name == 'cup' and CLASS_NAMES[cup.class_id] == 'cup'
-    scene = SimScene(spec)
-    frame, gt = scene.render()
-    pose = scene.object_pose_world(0)
-    radius, half_height, _ = cup.geom_size
-    assert abs(pose[2, 3] - (spec.surface_height + half_height)) < 0.005 and pose[2, 2] > 0.99  # upright
-    centre = np.linalg.inv(spec.camera.pose) @ np.r_[pose[:3, 3], 1.0]
-    k = frame.intrinsics
-    u, v = int(round(k.fx * centre[0] / centre[2] + k.cx)), int(round(k.fy * centre[1] / centre[2] + k.cy))
+    spec, frame, gt, _, (u, v) = _straight_down('cup', 4)
     seen = spec.camera.pose[2, 3] - frame.depth[v - 2:v + 3, u - 2:u + 3].mean()  # world height at the centre
     assert abs(seen - (spec.surface_height + CUP_BASE)) < 0.005
     assert gt.mask[0][v, u]  # the inside is part of the cup's ground-truth mask
+
+
+def test_bowls_are_open_upright_and_flare_to_a_scalloped_rim():
+    # Straight down onto one bowl: the inside's floor at its centre; the rim (the mask's outline) wider
+    # than the base, its height varying round the bowl (scallops).
+    from robot_vision.sim.objects import BOWL_BASE_SHARE, CUP_BASE, DEFAULT_KINDS
+    assert 'bowl' not in DEFAULT_KINDS
+    spec, frame, gt, centre, (u, v) = _straight_down('bowl', 2)
+    radius, half_height, _ = spec.objects[0].geom_size
+    height = spec.camera.pose[2, 3] - frame.depth  # world height of what each pixel sees (looking straight down)
+    assert abs(height[v - 2:v + 3, u - 2:u + 3].mean() - (spec.surface_height + CUP_BASE)) < 0.005
+    assert gt.mask[0][v, u]
+    outline = gt.mask[0] & ~np.roll(gt.mask[0], 1, 0) | gt.mask[0] & ~np.roll(gt.mask[0], -1, 0)
+    ys, xs = np.nonzero(outline)
+    reach = np.median(np.hypot(xs - u, ys - v)) * (centre[2] - half_height) / frame.intrinsics.fx  # at the rim's depth
+    assert abs(reach - radius) < 0.005 and reach > BOWL_BASE_SHARE * radius + 0.01
+    rim = height[outline & (height > spec.surface_height + half_height)]
+    assert 0.004 < np.percentile(rim, 95) - np.percentile(rim, 5) < 0.02
