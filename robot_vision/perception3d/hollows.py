@@ -113,11 +113,12 @@ def rim_circles(owner: np.ndarray, u: np.ndarray, v: np.ndarray, height: np.ndar
 
 
 def rim_pairs(labels: np.ndarray, windows, owner: np.ndarray, u: np.ndarray, v: np.ndarray, height: np.ndarray,
-              judged: np.ndarray, kernel: np.ndarray) -> List[Tuple[int, int]]:
+              bowls: np.ndarray, judged: np.ndarray, kernel: np.ndarray) -> List[Tuple[int, int]]:
     """Pairs of neighbouring ``judged`` segments that are one round container (a bowl) together.
 
-    One of them has a rim (:func:`rim_circles`); the other lies within ``kernel``'s reach of it;
-    together they reach down to the support (``MAX_WALL_FOOT``); each reaches up to their rim (its
+    One of them has a rim (``bowls``: the labels that :func:`rim_circles` gives one); the other lies
+    within ``kernel``'s reach of it; together they reach down to the support (``MAX_WALL_FOOT``);
+    each reaches up to their rim (its
     top, the 95th percentile of height, at most ``RIM_TOLERANCE`` below the lowest of their top
     ``RIM_SHARE`` of points); those top points lie on one circle, and each has ``MIN_INSIDE_SHARE``
     of its points within it. A bowl's front wall and its inside, cut apart by the crease or the step
@@ -128,7 +129,7 @@ def rim_pairs(labels: np.ndarray, windows, owner: np.ndarray, u: np.ndarray, v: 
     coordinates and height; ``windows`` the labels' ``find_objects`` slices.
     """
     count = judged.size
-    bowls = np.flatnonzero(judged & np.isfinite(rim_circles(owner, u, v, height, count)[:, 2]))
+    bowls = bowls[judged[bowls]]
     if bowls.size == 0:
         return []
     order = np.argsort(owner, kind='stable')
@@ -185,7 +186,8 @@ def join_insides(labels: np.ndarray, cloud: np.ndarray, height: np.ndarray, plan
     """(judged.size,) int: the label each label becomes, a round container's inside that of its outer wall.
 
     The round walls are the ``judged`` segments whose points, in the support plane's coordinates,
-    lie on a circle (:func:`round_walls`) on the camera's side of its centre (a container's front
+    lie on a circle (:func:`round_walls`; else their rim's, :func:`rim_circles`: a bowl's wall
+    ring with its inside) on the camera's side of its centre (a container's front
     wall, within 60 degrees of the camera's direction: ``MIN_WALL_FACING``), or all round it (a rim
     seen from above: ``MAX_RING_RESULTANT``), reaching down to the support (``MAX_WALL_FOOT``). A
     wall's front is its pixels and the labelled pixels on its circle's front arc (:func:`_front_rim`:
@@ -223,7 +225,8 @@ def join_insides(labels: np.ndarray, cloud: np.ndarray, height: np.ndarray, plan
     u, v = uv[:, 0].astype(np.float64), uv[:, 1].astype(np.float64)
     point_height = height.reshape(-1)[points].astype(np.float64)
     circles = round_walls(owner, u, v, count)
-    circles = np.where(np.isfinite(circles[:, 2:3]), circles, rim_circles(owner, u, v, point_height, count))
+    rims = rim_circles(owner, u, v, point_height, count)
+    circles = np.where(np.isfinite(circles[:, 2:3]), circles, rims)
     pixels = np.maximum(np.bincount(owner, minlength=count), 1)
     mean_uv = np.stack([np.bincount(owner, uv[:, k], minlength=count) for k in range(2)], axis=1) / pixels[:, None]
     with np.errstate(invalid='ignore'):  # an arc facing the camera, or a closed ring (a rim seen from above)
@@ -278,7 +281,8 @@ def join_insides(labels: np.ndarray, cloud: np.ndarray, height: np.ndarray, plan
                 insides.append(label)
         if insides:  # a container: its inside and the slivers of its rim are the wall's
             mapping[insides + slivers] = target
-    for bowl, other in rim_pairs(labels, windows, owner, u, v, point_height, judged, kernel):
+    for bowl, other in rim_pairs(labels, windows, owner, u, v, point_height, np.flatnonzero(np.isfinite(rims[:, 2])),
+                                 judged, kernel):
         bowl, other = _root(mapping, bowl), _root(mapping, other)
         mapping[other] = bowl  # nothing changes when they are one already
     while True:  # an inside joined to a segment that itself joined another follows it

@@ -258,7 +258,7 @@ def test_a_bowls_front_and_inside_join_by_their_common_rim():
     assert len(set(np.unique(joined)) - {0}) == 1
 
 
-def test_an_object_beside_a_bowl_or_rising_out_of_it_stays_apart():
+def test_an_object_beside_a_bowl_rising_out_of_it_or_leaning_on_it_stays_apart():
     # An object 25 cm to the side of the bowl, 2-5 cm high.
     def beside(n, rng):
         return 0.25 + rng.uniform(-0.03, 0.03, n), 0.3 + rng.uniform(-0.03, 0.03, n), rng.uniform(0.02, 0.05, n)
@@ -267,10 +267,23 @@ def test_an_object_beside_a_bowl_or_rising_out_of_it_stays_apart():
     def rising(n, rng):
         return rng.uniform(-0.03, 0.03, n), 0.3 + rng.uniform(-0.03, 0.03, n), rng.uniform(0.02, 0.12, n)
 
-    for inside in (beside, rising):
+    # A board leaning on the bowl's far side from outside: its top edge on the rim, the rest of it out.
+    def leaning(n, rng):
+        angle, t = rng.uniform(-1.0, 1.0, n), rng.uniform(0, 1, n)
+        radius = 0.1 + 0.05 * (1 - t)
+        return radius * np.sin(angle), 0.3 + radius * np.cos(angle), 0.06 * t
+
+    for inside in (beside, rising, leaning):
         labels, cloud, height = _bowl(inside)
         assert np.array_equal(join_insides(labels, cloud, height, PLANE, SETTINGS, _judged(labels))[labels],
                               labels), inside.__name__
+
+
+def test_a_lifted_bowl_holds_nothing():
+    # The bowl's pieces 10 cm above the support: a round piece of something else, not a container on the table.
+    labels, cloud, height = _bowl()
+    assert np.array_equal(join_insides(labels, cloud, height + 0.1, PLANE, SETTINGS, _judged(labels))[labels],
+                          labels)
 
 
 @pytest.mark.parametrize('kind, seed', [('cup', 0), ('cup', 4), ('bowl', 0), ('bowl', 3)])
