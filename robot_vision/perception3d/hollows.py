@@ -100,7 +100,8 @@ def rim_circles(owner: np.ndarray, u: np.ndarray, v: np.ndarray, height: np.ndar
     within that circle: a container widens towards its rim. A banana's top ridge is an arc too, but
     half of the banana lies outside it.
     """
-    order = np.lexsort((height, owner))  # by label, then by height
+    # By label, then by height: one sort of the label plus the height squeezed into [0, 1).
+    order = np.argsort(owner + 0.5 + np.arctan(height) / np.pi)
     n = np.bincount(owner, minlength=count)
     first = np.concatenate([[0], np.cumsum(n)[:-1]])
     ranked = owner[order]
@@ -140,16 +141,17 @@ def rim_pairs(labels: np.ndarray, windows, owner: np.ndarray, u: np.ndarray, v: 
         area = padded_window(windows[bowl - 1], radius, labels.shape)
         near = cv2.dilate((labels[area] == bowl).view(np.uint8), kernel) > 0
         own = order[bounds[bowl]:bounds[bowl + 1]]
+        own_top, = _quantiles(height[own], 0.95)
         for other in np.unique(labels[area][near]):
             if other in (0, bowl) or not judged[other]:
                 continue
             its = order[bounds[other]:bounds[other + 1]]
             both = np.concatenate([own, its])
             z = height[both]
-            if np.percentile(z, 2) > MAX_WALL_FOOT:
+            foot, band = _quantiles(z, 0.02, 1 - RIM_SHARE)
+            if foot > MAX_WALL_FOOT:
                 continue
-            band = np.percentile(z, 100 * (1 - RIM_SHARE))
-            if min(np.percentile(height[own], 95), np.percentile(height[its], 95)) < band - RIM_TOLERANCE:
+            if min(own_top, *_quantiles(height[its], 0.95)) < band - RIM_TOLERANCE:
                 continue  # one of them does not reach up to the rim
             top = both[z >= band]
             circle = round_walls(np.zeros(top.size, np.int64), u[top], v[top], 1, max_rms=np.inf)[0]
@@ -159,6 +161,12 @@ def rim_pairs(labels: np.ndarray, windows, owner: np.ndarray, u: np.ndarray, v: 
                    >= MIN_INSIDE_SHARE for k in (own, its)):
                 pairs.append((int(bowl), int(other)))
     return pairs
+
+
+def _quantiles(values: np.ndarray, *shares: float) -> np.ndarray:
+    """The order statistics of ``values`` at these shares (no interpolation: one partial sort)."""
+    index = [int(share * (values.size - 1)) for share in shares]
+    return np.partition(values, index)[index]
 
 
 def facing_camera(circle: np.ndarray, point: np.ndarray) -> np.ndarray:
