@@ -166,7 +166,10 @@ def noise_bumps(labels: np.ndarray, height: np.ndarray, depth: np.ndarray, colou
     depth can be the sensor's low-frequency depth error (stereo cameras show centimetre waves at
     1-2 m). It is kept as an object only when its outline shows it too: at least
     ``min_outline_contrast`` of its outline pixels (those with a 4-neighbour of another label) lie
-    on a colour edge. Only the labels marked in ``judged`` (a bool per label) are judged.
+    on a colour edge, and that share exceeds the share of colour-edge pixels around the segment
+    (:func:`texture_around`) by ``min_outline_contrast`` as well: on a checkered or printed support a
+    bump's outline crosses the texture's edges by chance. Only the labels marked in ``judged`` (a
+    bool per label) are judged.
     """
     count = judged.size
     flat = labels.reshape(-1)
@@ -186,8 +189,34 @@ def noise_bumps(labels: np.ndarray, height: np.ndarray, depth: np.ndarray, colou
     outline[:-1, :] |= labels[:-1, :] != labels[1:, :]
     outline &= low[labels]
     edge_hits = np.bincount(labels[outline], weights=colour_edge[outline], minlength=count)
-    outline_pixels = np.bincount(labels[outline], minlength=count)
-    return low & (edge_hits < settings.min_outline_contrast * np.maximum(outline_pixels, 1))
+    share = edge_hits / np.maximum(np.bincount(labels[outline], minlength=count), 1)
+    outlined = low & (share >= settings.min_outline_contrast)
+    if outlined.any():  # on a textured support, by more than its surroundings (a bump's crosses them by chance)
+        texture = texture_around(labels, colour_edge, np.flatnonzero(outlined))
+        outlined &= share >= texture + settings.min_outline_contrast
+    return low & ~outlined
+
+
+def texture_around(labels: np.ndarray, edges: np.ndarray, which: np.ndarray, near: int = 3, far: int = 6) -> np.ndarray:
+    """(labels.max() + 1,) float: for each label in ``which``, the share of ``edges`` pixels around it.
+
+    Around means the unlabelled pixels (the support and background) ``near`` + 1 to ``far`` working
+    pixels out, past the band where the segment's own outline edges lie (``edges`` are dilated): the
+    density of the texture of what the segment lies on. Other segments do not count: a bowl's floor
+    is surrounded by its walls, whose shading says nothing about the support.
+    """
+    from scipy.ndimage import find_objects
+    out = np.zeros(int(labels.max()) + 1)
+    windows = find_objects(labels, max_label=int(which.max()))
+    inner = np.ones((2 * near + 1, 2 * near + 1), np.uint8)
+    outer = np.ones((2 * far + 1, 2 * far + 1), np.uint8)
+    for label in which:
+        area = padded_window(windows[label - 1], far, labels.shape)
+        inside = (labels[area] == label).view(np.uint8)
+        ring = (cv2.dilate(inside, outer) > 0) & (cv2.dilate(inside, inner) == 0) & (labels[area] == 0)
+        if ring.any():
+            out[label] = edges[area][ring].mean()
+    return out
 
 
 def containers(labels: np.ndarray, main: np.ndarray, supports: np.ndarray, floor: np.ndarray, footprint: np.ndarray,

@@ -130,7 +130,8 @@ class SegmentationSettings:
       table top's thickness seen when the floor is the main support), not objects.
       ``min_outline_contrast`` (0.3; 0 disables it; needs colour): a segment lower than the
       depth-step threshold at its mean depth (at most 5 % of its pixels above it) is kept only when this
-      fraction of its outline lies on a colour edge; else it is the sensor's low-frequency depth
+      fraction of its outline lies on a colour edge, and this much more than of the pixels around it
+      (a textured support's edges); else it is the sensor's low-frequency depth
       error (stereo cameras show centimetre waves at 1-2 m), or a flat object of the support's colour
       that depth cannot tell from one.
       ``join_container_insides`` (True): the pieces of an open mug, cup, pot or bowl are one object.

@@ -74,6 +74,29 @@ def test_a_low_segment_without_a_colour_outline_is_a_noise_bump():
     assert bumps.tolist() == [False, True, False, False]
 
 
+def test_on_a_checkered_support_a_low_segment_needs_an_outline_beyond_the_texture():
+    # The support is a checker of 8-pixel squares whose borders are colour edges (3 pixels wide, dilated
+    # as color_edges gives them: about 60 % of the pixels). Label 1, a 1 cm bump, has an outline that
+    # crosses them as often as anything does; label 2, as low, has a full colour outline of its own (a
+    # flat object). Label 1 is noise, although its outline share passes min_outline_contrast alone;
+    # label 2 is kept.
+    depth = np.full((40, 120), 1.5, np.float32)
+    height = np.zeros(depth.shape, np.float32)
+    labels = np.zeros(depth.shape, np.int32)
+    rows, cols = np.indices(depth.shape)
+    colour_edge = np.isin(rows % 8, (7, 0, 1)) | np.isin(cols % 8, (7, 0, 1))
+    for label, x0 in ((1, 10), (2, 60)):
+        labels[10:30, x0:x0 + 25] = label
+        height[10:30, x0:x0 + 25] = 0.01
+    colour_edge[9:31, 59:86] = True
+    colour_edge[11:29, 61:84] = False  # label 2's outline
+    outline = labels == 1
+    outline[11:29, 11:34] = False  # its border pixels
+    assert colour_edge[outline].mean() > SETTINGS.min_outline_contrast
+    bumps = noise_bumps(labels, height, depth, colour_edge, SETTINGS, _judge_all(labels))
+    assert bumps.tolist() == [False, True, False]
+
+
 def test_the_rim_of_a_raised_support_belongs_to_it():
     # A table top (secondary support, 0.70 m above the floor) over rows 0-19; below it in the image its
     # edge face (0.69-0.66 m), an object on it (0.75 m) and, further away, something on the floor.
