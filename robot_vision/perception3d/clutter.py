@@ -192,13 +192,14 @@ def noise_bumps(labels: np.ndarray, height: np.ndarray, depth: np.ndarray, colou
     share = edge_hits / np.maximum(np.bincount(labels[outline], minlength=count), 1)
     outlined = low & (share >= settings.min_outline_contrast)
     if outlined.any():  # on a textured support, by more than its surroundings (a bump's crosses them by chance)
-        texture = texture_around(labels, colour_edge, np.flatnonzero(outlined))
+        texture = texture_around(labels, colour_edge, np.flatnonzero(outlined), count)
         outlined &= share >= texture + settings.min_outline_contrast
     return low & ~outlined
 
 
-def texture_around(labels: np.ndarray, edges: np.ndarray, which: np.ndarray, near: int = 3, far: int = 6) -> np.ndarray:
-    """(labels.max() + 1,) float: for each label in ``which``, the share of ``edges`` pixels around it.
+def texture_around(labels: np.ndarray, edges: np.ndarray, which: np.ndarray, count: int, near: int = 3,
+                   far: int = 6) -> np.ndarray:
+    """(count,) float: for each label in ``which`` (the rest 0), the share of ``edges`` pixels around it.
 
     Around means the unlabelled pixels (the support and background) ``near`` + 1 to ``far`` working
     pixels out, past the band where the segment's own outline edges lie (``edges`` are dilated): the
@@ -206,7 +207,7 @@ def texture_around(labels: np.ndarray, edges: np.ndarray, which: np.ndarray, nea
     is surrounded by its walls, whose shading says nothing about the support.
     """
     from scipy.ndimage import find_objects
-    out = np.zeros(int(labels.max()) + 1)
+    out = np.zeros(count)
     windows = find_objects(labels, max_label=int(which.max()))
     inner = np.ones((2 * near + 1, 2 * near + 1), np.uint8)
     outer = np.ones((2 * far + 1, 2 * far + 1), np.uint8)
