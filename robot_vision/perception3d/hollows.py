@@ -119,15 +119,15 @@ def rim_pairs(labels: np.ndarray, windows, owner: np.ndarray, u: np.ndarray, v: 
 
     One of them has a rim (``bowls``: the labels that :func:`rim_circles` gives one); the other lies
     within ``kernel``'s reach of it; together they reach down to the support (``MAX_WALL_FOOT``);
-    each reaches up to their rim (its
-    top, the 95th percentile of height, at most ``RIM_TOLERANCE`` below the lowest of their top
-    ``RIM_SHARE`` of points); those top points lie on one circle, and each has ``MIN_INSIDE_SHARE``
-    of its points within it. A bowl's front wall and its inside, cut apart by the crease or the step
-    between them, pass; an object beside a bowl lies outside its rim, one rising above the rim takes
-    the top points off the circle, and one lying in it below the rim (or in front of a bin's rounded
-    corner) does not reach up to it.
-    ``owner``/``u``/``v``/``height``: per point (pixel with depth), its label, plane
-    coordinates and height; ``windows`` the labels' ``find_objects`` slices.
+    each reaches up to their rim (its top, the 95th percentile of height, at most ``RIM_TOLERANCE``
+    below the lowest of their top ``RIM_SHARE`` of points); those top points lie on one circle, and
+    each has ``MIN_INSIDE_SHARE`` of its points within it. A bowl's front wall and its inside, cut
+    apart by the crease or the step between them, pass; an object beside a bowl lies outside its rim,
+    one rising above the rim takes the top points off the circle, and one lying in it below the rim
+    (or in front of a bin's rounded corner) does not reach up to it.
+
+    ``owner``/``u``/``v``/``height``: per point (pixel with depth), its label, plane coordinates and
+    height; ``windows`` the labels' ``find_objects`` slices.
     """
     count = judged.size
     bowls = bowls[judged[bowls]]
