@@ -48,6 +48,8 @@ CONTAINER_FLOOR = 0.25
 FLOOR_REACH = 4
 #: A segment lying on the support (exempt from the occlusion test) is this many depth-step thresholds high at most.
 LYING_STEPS = 2.0
+#: A sideways segment's mean normal is at least this far (degrees) from up: a wall, a box's side, a book's cover.
+SIDEWAYS_DEG = 60.0
 
 
 def color_edges(color: np.ndarray, shape: Tuple[int, int], settings) -> np.ndarray:
@@ -110,16 +112,8 @@ def structure_mask(labels: np.ndarray, count: int, normals: np.ndarray, cloud: n
     if count <= 1:
         return out
     flat = labels.reshape(-1)
-    n = normals.reshape(-1, 3)
-    ok = np.isfinite(n[:, 0]) & (flat > 0)
-    idx, n = flat[ok], n[ok]
-    pixels = np.bincount(idx, minlength=count)
-    sums = np.stack([np.bincount(idx, weights=n[:, k], minlength=count) for k in range(3)], axis=1)
-    with np.errstate(invalid='ignore', divide='ignore'):
-        mean = sums / np.linalg.norm(sums, axis=1, keepdims=True)
-        aligned = np.bincount(idx, weights=(np.einsum('ij,ij->i', n, mean[idx]) > math.cos(math.radians(15))),
-                              minlength=count) / pixels
-    sideways = np.abs(mean @ np.asarray(up, np.float64)) < math.cos(math.radians(60))
+    pixels, mean, aligned = label_normals(flat, normals.reshape(-1, 3), count)
+    sideways = np.abs(mean @ np.asarray(up, np.float64)) < math.cos(math.radians(SIDEWAYS_DEG))
     candidates = np.flatnonzero((pixels >= 50) & sideways & (aligned >= 0.85))
     if candidates.size == 0:
         return out
@@ -133,6 +127,23 @@ def structure_mask(labels: np.ndarray, count: int, normals: np.ndarray, cloud: n
         extent = np.percentile(pts, 98, axis=0) - np.percentile(pts, 2, axis=0)
         out[label] = np.linalg.norm(extent) > settings.max_object_size
     return out
+
+
+def label_normals(flat: np.ndarray, normals: np.ndarray, count: int) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(count,) pixels with a normal, (count, 3) unit mean normal, (count,) share within 15 degrees of it.
+
+    Per label of ``flat`` ((N,) labels, 0 none) with (N, 3) ``normals`` (NaN where unknown); the mean
+    is NaN for a label without normals, and the share says how planar the segment is.
+    """
+    ok = np.isfinite(normals[:, 0]) & (flat > 0)
+    idx, n = flat[ok], normals[ok]
+    pixels = np.bincount(idx, minlength=count)
+    sums = np.stack([np.bincount(idx, weights=n[:, k], minlength=count) for k in range(3)], axis=1)
+    with np.errstate(invalid='ignore', divide='ignore'):
+        mean = sums / np.linalg.norm(sums, axis=1, keepdims=True)
+        aligned = np.bincount(idx, weights=(np.einsum('ij,ij->i', n, mean[idx]) > math.cos(math.radians(15))),
+                              minlength=count) / pixels
+    return pixels, mean, aligned
 
 
 def _nearest_source(sources: np.ndarray, values: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
@@ -279,29 +290,35 @@ def hides_nothing(labels: np.ndarray, depth: np.ndarray, normals: np.ndarray, he
     behind its nearest surface there (the smallest depth of the segment within ``radius``) by more
     than the depth-step threshold. A bin's back and side walls, a shelf lip and the room hide
     nothing. A segment with less than ``min_occluded_fraction`` such pixels among those around it
-    that have depth is background, unless it lies on the support: at least half of its normals
-    face up (within 30 degrees) and at least half of its pixels are no higher above the support
-    (``height``) than ``LYING_STEPS`` depth-step thresholds. A thin object lying there may be no
-    taller than the step threshold and so hide nothing; a raised surface that faces up and hides
-    nothing (a robot's mounting plate past the table, a ledge whose surroundings have no depth) is
-    background. Only the labels marked in ``judged`` (a bool per label) are judged.
+    that have depth is background; one shaped like a wall (its mean normal at least
+    ``SIDEWAYS_DEG`` from up, half its normals within 15 degrees of it) needs
+    ``min_wall_occluded_fraction``, as a wall shows what lies behind it only past its free edge (a
+    bin wall's top, a divider's front edge) where an object's face shows it all round. Exempt is a
+    segment that lies on the support: at least half of its normals face up (within 30 degrees) and
+    at least half of its pixels are no higher above the support (``height``) than ``LYING_STEPS``
+    depth-step thresholds. A thin object lying there may be no taller than the step threshold and
+    so hide nothing; a raised surface that faces up and hides nothing (a robot's mounting plate past
+    the table, a ledge whose surroundings have no depth) is background. Only the labels marked in
+    ``judged`` (a bool per label) are judged.
     """
     from scipy.ndimage import find_objects
     count = judged.size
     out = np.zeros(count, bool)
     flat = labels.reshape(-1)
     n = normals.reshape(-1, 3)
+    pixels, mean, aligned = label_normals(flat, n, count)
     ok = np.isfinite(n[:, 0]) & (flat > 0)
     with np.errstate(invalid='ignore'):
         facing_up = n[ok] @ up > math.cos(math.radians(30))
-    up_share = np.bincount(flat[ok], weights=facing_up, minlength=count) / np.maximum(
-        np.bincount(flat[ok], minlength=count), 1)
+        wall_like = (np.abs(mean @ up) < math.cos(math.radians(SIDEWAYS_DEG))) & (aligned >= 0.5)
+    up_share = np.bincount(flat[ok], weights=facing_up, minlength=count) / np.maximum(pixels, 1)
     h, z = height.reshape(-1), depth.reshape(-1)
     known = (flat > 0) & np.isfinite(h) & np.isfinite(z)
     low = h[known] <= LYING_STEPS * settings.step_threshold(z[known])
     low_share = np.bincount(flat[known], weights=low, minlength=count) / np.maximum(
         np.bincount(flat[known], minlength=count), 1)
     lying = (up_share >= 0.5) & (low_share >= 0.5)
+    need = np.where(wall_like, settings.min_wall_occluded_fraction, settings.min_occluded_fraction)
     valid = np.isfinite(depth)
     kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
     for label, window in enumerate(find_objects(labels), start=1):
@@ -317,7 +334,7 @@ def hides_nothing(labels: np.ndarray, depth: np.ndarray, normals: np.ndarray, he
             continue
         with np.errstate(invalid='ignore'):
             hidden = np.count_nonzero(ring & (d > nearest + settings.step_threshold(d)))
-        out[label] = hidden < settings.min_occluded_fraction * total
+        out[label] = hidden < need[label] * total
     return out
 
 

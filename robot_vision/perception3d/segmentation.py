@@ -119,8 +119,12 @@ class SegmentationSettings:
       (bin, shelf), not an object.
       ``min_occluded_fraction`` (0.1; 0 disables it): an object stands in front of something; a
       segment of which less than this fraction of the pixels around it (3 working pixels out) lie
-      behind its nearest surface there by more than the depth-step threshold, and that is not mostly
-      up-facing, is background (a bin's back or side wall, a shelf lip, the room), not an object.
+      behind its nearest surface there by more than the depth-step threshold, and that does not lie on
+      the support (mostly up-facing, mostly within two step thresholds of it), is background (a bin's
+      back or side wall, a shelf lip, the room), not an object.
+      ``min_wall_occluded_fraction`` (0.3): the same for a segment shaped like a wall (its mean normal at
+      least 60 deg from up, half its normals within 15 deg of it): a wall shows what lies behind it
+      only past its free edge (a bin wall's top, a divider's front edge), an object's face all round.
       ``min_object_area`` (0.0002 m^2, 2 cm^2; 0 disables it): an object must show at least this much
       surface with depth (each pixel's footprint z^2 / (fx fy), seen face-on), besides
       ``min_object_points`` pixels of mask: a few scattered points that the hole filling spread
@@ -187,6 +191,7 @@ class SegmentationSettings:
     fragment_area: float = 0.0012
     max_object_size: float = 0.45
     min_occluded_fraction: float = 0.1
+    min_wall_occluded_fraction: float = 0.3
     min_object_area: float = 0.0002
     support_edge_band: float = 0.05
     min_outline_contrast: float = 0.3
@@ -225,7 +230,7 @@ class SegmentationSettings:
                               f'({self.min_object_points}), got {self.max_object_points}')
         _positive(self, 'min_support_area', 'support_grow_distance', 'max_object_size', 'crease_angle_deg')
         _positive(self, 'support_margin', 'color_edge_threshold', 'weak_edge_fraction', 'fragment_area',
-                  'hole_label_distance', 'min_occluded_fraction', 'min_object_area',
+                  'hole_label_distance', 'min_occluded_fraction', 'min_wall_occluded_fraction', 'min_object_area',
                   'support_edge_band', 'min_outline_contrast', zero_ok=True)
         if self.method not in SEGMENTATION_METHODS:
             raise ConfigError(f'SegmentationSettings.method: expected one of {list(SEGMENTATION_METHODS)}, '

@@ -61,9 +61,32 @@ def test_only_pixels_around_a_segments_points_with_depth_are_judged():
     up = np.array([0.0, -1.0, 0.0], np.float32)
     # Around the points with depth (columns 10-15), 24 of the 86 ring pixels lie behind: 0.28. Counting
     # the pixels beyond the dark columns as well gave 24 / 140 = 0.17.
-    settings = SegmentationSettings(min_occluded_fraction=0.2)
+    settings = SegmentationSettings(min_occluded_fraction=0.2, min_wall_occluded_fraction=0.2)
     height = np.full(depth.shape, 0.1, np.float32)
     assert not hides_nothing(labels, depth, normals, height, up, settings, _judge_all(labels))[1]
+
+
+def test_a_wall_shaped_segment_must_hide_more_of_its_surroundings():
+    # Seen level (up = image up), 1.0 m away: a flat surface facing the camera with the far room (3 m)
+    # above it, the rest of its surroundings continuing at its own depth: a bin's back wall, which
+    # shows what lies behind it only past its top edge. Label 1 is flat (all normals alike: shaped like
+    # a wall); label 2 is the same patch with normals that turn across it (a rounded object's front).
+    depth = np.full((60, 90), 1.0, np.float32)
+    depth[:16, :] = 3.0
+    labels = np.zeros(depth.shape, np.int32)
+    labels[16:52, 10:30] = 1
+    labels[16:52, 55:75] = 2
+    normals = np.zeros(depth.shape + (3,), np.float32)
+    normals[..., 2] = -1.0
+    turn = np.radians(np.linspace(-50, 50, 20, dtype=np.float32))
+    normals[16:52, 55:75, 0], normals[16:52, 55:75, 2] = np.sin(turn), -np.cos(turn)
+    height = np.full(depth.shape, 0.3, np.float32)
+    up = np.array([0.0, -1.0, 0.0], np.float32)
+    # Of the 3-pixel ring around each patch only the part above it lies behind: 0.20 of it.
+    background = hides_nothing(labels, depth, normals, height, up, SETTINGS, _judge_all(labels))
+    assert background.tolist() == [False, True, False]
+    lenient = SegmentationSettings(min_wall_occluded_fraction=0.1)
+    assert not hides_nothing(labels, depth, normals, height, up, lenient, _judge_all(labels)).any()
 
 
 def test_a_low_segment_without_a_colour_outline_is_a_noise_bump():
