@@ -46,8 +46,6 @@ STEP_SPANS = (1, 2)
 CONTAINER_FLOOR = 0.25
 #: Working pixels within which a segment's outline touches a tote's floor (the smoothed base of a wall).
 FLOOR_REACH = 4
-#: A segment lying on the support (exempt from the occlusion test) is this many depth-step thresholds high at most.
-LYING_STEPS = 2.0
 #: A sideways segment's mean normal is at least this far (degrees) from up: a wall, a box's side, a book's cover.
 SIDEWAYS_DEG = 60.0
 
@@ -282,8 +280,8 @@ def containers(labels: np.ndarray, main: np.ndarray, supports: np.ndarray, floor
     return out
 
 
-def hides_nothing(labels: np.ndarray, depth: np.ndarray, normals: np.ndarray, height: np.ndarray, up: np.ndarray,
-                  settings, judged: np.ndarray, radius: int = 3) -> np.ndarray:
+def hides_nothing(labels: np.ndarray, depth: np.ndarray, normals: np.ndarray, up: np.ndarray, settings,
+                  judged: np.ndarray, radius: int = 3) -> np.ndarray:
     """(judged.size,) bool: segments that stand in front of nothing: background, not objects.
 
     An object occludes what lies around it: some of the pixels within ``radius`` of its outline lie
@@ -293,12 +291,10 @@ def hides_nothing(labels: np.ndarray, depth: np.ndarray, normals: np.ndarray, he
     that have depth is background; one shaped like a wall (its mean normal at least
     ``SIDEWAYS_DEG`` from up, half its normals within 15 degrees of it) needs
     ``min_wall_occluded_fraction``, as a wall shows what lies behind it only past its free edge (a
-    bin wall's top, a divider's front edge) where an object's face shows it all round. Exempt is a
-    segment that lies on the support: at least half of its normals face up (within 30 degrees) and
-    at least half of its pixels are no higher above the support (``height``) than ``LYING_STEPS``
-    depth-step thresholds. A thin object lying there may be no taller than the step threshold and
-    so hide nothing; a raised surface that faces up and hides nothing (a robot's mounting plate past
-    the table, a ledge whose surroundings have no depth) is background. Only the labels marked in
+    bin wall's top, a divider's front edge) where an object's face shows it all round. A segment
+    of which at least half of the normals face up (within 30 degrees) is not judged: a thin object
+    lying on the support may be no taller than the step threshold, and an object's top seen from
+    above among taller neighbours (a dense bin) hides nothing either. Only the labels marked in
     ``judged`` (a bool per label) are judged.
     """
     from scipy.ndimage import find_objects
@@ -312,17 +308,11 @@ def hides_nothing(labels: np.ndarray, depth: np.ndarray, normals: np.ndarray, he
         facing_up = n[ok] @ up > math.cos(math.radians(30))
         wall_like = (np.abs(mean @ up) < math.cos(math.radians(SIDEWAYS_DEG))) & (aligned >= 0.5)
     up_share = np.bincount(flat[ok], weights=facing_up, minlength=count) / np.maximum(pixels, 1)
-    h, z = height.reshape(-1), depth.reshape(-1)
-    known = (flat > 0) & np.isfinite(h) & np.isfinite(z)
-    low = h[known] <= LYING_STEPS * settings.step_threshold(z[known])
-    low_share = np.bincount(flat[known], weights=low, minlength=count) / np.maximum(
-        np.bincount(flat[known], minlength=count), 1)
-    lying = (up_share >= 0.5) & (low_share >= 0.5)
     need = np.where(wall_like, settings.min_wall_occluded_fraction, settings.min_occluded_fraction)
     valid = np.isfinite(depth)
     kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
     for label, window in enumerate(find_objects(labels), start=1):
-        if window is None or not judged[label] or lying[label]:
+        if window is None or not judged[label] or up_share[label] >= 0.5:
             continue
         area = padded_window(window, radius, labels.shape)
         inside = labels[area] == label
@@ -526,7 +516,7 @@ def segment_labels(depth_full: np.ndarray, intrinsics: CameraIntrinsics, gravity
     judged[0] = False
     drop = np.zeros(judged.size, bool)
     if settings.min_occluded_fraction > 0:
-        drop |= hides_nothing(labels, depth, normals, corrected, np.asarray(up, np.float32), settings, judged)
+        drop |= hides_nothing(labels, depth, normals, np.asarray(up, np.float32), settings, judged)
     if settings.min_floor_area > 0:  # a tote's walls around its floor (a secondary support)
         floor = np.zeros_like(support) if secondary is None else secondary & (corrected < FLOOR_LEVEL + 0.01)
         drop |= containers(labels, support, supports, floor, footprint, judged & ~drop,

@@ -119,9 +119,8 @@ class SegmentationSettings:
       (bin, shelf), not an object.
       ``min_occluded_fraction`` (0.1; 0 disables it): an object stands in front of something; a
       segment of which less than this fraction of the pixels around it (3 working pixels out) lie
-      behind its nearest surface there by more than the depth-step threshold, and that does not lie on
-      the support (mostly up-facing, mostly within two step thresholds of it), is background (a bin's
-      back or side wall, a shelf lip, the room), not an object.
+      behind its nearest surface there by more than the depth-step threshold, and that is not mostly
+      up-facing, is background (a bin's back or side wall, a shelf lip, the room), not an object.
       ``min_wall_occluded_fraction`` (0.3): the same for a segment shaped like a wall (its mean normal at
       least 60 deg from up, half its normals within 15 deg of it): a wall shows what lies behind it
       only past its free edge (a bin wall's top, a divider's front edge), an object's face all round.

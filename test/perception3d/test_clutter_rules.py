@@ -14,13 +14,11 @@ def _judge_all(labels):
     return judged
 
 
-def test_a_segment_that_hides_nothing_is_background_unless_it_lies_on_the_support():
+def test_a_segment_that_hides_nothing_is_background_unless_it_faces_up():
     # A camera looking level (up = image up): label 1 is a box face 0.8 m away in front of a far room
     # (1.5 m); label 2 is a back wall 1.0 m away with only nearer things around it (label 3 in front of
-    # it at 0.8 m, and more wall continuing at 1.0 m); label 4 is like the wall but faces up and lies
-    # 1 cm above the support (a thin object lying flat, which may be no taller than the step threshold);
-    # label 5 faces up too but 5 cm above the support (over twice the 1.8 cm step threshold at 1.0 m:
-    # a raised plate or ledge with nothing behind it).
+    # it at 0.8 m, and more wall continuing at 1.0 m); label 4 is like the wall but faces up (a thin
+    # object lying flat, which may be no taller than the step threshold).
     depth = np.full((60, 90), 1.5, np.float32)
     labels = np.zeros(depth.shape, np.int32)
     labels[5:20, 5:20], depth[5:20, 5:20] = 1, 0.8
@@ -29,20 +27,16 @@ def test_a_segment_that_hides_nothing_is_background_unless_it_lies_on_the_suppor
     labels[30:50, 60:70], depth[30:50, 60:70] = 3, 0.8
     depth[25:60, 0:25] = 1.0
     labels[30:50, 5:20] = 4
-    labels[52:58, 5:20] = 5
-    height = np.full(depth.shape, 0.2, np.float32)
-    height[labels == 4] = 0.01
-    height[labels == 5] = 0.05
     normals = np.zeros(depth.shape + (3,), np.float32)
     normals[..., 2] = -1.0  # facing the camera
-    normals[(labels == 4) | (labels == 5)] = (0.0, -1.0, 0.0)  # facing up
+    normals[labels == 4] = (0.0, -1.0, 0.0)  # facing up
     up = np.array([0.0, -1.0, 0.0], np.float32)
-    background = hides_nothing(labels, depth, normals, height, up, SETTINGS, _judge_all(labels))
-    assert background.tolist() == [False, False, True, False, False, True]
+    background = hides_nothing(labels, depth, normals, up, SETTINGS, _judge_all(labels))
+    assert background.tolist() == [False, False, True, False, False]
     # Only judged labels are judged; 0 disables the rule in segment_labels (checked by the settings).
     judged = _judge_all(labels)
     judged[2] = False
-    assert not hides_nothing(labels, depth, normals, height, up, SETTINGS, judged)[2]
+    assert not hides_nothing(labels, depth, normals, up, SETTINGS, judged)[2]
 
 
 def test_only_pixels_around_a_segments_points_with_depth_are_judged():
@@ -62,8 +56,7 @@ def test_only_pixels_around_a_segments_points_with_depth_are_judged():
     # Around the points with depth (columns 10-15), 24 of the 86 ring pixels lie behind: 0.28. Counting
     # the pixels beyond the dark columns as well gave 24 / 140 = 0.17.
     settings = SegmentationSettings(min_occluded_fraction=0.2, min_wall_occluded_fraction=0.2)
-    height = np.full(depth.shape, 0.1, np.float32)
-    assert not hides_nothing(labels, depth, normals, height, up, settings, _judge_all(labels))[1]
+    assert not hides_nothing(labels, depth, normals, up, settings, _judge_all(labels))[1]
 
 
 def test_a_wall_shaped_segment_must_hide_more_of_its_surroundings():
@@ -80,13 +73,12 @@ def test_a_wall_shaped_segment_must_hide_more_of_its_surroundings():
     normals[..., 2] = -1.0
     turn = np.radians(np.linspace(-50, 50, 20, dtype=np.float32))
     normals[16:52, 55:75, 0], normals[16:52, 55:75, 2] = np.sin(turn), -np.cos(turn)
-    height = np.full(depth.shape, 0.3, np.float32)
     up = np.array([0.0, -1.0, 0.0], np.float32)
     # Of the 3-pixel ring around each patch only the part above it lies behind: 0.20 of it.
-    background = hides_nothing(labels, depth, normals, height, up, SETTINGS, _judge_all(labels))
+    background = hides_nothing(labels, depth, normals, up, SETTINGS, _judge_all(labels))
     assert background.tolist() == [False, True, False]
     lenient = SegmentationSettings(min_wall_occluded_fraction=0.1)
-    assert not hides_nothing(labels, depth, normals, height, up, lenient, _judge_all(labels)).any()
+    assert not hides_nothing(labels, depth, normals, up, lenient, _judge_all(labels)).any()
 
 
 def test_a_low_segment_without_a_colour_outline_is_a_noise_bump():
