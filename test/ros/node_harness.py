@@ -61,6 +61,25 @@ def spin_until(executor, condition: Callable[[], bool], timeout: float) -> bool:
     return condition()
 
 
+def call_service(executor, client, request, timeout: float = 20.0, resend_s: float | None = None):
+    """Call the service ``client`` and return its response; fail after ``timeout`` seconds without one.
+
+    ``service_is_ready`` holds once the service's request path is matched, while its reply path may still be
+    matching: a reply sent in that window is lost (seen once in CI on a loaded machine, a ``get_state`` that never
+    answered). A request that changes nothing when repeated (``resend_s``) is sent again after that many seconds
+    unanswered.
+    """
+    assert spin_until(executor, client.service_is_ready, 60.0), f'{client.srv_name} never appeared'
+    deadline = time.monotonic() + timeout
+    while True:
+        future = client.call_async(request)
+        wait = deadline - time.monotonic() if resend_s is None else min(resend_s, deadline - time.monotonic())
+        if spin_until(executor, future.done, max(wait, 0.0)):
+            return future.result()
+        client.remove_pending_request(future)
+        assert time.monotonic() < deadline, f'{client.srv_name}: no answer in {timeout} s'
+
+
 def lifecycle_state(node) -> str:
     """The label of a lifecycle node's current state ('unconfigured', 'inactive', 'active', ...)."""
     return node._state_machine.current_state[1]

@@ -9,7 +9,7 @@ import pytest
 from diagnostic_msgs.msg import DiagnosticArray
 from lifecycle_msgs.msg import Transition
 from lifecycle_msgs.srv import ChangeState, GetState
-from node_harness import CONFIG, FeedNode, milk_frame, spin_until, start_node
+from node_harness import CONFIG, FeedNode, call_service, milk_frame, spin_until, start_node
 from rcl_interfaces.msg import Parameter as ParameterMsg
 from rcl_interfaces.srv import SetParameters
 from rclpy.executors import SingleThreadedExecutor
@@ -34,14 +34,11 @@ class Client:
         self.get = self.node.create_client(GetState, 'robot_vision/get_state')
         self.set = self.node.create_client(SetParameters, 'robot_vision/set_parameters')
 
-    def call(self, client, request, timeout=20.0):
-        assert spin_until(self.executor, client.service_is_ready, 60.0), f'{client.srv_name} never appeared'
-        future = client.call_async(request)
-        assert spin_until(self.executor, future.done, timeout), f'{client.srv_name}: no answer in {timeout} s'
-        return future.result()
+    def call(self, client, request, timeout=20.0, resend_s=None):
+        return call_service(self.executor, client, request, timeout, resend_s)
 
     def state(self) -> str:
-        return self.call(self.get, GetState.Request()).current_state.label
+        return self.call(self.get, GetState.Request(), timeout=40.0, resend_s=5.0).current_state.label
 
     def transition(self, transition_id: int = 0, label: str = '') -> bool:
         return self.call(self.change, ChangeState.Request(transition=Transition(id=transition_id, label=label))).success

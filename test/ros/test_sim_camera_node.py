@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
-from node_harness import executable, spin_until, start_node, stop
+from node_harness import call_service, executable, spin_until, start_node, stop
 from rcl_interfaces.msg import Parameter as ParameterMsg
 from rcl_interfaces.msg import ParameterType, ParameterValue
 from rcl_interfaces.srv import SetParameters
@@ -147,9 +147,7 @@ def test_new_scenes_and_parameter_changes(ros_context):
         field = {ParameterType.PARAMETER_STRING: 'string_value', ParameterType.PARAMETER_INTEGER: 'integer_value'}
         request = SetParameters.Request(parameters=[ParameterMsg(name=name, value=ParameterValue(
             type=kind, **{field[kind]: value}))])
-        future = client.call_async(request)
-        assert listener.spin_until(future.done, 20), 'no answer from the set_parameters service'
-        return future.result().results[0]
+        return call_service(listener.executor, client, request, resend_s=5.0).results[0]  # the same value twice
 
     def camera_positions():
         return {tuple(np.round([t.transform.translation.x, t.transform.translation.y, t.transform.translation.z], 6))
