@@ -29,6 +29,7 @@ from typing import Dict, Optional, Tuple
 
 import cv2
 import numpy as np
+from scipy.ndimage import find_objects
 
 from robot_vision.camera import deproject
 from robot_vision.perception3d.hollows import join_insides
@@ -169,7 +170,7 @@ def support_edges(secondary: np.ndarray, height: np.ndarray, candidates: np.ndar
             height <= top + settings.min_height)
 
 
-def noise_bumps(labels: np.ndarray, height: np.ndarray, depth: np.ndarray, colour_edge: np.ndarray,
+def noise_bumps(labels: np.ndarray, windows, height: np.ndarray, depth: np.ndarray, colour_edge: np.ndarray,
                 settings, judged: np.ndarray) -> np.ndarray:
     """(judged.size,) bool: low segments that only depth noise tells from the support.
 
@@ -180,7 +181,7 @@ def noise_bumps(labels: np.ndarray, height: np.ndarray, depth: np.ndarray, colou
     on a colour edge, and that share exceeds the share of colour-edge pixels around the segment
     (:func:`texture_around`) by ``min_outline_contrast`` as well: on a checkered or printed support a
     bump's outline crosses the texture's edges by chance. Only the labels marked in ``judged`` (a
-    bool per label) are judged.
+    bool per label) are judged; ``windows`` are the labels' ``scipy.ndimage.find_objects`` slices.
     """
     count = judged.size
     flat = labels.reshape(-1)
@@ -203,23 +204,22 @@ def noise_bumps(labels: np.ndarray, height: np.ndarray, depth: np.ndarray, colou
     share = edge_hits / np.maximum(np.bincount(labels[outline], minlength=count), 1)
     outlined = low & (share >= settings.min_outline_contrast)
     if outlined.any():  # on a textured support, by more than its surroundings (a bump's crosses them by chance)
-        texture = texture_around(labels, colour_edge, np.flatnonzero(outlined), count)
+        texture = texture_around(labels, windows, colour_edge, np.flatnonzero(outlined), count)
         outlined &= share >= texture + settings.min_outline_contrast
     return low & ~outlined
 
 
-def texture_around(labels: np.ndarray, edges: np.ndarray, which: np.ndarray, count: int, near: int = 3,
+def texture_around(labels: np.ndarray, windows, edges: np.ndarray, which: np.ndarray, count: int, near: int = 3,
                    far: int = 6) -> np.ndarray:
     """(count,) float: for each label in ``which`` (the rest 0), the share of ``edges`` pixels around it.
 
     Around means the unlabelled pixels (the support and background) ``near`` + 1 to ``far`` working
     pixels out, past the band where the segment's own outline edges lie (``edges`` are dilated): the
     density of the texture of what the segment lies on. Other segments do not count: a bowl's floor
-    is surrounded by its walls, whose shading says nothing about the support.
+    is surrounded by its walls, whose shading says nothing about the support. ``windows``: the labels'
+    ``find_objects`` slices.
     """
-    from scipy.ndimage import find_objects
     out = np.zeros(count)
-    windows = find_objects(labels, max_label=int(which.max()))
     inner = np.ones((2 * near + 1, 2 * near + 1), np.uint8)
     outer = np.ones((2 * far + 1, 2 * far + 1), np.uint8)
     for label in which:
@@ -231,8 +231,8 @@ def texture_around(labels: np.ndarray, edges: np.ndarray, which: np.ndarray, cou
     return out
 
 
-def containers(labels: np.ndarray, main: np.ndarray, supports: np.ndarray, floor: np.ndarray, footprint: np.ndarray,
-               judged: np.ndarray, min_area: float, close: int = 2) -> np.ndarray:
+def containers(labels: np.ndarray, windows, main: np.ndarray, supports: np.ndarray, floor: np.ndarray,
+               footprint: np.ndarray, judged: np.ndarray, min_area: float, close: int = 2) -> np.ndarray:
     """(judged.size,) bool: a tote's or tray's walls, not objects.
 
     A segment is a container's wall when either
@@ -247,9 +247,10 @@ def containers(labels: np.ndarray, main: np.ndarray, supports: np.ndarray, floor
       ``main`` support (a wall stands between the two). Objects in the tote lie mostly over its
       floor; objects beside the tote do not touch its floor.
 
-    Only the labels marked in ``judged`` (a bool per label) are judged.
+    Only the labels marked in ``judged`` (a bool per label) are judged; ``windows`` are the labels'
+    ``find_objects`` slices.
     """
-    from scipy.ndimage import binary_fill_holes, find_objects
+    from scipy.ndimage import binary_fill_holes
     out = np.zeros(judged.size, bool)
     kernel = np.ones((2 * close + 1, 2 * close + 1), np.uint8)
     if floor.any():
@@ -267,7 +268,7 @@ def containers(labels: np.ndarray, main: np.ndarray, supports: np.ndarray, floor
             near = cv2.dilate(surface.view(np.uint8), reach).reshape(-1) > 0
             wall &= np.bincount(flat[edge & near], minlength=judged.size) >= 0.1 * outline
         out |= wall
-    for label, window in enumerate(find_objects(labels), start=1):
+    for label, window in enumerate(windows, start=1):
         if window is None or not judged[label] or out[label]:
             continue
         ys, xs = window
@@ -280,7 +281,7 @@ def containers(labels: np.ndarray, main: np.ndarray, supports: np.ndarray, floor
     return out
 
 
-def hides_nothing(labels: np.ndarray, depth: np.ndarray, normals: np.ndarray, up: np.ndarray, settings,
+def hides_nothing(labels: np.ndarray, windows, depth: np.ndarray, normals: np.ndarray, up: np.ndarray, settings,
                   judged: np.ndarray, radius: int = 3) -> np.ndarray:
     """(judged.size,) bool: segments that stand in front of nothing: background, not objects.
 
@@ -295,23 +296,21 @@ def hides_nothing(labels: np.ndarray, depth: np.ndarray, normals: np.ndarray, up
     of which at least half of the normals face up (within 30 degrees) is not judged: a thin object
     lying on the support may be no taller than the step threshold, and an object's top seen from
     above among taller neighbours (a dense bin) hides nothing either. Only the labels marked in
-    ``judged`` (a bool per label) are judged.
+    ``judged`` (a bool per label) are judged; ``windows`` are the labels' ``find_objects`` slices.
     """
-    from scipy.ndimage import find_objects
     count = judged.size
     out = np.zeros(count, bool)
     flat = labels.reshape(-1)
     n = normals.reshape(-1, 3)
     pixels, mean, aligned = label_normals(flat, n, count)
-    ok = np.isfinite(n[:, 0]) & (flat > 0)
-    with np.errstate(invalid='ignore'):
-        facing_up = n[ok] @ up > math.cos(math.radians(30))
+    with np.errstate(invalid='ignore'):  # a pixel without a normal does not face up
+        facing_up = n @ up > math.cos(math.radians(30))
         wall_like = (np.abs(mean @ up) < math.cos(math.radians(SIDEWAYS_DEG))) & (aligned >= 0.5)
-    up_share = np.bincount(flat[ok], weights=facing_up, minlength=count) / np.maximum(pixels, 1)
+    up_share = np.bincount(flat, weights=facing_up, minlength=count) / np.maximum(pixels, 1)
     need = np.where(wall_like, settings.min_wall_occluded_fraction, settings.min_occluded_fraction)
     valid = np.isfinite(depth)
     kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
-    for label, window in enumerate(find_objects(labels), start=1):
+    for label, window in enumerate(windows, start=1):
         if window is None or not judged[label] or up_share[label] >= 0.5:
             continue
         area = padded_window(window, radius, labels.shape)
@@ -428,7 +427,6 @@ def _windows(work_labels: np.ndarray, keep: np.ndarray, factor: int, shape: Tupl
     From the working labels (with the hole labels, a superset of every full-resolution label's
     source), scaled by ``factor`` and grown by the ``2 factor`` pixels that outline refinement may add.
     """
-    from scipy.ndimage import find_objects
     slices = find_objects(work_labels, max_label=int(keep.max()) if keep.size else 0)
     margin = 2 * factor
     boxes = np.zeros((keep.size, 4), np.int64)
@@ -515,19 +513,20 @@ def segment_labels(depth_full: np.ndarray, intrinsics: CameraIntrinsics, gravity
     judged = np.bincount(holes.reshape(-1)) * factor * factor >= 0.25 * settings.min_object_points
     judged[0] = False
     drop = np.zeros(judged.size, bool)
+    windows = find_objects(labels, max_label=judged.size - 1)  # each label's box, for the rules below
     if settings.min_occluded_fraction > 0:
-        drop |= hides_nothing(labels, depth, normals, np.asarray(up, np.float32), settings, judged)
+        drop |= hides_nothing(labels, windows, depth, normals, np.asarray(up, np.float32), settings, judged)
     if settings.min_floor_area > 0:  # a tote's walls around its floor (a secondary support)
         floor = np.zeros_like(support) if secondary is None else secondary & (corrected < FLOOR_LEVEL + 0.01)
-        drop |= containers(labels, support, supports, floor, footprint, judged & ~drop,
+        drop |= containers(labels, windows, support, supports, floor, footprint, judged & ~drop,
                            CONTAINER_FLOOR * settings.min_floor_area)
     if colour_edge is not None and settings.min_outline_contrast > 0:
-        drop |= noise_bumps(labels, corrected, depth, colour_edge, settings, judged & ~drop)
+        drop |= noise_bumps(labels, windows, corrected, depth, colour_edge, settings, judged & ~drop)
     if drop.any():
         labels[drop[labels]] = 0
         holes[drop[holes]] = 0  # what labels_into_holes gives for the cleared labels
     if settings.join_container_insides:  # a mug's inside, cut off by its near rim, is the mug
-        mapping = join_insides(labels, cloud, corrected, plane, settings, judged & ~drop)
+        mapping = join_insides(labels, windows, cloud, corrected, plane, settings, judged & ~drop)
         labels, holes = mapping[labels], mapping[holes]
     result['hole_labels'] = holes
     result.update(labels=labels, support=support, secondary=secondary, height=corrected, plane=plane)

@@ -189,7 +189,7 @@ def _front_rim(circle: np.ndarray, cloud: np.ndarray, labelled: np.ndarray, basi
     return out
 
 
-def join_insides(labels: np.ndarray, cloud: np.ndarray, height: np.ndarray, plane: np.ndarray, settings,
+def join_insides(labels: np.ndarray, windows, cloud: np.ndarray, height: np.ndarray, plane: np.ndarray, settings,
                  judged: np.ndarray, radius: int = 3) -> np.ndarray:
     """(judged.size,) int: the label each label becomes, a round container's inside that of its outer wall.
 
@@ -218,9 +218,9 @@ def join_insides(labels: np.ndarray, cloud: np.ndarray, height: np.ndarray, plan
     lying in a bowl below its rim, in its back half, joins the bowl (the near rim hides it as it
     hides a mug's inside). The pairs of :func:`rim_pairs` (a bowl's pieces) join as well. Apply it
     as ``mapping[labels]``; run it after the background rules, so that no object joins a piece of
-    background that happens to be round.
+    background that happens to be round. ``windows``: the ``find_objects`` slices of the labels (those
+    of labels the rules cleared since are not used).
     """
-    from scipy.ndimage import find_objects
     count = judged.size
     mapping = np.arange(count)
     depth = cloud[..., 2]
@@ -241,7 +241,6 @@ def join_insides(labels: np.ndarray, cloud: np.ndarray, height: np.ndarray, plan
         facing = (facing_camera(circles, circles[:, :2] + circles[:, 3:]) >= MIN_WALL_FACING) | (
             np.hypot(circles[:, 3], circles[:, 4]) < MAX_RING_RESULTANT)
     walls = np.flatnonzero(judged & np.isfinite(circles[:, 2]) & facing)
-    windows = find_objects(labels, max_label=count - 1)
     kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
     sizes = np.bincount(flat, minlength=count)
     for wall in walls:

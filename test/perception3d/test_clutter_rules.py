@@ -1,6 +1,7 @@
 """The clutter method's background rules on small synthetic label images (no camera, no data files)."""
 
 import numpy as np
+from scipy.ndimage import find_objects
 
 from robot_vision.perception3d import SegmentationSettings
 from robot_vision.perception3d.clutter import containers, hides_nothing, noise_bumps, support_edges
@@ -31,12 +32,12 @@ def test_a_segment_that_hides_nothing_is_background_unless_it_faces_up():
     normals[..., 2] = -1.0  # facing the camera
     normals[labels == 4] = (0.0, -1.0, 0.0)  # facing up
     up = np.array([0.0, -1.0, 0.0], np.float32)
-    background = hides_nothing(labels, depth, normals, up, SETTINGS, _judge_all(labels))
+    background = hides_nothing(labels, find_objects(labels), depth, normals, up, SETTINGS, _judge_all(labels))
     assert background.tolist() == [False, False, True, False, False]
     # Only judged labels are judged; 0 disables the rule in segment_labels (checked by the settings).
     judged = _judge_all(labels)
     judged[2] = False
-    assert not hides_nothing(labels, depth, normals, up, SETTINGS, judged)[2]
+    assert not hides_nothing(labels, find_objects(labels), depth, normals, up, SETTINGS, judged)[2]
 
 
 def test_only_pixels_around_a_segments_points_with_depth_are_judged():
@@ -56,7 +57,7 @@ def test_only_pixels_around_a_segments_points_with_depth_are_judged():
     # Around the points with depth (columns 10-15), 24 of the 86 ring pixels lie behind: 0.28. Counting
     # the pixels beyond the dark columns as well gave 24 / 140 = 0.17.
     settings = SegmentationSettings(min_occluded_fraction=0.2, min_wall_occluded_fraction=0.2)
-    assert not hides_nothing(labels, depth, normals, up, settings, _judge_all(labels))[1]
+    assert not hides_nothing(labels, find_objects(labels), depth, normals, up, settings, _judge_all(labels))[1]
 
 
 def test_a_wall_shaped_segment_must_hide_more_of_its_surroundings():
@@ -75,10 +76,10 @@ def test_a_wall_shaped_segment_must_hide_more_of_its_surroundings():
     normals[16:52, 55:75, 0], normals[16:52, 55:75, 2] = np.sin(turn), -np.cos(turn)
     up = np.array([0.0, -1.0, 0.0], np.float32)
     # Of the 3-pixel ring around each patch only the part above it lies behind: 0.20 of it.
-    background = hides_nothing(labels, depth, normals, up, SETTINGS, _judge_all(labels))
+    background = hides_nothing(labels, find_objects(labels), depth, normals, up, SETTINGS, _judge_all(labels))
     assert background.tolist() == [False, True, False]
     lenient = SegmentationSettings(min_wall_occluded_fraction=0.1)
-    assert not hides_nothing(labels, depth, normals, up, lenient, _judge_all(labels)).any()
+    assert not hides_nothing(labels, find_objects(labels), depth, normals, up, lenient, _judge_all(labels)).any()
 
 
 def test_a_low_segment_without_a_colour_outline_is_a_noise_bump():
@@ -92,7 +93,7 @@ def test_a_low_segment_without_a_colour_outline_is_a_noise_bump():
         height[10:30, x0:x0 + 25] = rise
     colour_edge[9:31, 44:71] = True
     colour_edge[11:29, 46:69] = False  # a colour outline around label 2 only
-    bumps = noise_bumps(labels, height, depth, colour_edge, SETTINGS, _judge_all(labels))
+    bumps = noise_bumps(labels, find_objects(labels), height, depth, colour_edge, SETTINGS, _judge_all(labels))
     assert bumps.tolist() == [False, True, False, False]
 
 
@@ -115,7 +116,7 @@ def test_on_a_checkered_support_a_low_segment_needs_an_outline_beyond_the_textur
     outline = labels == 1
     outline[11:29, 11:34] = False  # its border pixels
     assert colour_edge[outline].mean() > SETTINGS.min_outline_contrast
-    bumps = noise_bumps(labels, height, depth, colour_edge, SETTINGS, _judge_all(labels))
+    bumps = noise_bumps(labels, find_objects(labels), height, depth, colour_edge, SETTINGS, _judge_all(labels))
     assert bumps.tolist() == [False, True, False]
 
 
@@ -154,7 +155,7 @@ def test_a_totes_walls_are_a_container_not_objects():
     labels[175:205, 205:235] = 0
     supports = main | floor
     judged = _judge_all(labels)
-    out = containers(labels, main, supports, np.zeros_like(floor), footprint, judged, 0.005)
+    out = containers(labels, find_objects(labels), main, supports, np.zeros_like(floor), footprint, judged, 0.005)
     assert out.tolist() == [False, True, False, False]
 
     labels = np.zeros(footprint.shape, np.int32)
@@ -168,5 +169,5 @@ def test_a_totes_walls_are_a_container_not_objects():
     labels[60:90, 200:230] = 6
     main[60:90, 200:230] = False
     judged = _judge_all(labels)
-    out = containers(labels, main, main | floor, floor, footprint, judged, 0.005)
+    out = containers(labels, find_objects(labels), main, main | floor, floor, footprint, judged, 0.005)
     assert out.tolist() == [False, False, False, False, True, False, False]

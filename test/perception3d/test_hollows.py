@@ -3,6 +3,7 @@
 from dataclasses import replace
 
 import numpy as np
+from scipy.ndimage import find_objects
 import pytest
 
 from robot_vision.perception3d import SegmentationSettings, segment_scene
@@ -99,16 +100,22 @@ def _judged(labels):
     return judged
 
 
+def _after_join(labels, cloud, height, judged=None):
+    """The labels after :func:`join_insides` (every segment judged unless ``judged`` says otherwise)."""
+    judged = _judged(labels) if judged is None else judged
+    return join_insides(labels, find_objects(labels), cloud, height, PLANE, SETTINGS, judged)[labels]
+
+
 def test_the_inside_of_a_round_wall_joins_it():
     labels, cloud, height = _mug()
-    joined = join_insides(labels, cloud, height, PLANE, SETTINGS, _judged(labels))[labels]
+    joined = _after_join(labels, cloud, height)
     assert set(np.unique(joined)) == {0, 2}
 
 
 def test_a_surface_behind_a_round_wall_but_outside_its_circle_stays_apart():
     # The same lower surface 15 cm further back: an object standing behind the mug, not its inside.
     labels, cloud, height = _mug(inside_offset=(0.0, 0.15))
-    joined = join_insides(labels, cloud, height, PLANE, SETTINGS, _judged(labels))[labels]
+    joined = _after_join(labels, cloud, height)
     assert np.array_equal(joined, labels)
 
 
@@ -117,13 +124,13 @@ def test_a_surface_behind_a_straight_wall_stays_apart():
     labels, cloud, height = _mug()
     front = labels == 2
     cloud[front, 1] = 0.26
-    joined = join_insides(labels, cloud, height, PLANE, SETTINGS, _judged(labels))[labels]
+    joined = _after_join(labels, cloud, height)
     assert np.array_equal(joined, labels)
     # And only judged labels are judged.
     labels, cloud, height = _mug()
     judged = _judged(labels)
     judged[1] = False
-    assert np.array_equal(join_insides(labels, cloud, height, PLANE, SETTINGS, judged)[labels], labels)
+    assert np.array_equal(_after_join(labels, cloud, height, judged), labels)
 
 
 def test_two_walls_that_each_hold_the_other_become_one():
@@ -138,7 +145,7 @@ def test_two_walls_that_each_hold_the_other_become_one():
     for row in range(h):
         cloud[row, :, 0], cloud[row, :, 1] = 0.04 * np.sin(angle), 0.3 + 0.04 * np.cos(angle)
         cloud[row, :, 2] = CAMERA_HEIGHT - 0.08 * (h - 1 - row) / (h - 1)
-    joined = join_insides(labels, cloud, CAMERA_HEIGHT - cloud[..., 2], PLANE, SETTINGS, _judged(labels))[labels]
+    joined = _after_join(labels, cloud, CAMERA_HEIGHT - cloud[..., 2])
     assert len(np.unique(joined)) == 1
 
 
@@ -160,7 +167,7 @@ def _patch(heights, radius=(0.0, 0.015), side=-1.0):
 
 
 def _joined(labels, cloud, height):
-    return set(np.unique(join_insides(labels, cloud, height, PLANE, SETTINGS, _judged(labels))[labels])) == {0, 2}
+    return set(np.unique(_after_join(labels, cloud, height))) == {0, 2}
 
 
 def _spread(n, rng):
@@ -196,7 +203,7 @@ def test_a_round_wall_that_does_not_reach_the_support_holds_nothing():
     labels, cloud, height = _mug()
     cloud[..., 2] -= 0.1
     height = CAMERA_HEIGHT - cloud[..., 2]
-    assert np.array_equal(join_insides(labels, cloud, height, PLANE, SETTINGS, _judged(labels))[labels], labels)
+    assert np.array_equal(_after_join(labels, cloud, height), labels)
 
 
 def test_a_round_surface_facing_away_from_the_camera_hides_no_inside():
@@ -205,7 +212,7 @@ def test_a_round_surface_facing_away_from_the_camera_hides_no_inside():
     labels, cloud, height = _mug()
     centre_y = 0.3
     cloud[..., 1] = 2 * centre_y - cloud[..., 1]
-    assert np.array_equal(join_insides(labels, cloud, height, PLANE, SETTINGS, _judged(labels))[labels], labels)
+    assert np.array_equal(_after_join(labels, cloud, height), labels)
 
 
 def _bowl(inside=None):
@@ -254,7 +261,7 @@ def test_a_bowls_front_and_inside_join_by_their_common_rim():
     labels, cloud, height = _bowl()
     assert np.isnan(round_walls(labels[labels > 0], cloud[labels > 0, 0].astype(float),
                                 cloud[labels > 0, 1].astype(float), 3)[2, 2]), 'the front alone is no circle'
-    joined = join_insides(labels, cloud, height, PLANE, SETTINGS, _judged(labels))[labels]
+    joined = _after_join(labels, cloud, height)
     assert len(set(np.unique(joined)) - {0}) == 1
 
 
@@ -275,15 +282,13 @@ def test_an_object_beside_a_bowl_rising_out_of_it_or_leaning_on_it_stays_apart()
 
     for inside in (beside, rising, leaning):
         labels, cloud, height = _bowl(inside)
-        assert np.array_equal(join_insides(labels, cloud, height, PLANE, SETTINGS, _judged(labels))[labels],
-                              labels), inside.__name__
+        assert np.array_equal(_after_join(labels, cloud, height), labels), inside.__name__
 
 
 def test_a_lifted_bowl_holds_nothing():
     # The bowl's pieces 10 cm above the support: a round piece of something else, not a container on the table.
     labels, cloud, height = _bowl()
-    assert np.array_equal(join_insides(labels, cloud, height + 0.1, PLANE, SETTINGS, _judged(labels))[labels],
-                          labels)
+    assert np.array_equal(_after_join(labels, cloud, height + 0.1), labels)
 
 
 @pytest.mark.parametrize('kind, seed', [('cup', 0), ('cup', 4), ('bowl', 0), ('bowl', 3)])
