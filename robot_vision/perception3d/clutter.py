@@ -49,6 +49,8 @@ CONTAINER_FLOOR = 0.25
 FLOOR_REACH = 4
 #: A sideways segment's mean normal is at least this far (degrees) from up: a wall, a box's side, a book's cover.
 SIDEWAYS_DEG = 60.0
+#: A segment whose image convex hull holds this share of the main support (by surface) stands around it: a frame.
+SURROUND_SHARE = 0.3
 
 
 def color_edges(color: np.ndarray, shape: Tuple[int, int], settings) -> np.ndarray:
@@ -233,7 +235,7 @@ def texture_around(labels: np.ndarray, windows, edges: np.ndarray, which: np.nda
 
 def containers(labels: np.ndarray, windows, main: np.ndarray, supports: np.ndarray, floor: np.ndarray,
                footprint: np.ndarray, judged: np.ndarray, min_area: float, close: int = 2) -> np.ndarray:
-    """(judged.size,) bool: a tote's or tray's walls, not objects.
+    """(judged.size,) bool: a tote's or tray's walls or a shelf's frame, not objects.
 
     A segment is a container's wall when either
 
@@ -241,6 +243,11 @@ def containers(labels: np.ndarray, windows, main: np.ndarray, supports: np.ndarr
       gaps of ``2 close`` pixels) surrounds without covering cover at least ``min_area`` square
       metres (``footprint``: each pixel's z^2 / (fx fy)). The hole of a tape roll or the inside
       of a mug or a bowl is far smaller than a tote's floor, and is not a support; or
+    - it stands around the ``main`` support, open on one side: the support pixels within its image
+      convex hull (not its own) cover ``SURROUND_SHARE`` of the main support's surface, and its box
+      could hold ``2 min_area``. A shelf's frame (the posts, the board above, the back wall) stands
+      around the board it holds; an object stands on its support, and a convex one holds none of it
+      in its hull, a tape roll or a banana a small part; or
     - it borders a ``floor`` (a low secondary support: a tote's floor) from outside: at least 80 %
       of its pixels lie outside the floor's image convex hull, and at least 10 % of its outline
       pixels lie within ``FLOOR_REACH`` pixels of the floor and 10 % within ``FLOOR_REACH`` of the
@@ -268,16 +275,22 @@ def containers(labels: np.ndarray, windows, main: np.ndarray, supports: np.ndarr
             near = cv2.dilate(surface.view(np.uint8), reach).reshape(-1) > 0
             wall &= np.bincount(flat[edge & near], minlength=judged.size) >= 0.1 * outline
         out |= wall
+    main_area = footprint[main].sum()
     for label, window in enumerate(windows, start=1):
         if window is None or not judged[label] or out[label]:
             continue
-        ys, xs = window
         if footprint[window].sum() < 2 * min_area:  # its box could not hold such a floor and walls
             continue
         padded = np.pad(labels[window] == label, close + 1).view(np.uint8)
         closed = cv2.morphologyEx(padded, cv2.MORPH_CLOSE, kernel)[close + 1:-close - 1, close + 1:-close - 1]
         enclosed = binary_fill_holes(closed) & (labels[window] != label) & supports[window]
         out[label] = footprint[window][enclosed].sum() >= min_area
+        if not out[label] and main_area > 0:  # open on one side: its image hull holds the support
+            mine = labels[window] == label
+            ys, xs = np.nonzero(mine)
+            hull = np.zeros(mine.shape, np.uint8)
+            cv2.fillConvexPoly(hull, cv2.convexHull(np.stack([xs, ys], axis=1).astype(np.int32)), 1)
+            out[label] = footprint[window][(hull > 0) & ~mine & main[window]].sum() >= SURROUND_SHARE * main_area
     return out
 
 

@@ -171,3 +171,25 @@ def test_a_totes_walls_are_a_container_not_objects():
     judged = _judge_all(labels)
     out = containers(labels, find_objects(labels), main, main | floor, floor, footprint, judged, 0.005)
     assert out.tolist() == [False, False, False, False, True, False, False]
+
+
+def test_a_frame_standing_around_the_support_is_a_container_not_an_object():
+    # A shelf seen from the front, 1 mm per working pixel: the board (main support) is rows 120-200;
+    # label 1 is the frame open at the front, two posts and the board above (rows 20-40), around it;
+    # label 2 a box standing on the board; label 3 a bent object (an L) lying on the board; label 4 a
+    # tape roll's ring around a patch of board. Only the frame holds the board in its image hull.
+    footprint = np.full((220, 300), 1e-6, np.float32)
+    main = np.zeros(footprint.shape, bool)
+    main[120:200, 30:270] = True
+    labels = np.zeros(footprint.shape, np.int32)
+    labels[20:40, 10:290] = 1
+    labels[20:200, 10:30] = 1
+    labels[20:200, 270:290] = 1
+    labels[90:150, 50:110] = 2
+    labels[150:190, 130:140], labels[180:190, 130:180] = 3, 3
+    labels[130:170, 200:240] = 4
+    labels[140:160, 210:230] = 0
+    main[labels > 0] = False
+    judged = _judge_all(labels)
+    out = containers(labels, find_objects(labels), main, main, np.zeros_like(main), footprint, judged, 0.005)
+    assert out.tolist() == [False, True, False, False, False]
