@@ -211,19 +211,8 @@ def object_body(obj: ObjectSpec) -> List[str]:
 
 
 def _cup_geoms(obj: ObjectSpec, common: str) -> List[str]:
-    """A cup's geoms: a ``CUP_BASE`` thick bottom disc and ``CUP_WALLS`` wall plates round it (overlapping)."""
-    radius, half_height, wall = obj.geom_size
-    mass = obj.mass / (CUP_WALLS + 1)
-    lines = [f'      <geom name="{obj.name}" type="cylinder" size="{radius:.5f} {CUP_BASE / 2:.5f}" '
-             f'pos="0 0 {CUP_BASE / 2 - half_height:.5f}" mass="{mass:.4f}" {common}/>']
-    half_width = (radius - wall / 2) * np.tan(np.pi / CUP_WALLS) + wall / 2
-    for k in range(CUP_WALLS):
-        angle = 2 * np.pi * k / CUP_WALLS
-        x, y = (radius - wall / 2) * np.cos(angle), (radius - wall / 2) * np.sin(angle)
-        lines.append(f'      <geom name="{obj.name}_wall{k}" type="box" '
-                     f'size="{wall / 2:.5f} {half_width:.5f} {half_height:.5f}" pos="{x:.5f} {y:.5f} 0" '
-                     f'quat="{np.cos(angle / 2):.6f} 0 0 {np.sin(angle / 2):.6f}" mass="{mass:.4f}" {common}/>')
-    return lines
+    """A cup's geoms: a ``CUP_BASE`` thick bottom disc and ``CUP_WALLS`` upright wall plates round it (overlapping)."""
+    return _vessel_geoms(obj, common, CUP_WALLS, 0.0, obj.geom_size[0], 0.0)
 
 
 def bowl_wall(radius: float, half_height: float) -> Tuple[float, float]:
@@ -238,17 +227,29 @@ def _bowl_geoms(obj: ObjectSpec, common: str) -> List[str]:
     Each plate leans out by :func:`bowl_wall`'s tilt from the base's edge; their heights follow
     ``BOWL_SCALLOPS`` scallops round the rim (+-``BOWL_SCALLOP_DEPTH``), as a scalloped bowl's.
     """
-    radius, half_height, wall = obj.geom_size
-    mass = obj.mass / (BOWL_WALLS + 1)
+    radius, half_height, _ = obj.geom_size
     tilt, base = bowl_wall(radius, half_height)
+    return _vessel_geoms(obj, common, BOWL_WALLS, tilt, base, BOWL_SCALLOP_DEPTH)
+
+
+def _vessel_geoms(obj: ObjectSpec, common: str, walls: int, tilt: float, base: float,
+                  scallop_depth: float) -> List[str]:
+    """An open vessel's geoms: a bottom disc of radius ``base`` and ``walls`` plates standing on its edge.
+
+    Each plate leans out by ``tilt`` (radians from vertical; 0: a cup's upright wall) and reaches
+    ``2 half_height`` up, more or less ``scallop_depth`` along ``BOWL_SCALLOPS`` scallops round the rim;
+    neighbouring plates overlap, so the wall is closed.
+    """
+    _, half_height, wall = obj.geom_size
+    mass = obj.mass / (walls + 1)
     lines = [f'      <geom name="{obj.name}" type="cylinder" size="{base:.5f} {CUP_BASE / 2:.5f}" '
              f'pos="0 0 {CUP_BASE / 2 - half_height:.5f}" mass="{mass:.4f}" {common}/>']
-    for k in range(BOWL_WALLS):
-        angle = 2 * np.pi * k / BOWL_WALLS
-        height = 2 * half_height + BOWL_SCALLOP_DEPTH * np.cos(BOWL_SCALLOPS * angle)  # base to rim
+    for k in range(walls):
+        angle = 2 * np.pi * k / walls
+        height = 2 * half_height + scallop_depth * np.cos(BOWL_SCALLOPS * angle)  # base to rim
         length = height / np.cos(tilt)  # along the slanted wall
         mid = base + 0.5 * height * np.tan(tilt) - wall / 2  # the plate's centre, its outer face on the cone
-        half_width = (mid + length / 2 * np.sin(tilt)) * np.tan(np.pi / BOWL_WALLS) + wall / 2  # wide at the rim
+        half_width = (mid + length / 2 * np.sin(tilt)) * np.tan(np.pi / walls) + wall / 2  # wide at the rim
         z = height / 2 - half_height
         # Turn by ``angle`` about z, then lean out by ``tilt`` about the plate's own tangent (y) axis.
         c, s = np.cos(angle / 2), np.sin(angle / 2)
