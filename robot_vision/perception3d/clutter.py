@@ -173,12 +173,15 @@ def support_edges(secondary: np.ndarray, height: np.ndarray, candidates: np.ndar
 
 
 def noise_bumps(labels: np.ndarray, windows, height: np.ndarray, depth: np.ndarray, colour_edge: np.ndarray,
-                settings, judged: np.ndarray) -> np.ndarray:
+                supports: np.ndarray, settings, judged: np.ndarray) -> np.ndarray:
     """(judged.size,) bool: low segments that only depth noise tells from the support.
 
     A segment of which at most 5 % of the pixels rise above the depth-step threshold at its mean
     depth can be the sensor's low-frequency depth error (stereo cameras show centimetre waves at
-    1-2 m). It is kept as an object only when its outline shows it too: at least
+    1-2 m). Low means low above the support model (``height``), or above the support right around
+    it (:func:`low_over_local_support`): far away the support can lie above the model by more than
+    the step threshold, and a patch of it that noise lifts out of the support region is no higher
+    than the support around it. It is kept as an object only when its outline shows it too: at least
     ``min_outline_contrast`` of its outline pixels (those with a 4-neighbour of another label) lie
     on a colour edge, and that share exceeds the share of colour-edge pixels around the segment
     (:func:`texture_around`) by ``min_outline_contrast`` as well: on a checkered or printed support a
@@ -194,6 +197,7 @@ def noise_bumps(labels: np.ndarray, windows, height: np.ndarray, depth: np.ndarr
     mean_z = np.bincount(flat[ok], weights=z[ok], minlength=count) / np.maximum(pixels, 1)
     tall = np.bincount(flat[ok], weights=h[ok] >= settings.step_threshold(mean_z)[flat[ok]], minlength=count)
     low = judged & (pixels > 0) & (tall <= 0.05 * pixels)
+    low |= low_over_local_support(labels, windows, height, depth, supports, settings, judged & ~low & (pixels > 0))
     if not low.any():
         return low
     outline = np.zeros(labels.shape, bool)
@@ -209,6 +213,37 @@ def noise_bumps(labels: np.ndarray, windows, height: np.ndarray, depth: np.ndarr
         texture = texture_around(labels, windows, colour_edge, np.flatnonzero(outlined), count)
         outlined &= share >= texture + settings.min_outline_contrast
     return low & ~outlined
+
+
+def low_over_local_support(labels: np.ndarray, windows, height: np.ndarray, depth: np.ndarray,
+                           supports: np.ndarray, settings, which: np.ndarray, reach: int = 4) -> np.ndarray:
+    """(which.size,) bool: segments in ``which`` that are low over the support around them.
+
+    The support around a segment is its ``supports`` pixels within ``reach`` working pixels of it,
+    when they are at least 10 and 30 % of the pixels there; their median ``height`` is the level the
+    segment stands on. Only where that level lies at least half the depth-step threshold (at the
+    segment's mean depth) above the support model is it used: low then means that at most 5 % of the
+    segment's pixels rise above the level by the step threshold. Near the model the model decides: a
+    thin object on a table is not judged against a level a few millimetres off.
+    """
+    out = np.zeros(which.size, bool)
+    kernel = np.ones((2 * reach + 1, 2 * reach + 1), np.uint8)
+    for label in np.flatnonzero(which):
+        area = padded_window(windows[label - 1], reach, labels.shape)
+        inside = labels[area] == label
+        ring = (cv2.dilate(inside.view(np.uint8), kernel) > 0) & ~inside
+        level = height[area][ring & supports[area]]
+        level = level[np.isfinite(level)]
+        if level.size < max(10, 0.3 * np.count_nonzero(ring)):
+            continue
+        own, z = height[area][inside], depth[area][inside]
+        ok = np.isfinite(own) & np.isfinite(z)
+        if not ok.any():
+            continue
+        base, step = np.median(level), settings.step_threshold(z[ok].mean())
+        if base >= 0.5 * step:  # the support here lies above its model: measure from the support
+            out[label] = np.count_nonzero(own[ok] - base >= step) <= 0.05 * np.count_nonzero(ok)
+    return out
 
 
 def texture_around(labels: np.ndarray, windows, edges: np.ndarray, which: np.ndarray, count: int, near: int = 3,
@@ -534,7 +569,7 @@ def segment_labels(depth_full: np.ndarray, intrinsics: CameraIntrinsics, gravity
         drop |= containers(labels, windows, support, supports, floor, footprint, judged & ~drop,
                            CONTAINER_FLOOR * settings.min_floor_area)
     if colour_edge is not None and settings.min_outline_contrast > 0:
-        drop |= noise_bumps(labels, windows, corrected, depth, colour_edge, settings, judged & ~drop)
+        drop |= noise_bumps(labels, windows, corrected, depth, colour_edge, supports, settings, judged & ~drop)
     if drop.any():
         labels[drop[labels]] = 0
         holes[drop[holes]] = 0  # what labels_into_holes gives for the cleared labels

@@ -93,8 +93,34 @@ def test_a_low_segment_without_a_colour_outline_is_a_noise_bump():
         height[10:30, x0:x0 + 25] = rise
     colour_edge[9:31, 44:71] = True
     colour_edge[11:29, 46:69] = False  # a colour outline around label 2 only
-    bumps = noise_bumps(labels, find_objects(labels), height, depth, colour_edge, SETTINGS, _judge_all(labels))
+    bumps = noise_bumps(labels, find_objects(labels), height, depth, colour_edge, labels == 0, SETTINGS,
+                        _judge_all(labels))
     assert bumps.tolist() == [False, True, False, False]
+
+
+def test_a_far_patch_as_high_as_the_support_around_it_is_a_noise_bump():
+    # 3.9 m away the support lies 6 cm above its model (a far floor), more than the step threshold
+    # there (5.3 cm): label 1, a patch of it at 6.5 cm that noise lifted out of the support region,
+    # rises 0.5 cm above the support around it; label 2 rises 20 cm above it (an object); label 3 is as
+    # low as label 1 but has a colour outline (a flat object). Label 1 is noise; measured against the
+    # model alone it would have been an object, like label 2.
+    depth = np.full((40, 120), 3.9, np.float32)
+    height = np.full(depth.shape, 0.06, np.float32)
+    labels = np.zeros(depth.shape, np.int32)
+    colour_edge = np.zeros(depth.shape, bool)
+    assert SETTINGS.step_threshold(3.9) < 0.06
+    for label, x0, rise in ((1, 5, 0.065), (2, 45, 0.26), (3, 85, 0.065)):
+        labels[10:30, x0:x0 + 25] = label
+        height[10:30, x0:x0 + 25] = rise
+    colour_edge[9:31, 84:111] = True
+    colour_edge[11:29, 86:109] = False  # label 3's outline
+    support = labels == 0
+    bumps = noise_bumps(labels, find_objects(labels), height, depth, colour_edge, support, SETTINGS,
+                        _judge_all(labels))
+    assert bumps.tolist() == [False, True, False, False]
+    no_support = noise_bumps(labels, find_objects(labels), height, depth, colour_edge, np.zeros_like(support),
+                             SETTINGS, _judge_all(labels))
+    assert not no_support.any()
 
 
 def test_on_a_checkered_support_a_low_segment_needs_an_outline_beyond_the_texture():
@@ -116,7 +142,8 @@ def test_on_a_checkered_support_a_low_segment_needs_an_outline_beyond_the_textur
     outline = labels == 1
     outline[11:29, 11:34] = False  # its border pixels
     assert colour_edge[outline].mean() > SETTINGS.min_outline_contrast
-    bumps = noise_bumps(labels, find_objects(labels), height, depth, colour_edge, SETTINGS, _judge_all(labels))
+    bumps = noise_bumps(labels, find_objects(labels), height, depth, colour_edge, labels == 0, SETTINGS,
+                        _judge_all(labels))
     assert bumps.tolist() == [False, True, False]
 
 
