@@ -179,9 +179,10 @@ def noise_bumps(labels: np.ndarray, windows, height: np.ndarray, depth: np.ndarr
     A segment of which at most 5 % of the pixels rise above the depth-step threshold at its mean
     depth can be the sensor's low-frequency depth error (stereo cameras show centimetre waves at
     1-2 m). Low means low above the support model (``height``), or above the support right around
-    it (:func:`low_over_local_support`): far away the support can lie above the model by more than
-    the step threshold, and a patch of it that noise lifts out of the support region is no higher
-    than the support around it. It is kept as an object only when its outline shows it too: at least
+    it (:func:`low_over_local_support`): far away the support can lie centimetres above the model,
+    and a patch of it that noise lifts out of the support region then rises above the step threshold
+    from the model, but only by noise above the support around it (``supports``: the support pixels).
+    A low segment is kept as an object only when its outline shows it too: at least
     ``min_outline_contrast`` of its outline pixels (those with a 4-neighbour of another label) lie
     on a colour edge, and that share exceeds the share of colour-edge pixels around the segment
     (:func:`texture_around`) by ``min_outline_contrast`` as well: on a checkered or printed support a
