@@ -179,9 +179,11 @@ def noise_bumps(labels: np.ndarray, windows, height: np.ndarray, depth: np.ndarr
     A segment of which at most 5 % of the pixels rise above the depth-step threshold at its mean
     depth can be the sensor's low-frequency depth error (stereo cameras show centimetre waves at
     1-2 m). Low means low above the support model (``height``), or above the support right around
-    it (:func:`low_over_local_support`): far away the support can lie centimetres above the model,
-    and a patch of it that noise lifts out of the support region then rises above the step threshold
-    from the model, but only by noise above the support around it (``supports``: the support pixels).
+    it where that lies half a step threshold or more above the model (:func:`support_levels`;
+    ``supports``: the support pixels). Far away the support can lie centimetres above the model, and
+    a patch of it that noise lifts out of the support region then rises above the step threshold from
+    the model, but only by noise above the support around it; near the model the model decides, and a
+    thin object on a table is not judged against a level a few millimetres off.
     A low segment is kept as an object only when its outline shows it too: at least
     ``min_outline_contrast`` of its outline pixels (those with a 4-neighbour of another label) lie
     on a colour edge, and that share exceeds the share of colour-edge pixels around the segment
@@ -196,9 +198,16 @@ def noise_bumps(labels: np.ndarray, windows, height: np.ndarray, depth: np.ndarr
     ok = np.isfinite(z) & np.isfinite(h) & judged[flat]
     pixels = np.bincount(flat[ok], minlength=count)
     mean_z = np.bincount(flat[ok], weights=z[ok], minlength=count) / np.maximum(pixels, 1)
-    tall = np.bincount(flat[ok], weights=h[ok] >= settings.step_threshold(mean_z)[flat[ok]], minlength=count)
+    step = settings.step_threshold(mean_z)
+    owner = flat[ok]
+    tall = np.bincount(owner, weights=h[ok] >= step[owner], minlength=count)
     low = judged & (pixels > 0) & (tall <= 0.05 * pixels)
-    low |= low_over_local_support(labels, windows, height, depth, supports, settings, judged & ~low & (pixels > 0))
+    level = support_levels(labels, windows, height, supports, judged & ~low & (pixels > 0))
+    with np.errstate(invalid='ignore'):  # NaN: no level around the segment
+        lifted = level >= 0.5 * step  # the support here lies above its model: measure from the support
+    if lifted.any():
+        tall = np.bincount(owner, weights=lifted[owner] & (h[ok] - level[owner] >= step[owner]), minlength=count)
+        low |= lifted & (tall <= 0.05 * pixels)
     if not low.any():
         return low
     outline = np.zeros(labels.shape, bool)
@@ -216,18 +225,14 @@ def noise_bumps(labels: np.ndarray, windows, height: np.ndarray, depth: np.ndarr
     return low & ~outlined
 
 
-def low_over_local_support(labels: np.ndarray, windows, height: np.ndarray, depth: np.ndarray,
-                           supports: np.ndarray, settings, which: np.ndarray, reach: int = 4) -> np.ndarray:
-    """(which.size,) bool: segments in ``which`` that are low over the support around them.
+def support_levels(labels: np.ndarray, windows, height: np.ndarray, supports: np.ndarray, which: np.ndarray,
+                   reach: int = 4) -> np.ndarray:
+    """(which.size,) float: the level each segment in ``which`` stands on (the rest NaN).
 
-    The support around a segment is its ``supports`` pixels within ``reach`` working pixels of it,
-    when they are at least 10 and 30 % of the pixels there; their median ``height`` is the level the
-    segment stands on. Only where that level lies at least half the depth-step threshold (at the
-    segment's mean depth) above the support model is it used: low then means that at most 5 % of the
-    segment's pixels rise above the level by the step threshold. Near the model the model decides: a
-    thin object on a table is not judged against a level a few millimetres off.
+    The median ``height`` of the ``supports`` pixels within ``reach`` working pixels of the segment,
+    when they are at least 10 and 30 % of the pixels there (else NaN).
     """
-    out = np.zeros(which.size, bool)
+    out = np.full(which.size, np.nan)
     kernel = np.ones((2 * reach + 1, 2 * reach + 1), np.uint8)
     for label in np.flatnonzero(which):
         area = padded_window(windows[label - 1], reach, labels.shape)
@@ -235,15 +240,8 @@ def low_over_local_support(labels: np.ndarray, windows, height: np.ndarray, dept
         ring = (cv2.dilate(inside.view(np.uint8), kernel) > 0) & ~inside
         level = height[area][ring & supports[area]]
         level = level[np.isfinite(level)]
-        if level.size < max(10, 0.3 * np.count_nonzero(ring)):
-            continue
-        own, z = height[area][inside], depth[area][inside]
-        ok = np.isfinite(own) & np.isfinite(z)
-        if not ok.any():
-            continue
-        base, step = np.median(level), settings.step_threshold(z[ok].mean())
-        if base >= 0.5 * step:  # the support here lies above its model: measure from the support
-            out[label] = np.count_nonzero(own[ok] - base >= step) <= 0.05 * np.count_nonzero(ok)
+        if level.size >= max(10, 0.3 * np.count_nonzero(ring)):
+            out[label] = np.median(level)
     return out
 
 
@@ -317,12 +315,12 @@ def containers(labels: np.ndarray, windows, main: np.ndarray, supports: np.ndarr
             continue
         if footprint[window].sum() < 2 * min_area:  # its box could not hold such a floor and walls
             continue
-        padded = np.pad(labels[window] == label, close + 1).view(np.uint8)
+        mine = labels[window] == label
+        padded = np.pad(mine, close + 1).view(np.uint8)
         closed = cv2.morphologyEx(padded, cv2.MORPH_CLOSE, kernel)[close + 1:-close - 1, close + 1:-close - 1]
         enclosed = binary_fill_holes(closed) & (labels[window] != label) & supports[window]
         out[label] = footprint[window][enclosed].sum() >= min_area
         if not out[label] and main_area > 0:  # open on one side: its image hull holds the support
-            mine = labels[window] == label
             ys, xs = np.nonzero(mine)
             hull = np.zeros(mine.shape, np.uint8)
             cv2.fillConvexPoly(hull, cv2.convexHull(np.stack([xs, ys], axis=1).astype(np.int32)), 1)

@@ -3,8 +3,8 @@
 from dataclasses import replace
 
 import numpy as np
-from scipy.ndimage import find_objects
 import pytest
+from scipy.ndimage import find_objects
 
 from robot_vision.perception3d import SegmentationSettings, segment_scene
 from robot_vision.perception3d.hollows import join_insides, rim_circles, round_walls
