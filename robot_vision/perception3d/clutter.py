@@ -38,7 +38,7 @@ from robot_vision.perception3d.segmentation import (SceneSegmentation, Segmentat
                                                     nearest_depth, objects_from_labels, padded_window, up_prior)
 from robot_vision.perception3d.support import (dominant_up, downsample_depth, fill_holes, grow_support, image_hull,
                                                over_support, scaled_intrinsics, smooth_depth, smoothed_normals,
-                                               support_plane, working_factor)
+                                               support_below, support_plane, working_factor)
 from robot_vision.types import CameraIntrinsics, Objects3D, RGBDFrame
 
 #: Pixel spans over which the clutter method looks for depth steps (sensors blur a step over 2 pixels).
@@ -62,7 +62,9 @@ def color_edges(color: np.ndarray, shape: Tuple[int, int], settings) -> np.ndarr
     for k in range(3):
         gx = cv2.Scharr(lab[..., k], cv2.CV_32F, 1, 0)
         gy = cv2.Scharr(lab[..., k], cv2.CV_32F, 0, 1)
-        np.maximum(magnitude, cv2.magnitude(gx, gy) / 16.0, out=magnitude)
+        # numpy's square root, not cv2.magnitude: on the same input that one's last bits changed from
+        # call to call within one process, and with them the edges near the threshold.
+        np.maximum(magnitude, np.sqrt(gx * gx + gy * gy) / np.float32(16.0), out=magnitude)
     edges = (magnitude > settings.color_edge_threshold).view(np.uint8)
     return cv2.dilate(edges, np.ones((3, 3), np.uint8)) > 0
 
@@ -519,6 +521,8 @@ def segment_labels(depth_full: np.ndarray, intrinsics: CameraIntrinsics, gravity
             up = fallback
             result['up'] = up
             plane = support_plane(cloud, normals, up, settings)
+    elif plane is not None and gravity_up is not None:  # "below" means down only under gravity
+        plane = support_below(plane, cloud, normals, intr.fx, settings)
     if plane is None or support_only:
         result['plane'] = plane
         return result

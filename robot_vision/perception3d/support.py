@@ -19,6 +19,10 @@ from robot_vision.types import CameraIntrinsics
 
 #: Soft preference for image-up (optical -y) when the view has no gravity prior.
 IMAGE_UP = np.array([0.0, -1.0, 0.0], np.float32)
+#: Heights (metres) below a support plane in which a lower support is looked for: a flat object's thickness.
+LOWER_BAND = (0.015, 0.06)
+#: Up-facing pixels in that band, as a share of the plane's up-facing inliers, that make it a flat object's top.
+LOWER_SHARE = 0.015
 
 
 def working_factor(width: int, max_width: int) -> int:
@@ -228,6 +232,43 @@ def support_plane(cloud: np.ndarray, normals: np.ndarray, up: np.ndarray, settin
         if below > 0.1 * np.count_nonzero(valid_half):
             return None
     return plane
+
+
+def support_below(plane: np.ndarray, cloud: np.ndarray, normals: np.ndarray, fx: float, settings) -> np.ndarray:
+    """``plane``, or the support under it when ``plane`` is the top of a flat object lying on it.
+
+    Under gravity a support is the bottom of what stands on it: nothing horizontal lies just below
+    a table. The floor under a flat object shows right beside it: up-facing pixels ``LOWER_BAND``
+    below ``plane`` (1.5 to 6 cm, and beyond its inlier threshold), within the image span of a 6 cm
+    side (``fx`` the working focal length) of its up-facing inliers and not joined to them by
+    up-facing pixels (a warped table's lower part is). When they number at least
+    ``LOWER_SHARE`` of those inliers (and 20), ``plane`` is the top of something lying on that
+    floor (a pack of straws on a shelf whose glossy floor shows little depth, a book lying flat),
+    and the support is ``plane`` lowered to the floor's median height. A shelf board's front edge
+    over a lower board is not such a top: the lower board lies beyond the span.
+    """
+    up = plane[:3].astype(np.float32)
+    with np.errstate(invalid='ignore'):
+        height = cloud @ up + np.float32(plane[3])
+        threshold = settings.inlier_threshold(cloud[..., 2])
+        facing = normals @ up > math.cos(math.radians(settings.max_plane_tilt_deg))
+        top = facing & (np.abs(height) < threshold)
+        floor = facing & (height < -np.maximum(threshold, np.float32(LOWER_BAND[0]))) & (height > -LOWER_BAND[1])
+    need = max(20.0, LOWER_SHARE * np.count_nonzero(top))
+    if np.count_nonzero(floor) < need:
+        return plane
+    count, parts = cv2.connectedComponents(facing.view(np.uint8), connectivity=8)
+    joined = np.zeros(count, bool)
+    joined[parts[top]] = True
+    floor &= ~joined[parts]
+    distance = cv2.distanceTransform((~top).view(np.uint8), cv2.DIST_L2, 3)
+    with np.errstate(invalid='ignore'):
+        floor &= distance <= np.float32(LOWER_BAND[1] * fx) / cloud[..., 2] + 2
+    if np.count_nonzero(floor) < need:
+        return plane
+    lowered = np.array(plane, np.float64)
+    lowered[3] -= float(np.median(height[floor]))
+    return lowered
 
 
 def grow_support(cloud: np.ndarray, normals: np.ndarray, height: np.ndarray, edges: np.ndarray,

@@ -1,0 +1,56 @@
+"""The support under a flat object taken for it, and colour edges that do not vary between runs."""
+
+import cv2
+import numpy as np
+
+from robot_vision.camera import deproject
+from robot_vision.perception3d import SegmentationSettings
+from robot_vision.perception3d.clutter import color_edges
+from robot_vision.perception3d.support import smoothed_normals, support_below
+from robot_vision.types import CameraIntrinsics
+
+SETTINGS = SegmentationSettings()
+# A camera looking straight down (optical z along gravity): up, towards the camera, is -z.
+INTRINSICS = CameraIntrinsics(width=160, height=120, fx=150.0, fy=150.0, cx=80.0, cy=60.0)
+
+
+def _lowered(depth: np.ndarray, top: float) -> np.ndarray:
+    """support_below for the plane at depth ``top`` (normal towards the camera) in a top-down view."""
+    cloud = deproject(depth.astype(np.float32), INTRINSICS)
+    plane = np.array([0.0, 0.0, -1.0, top])
+    return support_below(plane, cloud, smoothed_normals(cloud), INTRINSICS.fx, SETTINGS)
+
+
+def test_a_flat_pack_taken_for_the_support_gives_way_to_the_floor_beside_it():
+    depth = np.full((120, 160), np.nan)
+    depth[20:100, 30:130] = 0.97  # a 3 cm pack, larger in view than the glossy floor that returns depth
+    depth[100:108, 30:130] = 1.0  # the floor seen in front of it
+    lowered = _lowered(depth, 0.97)
+    assert np.allclose(lowered, [0.0, 0.0, -1.0, 1.0], atol=2e-3)
+
+
+def test_a_table_keeps_its_plane():
+    # A lower board far from the table's edge in the image (a shelf board's front over the next one).
+    depth = np.full((120, 160), np.nan)
+    depth[0:80, :] = 1.0
+    depth[105:120, :] = 1.03
+    assert np.array_equal(_lowered(depth, 1.0), [0.0, 0.0, -1.0, 1.0])
+    # A warped table whose near part sags 3 cm below the plane: one continuous surface, no floor.
+    depth = np.full((120, 160), 1.0)
+    depth[60:, :] += np.linspace(0.0, 0.03, 60)[:, None]
+    assert np.array_equal(_lowered(depth, 1.0), [0.0, 0.0, -1.0, 1.0])
+    # A few pixels below the table beside it (noise, a rim): not a floor.
+    depth = np.full((120, 160), 1.0)
+    depth[100:103, 40:45] = 1.03
+    assert np.array_equal(_lowered(depth, 1.0), [0.0, 0.0, -1.0, 1.0])
+
+
+def test_colour_edges_are_the_same_on_every_run():
+    rng = np.random.default_rng(0)
+    color = cv2.GaussianBlur(rng.integers(0, 256, (480, 640, 3), dtype=np.uint8), (0, 0), 2)
+    first = color_edges(color, (240, 320), SETTINGS)
+    assert 0.1 < first.mean() < 0.5  # many gradients near the threshold, where a last bit decides
+    held = []
+    for size in range(1, 41):  # other allocations in between, as a segmentation makes them
+        held.append(np.ones(size * 3, np.uint8))
+        assert np.array_equal(color_edges(color, (240, 320), SETTINGS), first)
