@@ -243,7 +243,7 @@ def support_below(plane: np.ndarray, cloud: np.ndarray, normals: np.ndarray, fx:
     side (``fx`` the working focal length) of its up-facing inliers and not joined to them by
     up-facing pixels (a warped table's lower part is). When they number at least
     ``LOWER_SHARE`` of those inliers (and 20), ``plane`` is the top of something lying on that
-    floor (a pack of straws on a shelf whose glossy floor shows little depth, a book lying flat),
+    floor (a pack of chenille stems on a shelf whose glossy floor shows little depth, a book lying flat),
     and the support is ``plane`` lowered to the floor's median height. A shelf board's front edge
     over a lower board is not such a top: the lower board lies beyond the span.
     """
