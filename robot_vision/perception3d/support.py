@@ -23,6 +23,8 @@ IMAGE_UP = np.array([0.0, -1.0, 0.0], np.float32)
 LOWER_BAND = (0.015, 0.06)
 #: Up-facing pixels in that band, as a share of the plane's up-facing inliers, that make it a flat object's top.
 LOWER_SHARE = 0.015
+#: A plane whose up-facing inliers fill this share of the pixels with depth is the support in view, not an object.
+LOWER_MAX_TOP = 0.1
 
 
 def working_factor(width: int, max_width: int) -> int:
@@ -245,7 +247,10 @@ def support_below(plane: np.ndarray, cloud: np.ndarray, normals: np.ndarray, fx:
     ``LOWER_SHARE`` of those inliers (and 20), ``plane`` is the top of something lying on that
     floor (a pack of chenille stems on a shelf whose glossy floor shows little depth, a book lying flat),
     and the support is ``plane`` lowered to the floor's median height. A shelf board's front edge
-    over a lower board is not such a top: the lower board lies beyond the span.
+    over a lower board is not such a top: the lower board lies beyond the span. Nor is a plane whose
+    up-facing inliers fill ``LOWER_MAX_TOP`` of the pixels with depth: that is the surface the camera
+    looks at (a table whose near part sags out of view of its inliers must keep its plane, or the
+    whole table would rise into an object).
     """
     up = plane[:3].astype(np.float32)
     with np.errstate(invalid='ignore'):
@@ -254,8 +259,9 @@ def support_below(plane: np.ndarray, cloud: np.ndarray, normals: np.ndarray, fx:
         facing = normals @ up > math.cos(math.radians(settings.max_plane_tilt_deg))
         top = facing & (np.abs(height) < threshold)
         floor = facing & (height < -np.maximum(threshold, np.float32(LOWER_BAND[0]))) & (height > -LOWER_BAND[1])
-    need = max(20.0, LOWER_SHARE * np.count_nonzero(top))
-    if np.count_nonzero(floor) < need:
+    top_count = np.count_nonzero(top)
+    need = max(20.0, LOWER_SHARE * top_count)
+    if np.count_nonzero(floor) < need or top_count > LOWER_MAX_TOP * np.count_nonzero(np.isfinite(height)):
         return plane
     count, parts = cv2.connectedComponents(facing.view(np.uint8), connectivity=8)
     joined = np.zeros(count, bool)

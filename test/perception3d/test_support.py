@@ -23,10 +23,14 @@ def _lowered(depth: np.ndarray, top: float) -> np.ndarray:
 
 def test_a_flat_pack_taken_for_the_support_gives_way_to_the_floor_beside_it():
     depth = np.full((120, 160), np.nan)
-    depth[20:100, 30:130] = 0.97  # a 3 cm pack, larger in view than the glossy floor that returns depth
-    depth[100:108, 30:130] = 1.0  # the floor seen in front of it
+    depth[:50] = 0.5 + 0.008 * np.arange(50)[:, None]  # a steep wall beyond, facing the camera at 60 deg
+    depth[60:80, 60:90] = 0.97  # a 3 cm pack, larger in view than the glossy floor that returns depth
+    depth[82:92, 60:90] = 1.0  # the floor seen in front of it
     lowered = _lowered(depth, 0.97)
     assert np.allclose(lowered, [0.0, 0.0, -1.0, 1.0], atol=2e-3)
+    # The same pack filling a tenth of the view or more is the surface the camera looks at: it stays.
+    depth[:50] = np.nan
+    assert np.array_equal(_lowered(depth, 0.97), [0.0, 0.0, -1.0, 0.97])
 
 
 def test_a_table_keeps_its_plane():
