@@ -1,9 +1,10 @@
 """Depth preparation and support estimation of the 'clutter' segmentation method.
 
 The working image (block-averaged depth, holes filled, bilateral smoothing, normals), "up" without a
-gravity prior (the dominant surface normal), the support plane (largest connected horizontal region),
-the grown and quadratically corrected support region, and the tests of resting on a support (the
-support's hull in 3D and in the image). :mod:`robot_vision.perception3d.clutter` composes them.
+gravity prior (the dominant surface normal), the support plane (largest connected horizontal region;
+under gravity, the floor beside a flat object rather than the object's top), the grown and
+quadratically corrected support region, and the tests of resting on a support (the support's hull in
+3D and in the image). :mod:`robot_vision.perception3d.clutter` composes them.
 """
 
 from __future__ import annotations
@@ -249,7 +250,7 @@ def support_below(plane: np.ndarray, cloud: np.ndarray, normals: np.ndarray, fx:
     and the support is ``plane`` lowered to the floor's median height. A shelf board's front edge
     over a lower board is not such a top: the lower board lies beyond the span. Nor is a plane whose
     up-facing inliers fill ``LOWER_MAX_TOP`` of the pixels with depth: that is the surface the camera
-    looks at (a table whose near part sags out of view of its inliers must keep its plane, or the
+    looks at (a table whose near part sags out of reach of its inliers must keep its plane, or the
     whole table would rise into an object).
     """
     up = plane[:3].astype(np.float32)
