@@ -1,10 +1,11 @@
-"""The clutter method's background rules on small synthetic label images (no camera, no data files)."""
+"""The clutter method's background rules (perception3d/background.py) on small synthetic label images."""
 
 import numpy as np
 from scipy.ndimage import find_objects
 
 from robot_vision.perception3d import SegmentationSettings
-from robot_vision.perception3d.clutter import containers, hides_nothing, noise_bumps, support_edges
+from robot_vision.perception3d.background import (containers, hides_nothing, noise_bumps, occluded_fragments,
+                                                  support_edges)
 
 SETTINGS = SegmentationSettings()
 
@@ -220,3 +221,19 @@ def test_a_frame_standing_around_the_support_is_a_container_not_an_object():
     judged = _judge_all(labels)
     out = containers(labels, find_objects(labels), main, main, np.zeros_like(main), footprint, judged, 0.005)
     assert out.tolist() == [False, True, False, False, False]
+
+
+def test_a_small_fragment_behind_a_neighbour_is_an_occluded_remnant():
+    # Seen from 1 m (fx = fy = 150: a pixel covers 0.44 cm^2): label 1 is a bottle lying 10 cm nearer
+    # the camera; label 2 a 7 cm^2 tip past it (below fragment_area, 12 cm^2); label 3 the same tip
+    # alone on the table; label 4 a 44 cm^2 object behind the bottle (an object, however hidden).
+    depth = np.full((60, 90), 1.0, np.float32)
+    labels = np.zeros(depth.shape, np.int32)
+    labels[10:50, 20:30], depth[10:50, 20:30] = 1, 0.9
+    labels[20:24, 30:34] = 2
+    labels[20:24, 60:64] = 3
+    labels[35:45, 30:40] = 4
+    footprint = np.square(depth) / np.float32(150.0 * 150.0)
+    kept = occluded_fragments(labels, depth, footprint, SETTINGS)
+    assert sorted(np.unique(kept)) == [0, 1, 3, 4]
+    assert np.array_equal(kept[labels != 2], labels[labels != 2])
