@@ -29,6 +29,8 @@ SIDEWAYS_DEG = 60.0
 SURROUND_SHARE = 0.3
 #: A fragment behind a neighbour along this share of its surroundings is an occluded remnant, not an object.
 OCCLUDED_SHARE = 0.15
+#: Remnants are smaller than this share of ``fragment_area`` (9 cm^2 by default: a 3 x 3 cm piece).
+OCCLUDED_AREA = 0.75
 
 
 def structure_mask(labels: np.ndarray, count: int, normals: np.ndarray, cloud: np.ndarray, up: np.ndarray,
@@ -303,19 +305,22 @@ def hides_nothing(labels: np.ndarray, windows, depth: np.ndarray, normals: np.nd
     return out
 
 
-def occluded_fragments(labels: np.ndarray, depth: np.ndarray, footprint: np.ndarray, settings,
+def occluded_fragments(labels: np.ndarray, depth: np.ndarray, footprint: np.ndarray, settings, min_pixels: float,
                        radius: int = 2) -> np.ndarray:
     """``labels`` without the fragments that an occluder cut off from the rest of what they belong to.
 
-    A segment smaller than ``fragment_area`` (by the footprint of its pixels) that no depth-continuous
+    A segment smaller than ``OCCLUDED_AREA`` of ``fragment_area`` (by the footprint of its pixels; 9
+    cm^2 by default, where a larger piece may be a small object mostly hidden) that no depth-continuous
     neighbour took in (:func:`~robot_vision.perception3d.clutter.absorb_fragments`) and that lies
     behind a neighbouring segment along at least ``OCCLUDED_SHARE`` of the pixels with depth within
     ``radius`` of it (the neighbour nearer by more than the depth-step threshold) is the visible
     remnant of something partly hidden: a banana's tip past the bottle lying across it, a box's
-    corner beside the bottle on it, a piece of the background between objects. It is dropped.
+    corner beside the bottle on it, a piece of the background between objects. It is dropped. Only
+    segments of at least ``min_pixels`` pixels are judged (smaller ones never become objects).
     """
     areas = np.bincount(labels.reshape(-1), weights=footprint.reshape(-1))
-    small = areas < settings.fragment_area
+    pixels = np.bincount(labels.reshape(-1), minlength=areas.size)
+    small = (areas < OCCLUDED_AREA * settings.fragment_area) & (pixels >= min_pixels)
     small[0] = False
     if not small.any():
         return labels

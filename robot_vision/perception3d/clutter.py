@@ -281,11 +281,12 @@ def segment_labels(depth_full: np.ndarray, intrinsics: CameraIntrinsics, gravity
     labels = _grow_into(labels, above, depth, settings, iterations=8)
     footprint = pixel_footprint(depth, intr)
     labels = absorb_fragments(labels, above, depth, footprint, settings)
-    labels = occluded_fragments(labels, depth, footprint, settings)
+    # Segments too small to become objects at full resolution (less than a quarter of
+    # min_object_points) are not worth judging here or below.
+    min_pixels = 0.25 * settings.min_object_points / (factor * factor)
+    labels = occluded_fragments(labels, depth, footprint, settings, min_pixels)
     holes = labels_into_holes(labels, np.isfinite(depth), settings.hole_label_distance)
-    # Segments too small to become objects at full resolution (with their hole pixels, less than a
-    # quarter of min_object_points) are not worth judging as background or noise.
-    judged = np.bincount(holes.reshape(-1)) * factor * factor >= 0.25 * settings.min_object_points
+    judged = np.bincount(holes.reshape(-1)) >= min_pixels  # with their hole pixels
     judged[0] = False
     drop = np.zeros(judged.size, bool)
     windows = find_objects(labels, max_label=judged.size - 1)  # each label's box, for the rules below

@@ -234,6 +234,7 @@ def test_a_small_fragment_behind_a_neighbour_is_an_occluded_remnant():
     labels[20:24, 60:64] = 3
     labels[35:45, 30:40] = 4
     footprint = np.square(depth) / np.float32(150.0 * 150.0)
-    kept = occluded_fragments(labels, depth, footprint, SETTINGS)
+    kept = occluded_fragments(labels, depth, footprint, SETTINGS, min_pixels=4)
+    assert np.array_equal(occluded_fragments(labels, depth, footprint, SETTINGS, min_pixels=17), labels)
     assert sorted(np.unique(kept)) == [0, 1, 3, 4]
     assert np.array_equal(kept[labels != 2], labels[labels != 2])
