@@ -225,7 +225,7 @@ def test_a_frame_standing_around_the_support_is_a_container_not_an_object():
 
 def test_a_small_fragment_behind_a_neighbour_is_an_occluded_remnant():
     # Seen from 1 m (fx = fy = 150: a pixel covers 0.44 cm^2): label 1 is a bottle lying 10 cm nearer
-    # the camera; label 2 a 7 cm^2 tip past it (below fragment_area, 12 cm^2); label 3 the same tip
+    # the camera; label 2 a 7 cm^2 tip past it (under 9 cm^2, OCCLUDED_AREA of fragment_area); label 3 the same tip
     # alone on the table; label 4 a 44 cm^2 object behind the bottle (an object, however hidden).
     depth = np.full((60, 90), 1.0, np.float32)
     labels = np.zeros(depth.shape, np.int32)
