@@ -259,6 +259,20 @@ def containers(labels: np.ndarray, windows, main: np.ndarray, supports: np.ndarr
     return out
 
 
+def ring_around(labels: np.ndarray, window, label: int, depth: np.ndarray, kernel: np.ndarray, radius: int):
+    """The pixels around a segment, for the tests of what lies in front of or behind it.
+
+    Returns (``area``: the segment's ``window`` padded by ``radius``, ``d``: the depth there,
+    ``nearest``: the segment's nearest depth within ``kernel`` of each pixel (:func:`nearest_depth`),
+    ``ring``: the pixels with depth, not the segment's own, within reach of one of its points).
+    """
+    area = padded_window(window, radius, labels.shape)
+    inside = labels[area] == label
+    d = depth[area]
+    nearest = nearest_depth(inside, d, kernel)
+    return area, d, nearest, np.isfinite(nearest) & ~inside & np.isfinite(d)
+
+
 def hides_nothing(labels: np.ndarray, windows, depth: np.ndarray, normals: np.ndarray, up: np.ndarray, settings,
                   judged: np.ndarray, radius: int = 3) -> np.ndarray:
     """(judged.size,) bool: segments that stand in front of nothing: background, not objects.
@@ -286,16 +300,11 @@ def hides_nothing(labels: np.ndarray, windows, depth: np.ndarray, normals: np.nd
         wall_like = (np.abs(mean @ up) < math.cos(math.radians(SIDEWAYS_DEG))) & (aligned >= 0.5)
     up_share = np.bincount(flat, weights=facing_up, minlength=count) / np.maximum(pixels, 1)
     need = np.where(wall_like, settings.min_wall_occluded_fraction, settings.min_occluded_fraction)
-    valid = np.isfinite(depth)
     kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
     for label, window in enumerate(windows, start=1):
         if window is None or not judged[label] or up_share[label] >= 0.5:
             continue
-        area = padded_window(window, radius, labels.shape)
-        inside = labels[area] == label
-        d, v = depth[area], valid[area]
-        nearest = nearest_depth(inside, d, kernel)
-        ring = np.isfinite(nearest) & ~inside & v  # within reach of one of the segment's points
+        _, d, nearest, ring = ring_around(labels, window, label, depth, kernel, radius)
         total = np.count_nonzero(ring)
         if total == 0:
             continue
@@ -329,11 +338,7 @@ def occluded_fragments(labels: np.ndarray, depth: np.ndarray, footprint: np.ndar
     for label, window in enumerate(find_objects(labels, max_label=small.size - 1), start=1):
         if window is None or not small[label]:
             continue
-        area = padded_window(window, radius, labels.shape)
-        inside = labels[area] == label
-        d = depth[area]
-        nearest = nearest_depth(inside, d, kernel)
-        ring = np.isfinite(nearest) & ~inside & np.isfinite(d)
+        area, d, nearest, ring = ring_around(labels, window, label, depth, kernel, radius)
         total = np.count_nonzero(ring)
         if total == 0:
             continue
