@@ -41,7 +41,8 @@ from robot_vision.perception3d.segmentation import (SceneSegmentation, Segmentat
                                                     objects_from_labels, up_prior)
 from robot_vision.perception3d.support import (dominant_up, downsample_depth, fill_holes, grow_support, image_hull,
                                                over_support, scaled_intrinsics, smooth_depth, smoothed_normals,
-                                               support_below, support_plane, working_factor)
+                                               standing_beyond, support_below, support_plane,
+                                               working_factor)
 from robot_vision.types import CameraIntrinsics, Objects3D, RGBDFrame
 
 #: Pixel spans over which the clutter method looks for depth steps (sensors blur a step over 2 pixels).
@@ -270,7 +271,10 @@ def segment_labels(depth_full: np.ndarray, intrinsics: CameraIntrinsics, gravity
         above &= ~secondary
         supports = support | secondary
         above &= ~support_edges(secondary, corrected, above, settings)
-    above &= over_support(cloud, supports, plane, settings.support_margin, above) | image_hull(supports)
+    inside = over_support(cloud, supports, plane, settings.support_margin, above) | image_hull(supports)
+    if gravity_up is not None:  # what stands on the part of the support that returns no depth
+        inside |= standing_beyond(above & ~inside, above & ~edges, corrected)
+    above &= inside
     seeds = above & ~cuts
     count, labels = cv2.connectedComponents(seeds.view(np.uint8), connectivity=4, ltype=cv2.CV_32S)
     walls = structure_mask(labels, count, normals, cloud, np.asarray(up, np.float32), settings)

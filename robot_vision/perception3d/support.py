@@ -26,6 +26,9 @@ LOWER_BAND = (0.015, 0.06)
 LOWER_SHARE = 0.015
 #: A plane whose up-facing inliers fill this share of the pixels with depth is the support in view, not an object.
 LOWER_MAX_TOP = 0.1
+#: Under gravity, a region beyond the support's outline whose lowest point lies within this height (metres)
+#: above the support plane stands on the part of the support that shows no depth.
+STANDING_HEIGHT = 0.01
 
 
 def working_factor(width: int, max_width: int) -> int:
@@ -391,6 +394,25 @@ def over_support(cloud: np.ndarray, support: np.ndarray, plane: np.ndarray, marg
     index, uv = index[inside], uv[inside].astype(np.int64)
     out.reshape(-1)[index] = grid[uv[:, 1], uv[:, 0]] > 0
     return out
+
+
+def standing_beyond(beyond: np.ndarray, regions: np.ndarray, height: np.ndarray) -> np.ndarray:
+    """(H, W) bool: the ``regions`` that reach down to the support plane at one of their ``beyond`` pixels.
+
+    ``regions`` (bool) are split into 8-connected parts (the candidates above the support, without
+    the pixels of depth steps); ``beyond`` marks those outside the support's outline
+    (:func:`over_support`); ``height`` is the height above the support plane. A glossy shelf floor
+    returns depth in patches only, so an object standing on a patch that shows none lies beyond the
+    outline of what shows; its lowest pixels still touch the plane (within ``STANDING_HEIGHT``), where
+    the room behind a table shows past the table's edge, well above it. Used under gravity only
+    (the TF prior or ``up_vector``), where the plane's extension is known to be level.
+    """
+    count, parts = cv2.connectedComponents(regions.view(np.uint8), connectivity=8, ltype=cv2.CV_32S)
+    standing = np.zeros(count, bool)
+    with np.errstate(invalid='ignore'):
+        standing[parts[beyond & (height < STANDING_HEIGHT)]] = True
+    standing[0] = False
+    return standing[parts]
 
 
 def image_hull(mask: np.ndarray) -> np.ndarray:

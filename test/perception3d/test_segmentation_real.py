@@ -17,7 +17,7 @@ FLOORS = {
     ('graspnet_scene0000', True): (0.78, 0.65, 0.8),
     ('graspnet_scene0000', False): (0.78, 0.65, 0.8),
     ('ycb_video', True): (0.9, 0.9, 0.9),
-    ('apc_shelf_bin_b', True): (0.48, 0.55, 0.55),
+    ('apc_shelf_bin_b', True): (0.53, 0.62, 0.6),
     ('apc_shelf_bin_b', False): (0.45, 0.45, 0.50),
     ('pcl_milk', True): (1.0, 1.0, 0.95),
 }

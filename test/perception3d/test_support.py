@@ -1,4 +1,5 @@
-"""The support under a flat object taken for it, and colour edges that do not vary between runs."""
+"""The support under a flat object taken for it, objects standing where the support shows no depth, and colour
+edges that do not vary between runs."""
 
 import cv2
 import numpy as np
@@ -6,7 +7,7 @@ import numpy as np
 from robot_vision.camera import deproject
 from robot_vision.perception3d import SegmentationSettings
 from robot_vision.perception3d.clutter import color_edges
-from robot_vision.perception3d.support import smoothed_normals, support_below
+from robot_vision.perception3d.support import STANDING_HEIGHT, smoothed_normals, standing_beyond, support_below
 from robot_vision.types import CameraIntrinsics
 
 SETTINGS = SegmentationSettings()
@@ -47,6 +48,28 @@ def test_a_table_keeps_its_plane():
     depth = np.full((120, 160), 1.0)
     depth[100:103, 40:45] = 1.03
     assert np.array_equal(_lowered(depth, 1.0), [0.0, 0.0, -1.0, 1.0])
+
+
+def test_what_reaches_down_to_the_plane_beyond_the_support_outline_stands_on_it():
+    height = np.full((60, 80), np.nan, np.float32)
+    regions = np.zeros((60, 80), bool)
+    # A book standing on a glossy floor that returns no depth: its foot is a few mm above the plane.
+    height[10:40, 5:20] = np.linspace(0.2, STANDING_HEIGHT - 0.002, 30)[:, None]
+    regions[10:40, 5:20] = True
+    # A box seen past a table's far edge: its lowest visible point is 5 cm above the table.
+    height[10:40, 30:45] = np.linspace(0.3, 0.05, 30)[:, None]
+    regions[10:40, 30:45] = True
+    # An object on the support whose foot lies inside the outline, with its top reaching beyond it.
+    height[10:40, 55:70] = np.linspace(0.2, 0.008, 30)[:, None]
+    regions[10:40, 55:70] = True
+    beyond = np.ones((60, 80), bool)
+    beyond[35:, 55:70] = False
+    standing = standing_beyond(beyond, regions, height)
+    assert standing[10:40, 5:20].all()
+    assert not standing[:, 25:].any()
+    # A region joins the one that stands only through pixels without a depth step between them.
+    regions[25, 20:30] = True
+    assert standing_beyond(beyond, regions, height)[10:40, 30:45].all()
 
 
 def test_colour_edges_are_the_same_on_every_run():
