@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import math
 import time
-from typing import Dict, Optional, Tuple
+from typing import Dict, NamedTuple, Optional, Tuple
 
 import cv2
 import numpy as np
@@ -39,6 +39,7 @@ from robot_vision.perception3d.hollows import join_insides
 from robot_vision.perception3d.planar import FLOOR_LEVEL, far_side_edges, secondary_supports
 from robot_vision.perception3d.segmentation import (SceneSegmentation, SegmentationSettings, grow_labels,
                                                     objects_from_labels, up_prior)
+from robot_vision.perception3d.walls import upright_parts
 from robot_vision.perception3d.support import (dominant_up, downsample_depth, fill_holes, grow_support, image_hull,
                                                over_support, scaled_intrinsics, smooth_depth, smoothed_normals,
                                                standing_beyond, support_below, support_plane,
@@ -289,19 +290,13 @@ def segment_labels(depth_full: np.ndarray, intrinsics: CameraIntrinsics, gravity
     # min_object_points) are not worth judging here or below.
     min_pixels = 0.25 * settings.min_object_points / (factor * factor)
     labels = occluded_fragments(labels, depth, footprint, settings, min_pixels)
+    view = _View(depth, cloud, normals, np.asarray(up, np.float32), corrected, footprint, support, supports,
+                 secondary, colour_edge)
     holes = labels_into_holes(labels, np.isfinite(depth), settings.hole_label_distance)
-    judged = np.bincount(holes.reshape(-1)) >= min_pixels  # with their hole pixels
-    judged[0] = False
-    drop = np.zeros(judged.size, bool)
-    windows = find_objects(labels, max_label=judged.size - 1)  # each label's box, for the rules below
-    if settings.min_occluded_fraction > 0:
-        drop |= hides_nothing(labels, windows, depth, normals, np.asarray(up, np.float32), settings, judged)
-    if settings.min_floor_area > 0:  # a tote's walls around its floor (a secondary support)
-        floor = np.zeros_like(support) if secondary is None else secondary & (corrected < FLOOR_LEVEL + 0.01)
-        drop |= containers(labels, windows, support, supports, floor, footprint, judged & ~drop,
-                           CONTAINER_FLOOR * settings.min_floor_area)
-    if colour_edge is not None and settings.min_outline_contrast > 0:
-        drop |= noise_bumps(labels, windows, corrected, depth, colour_edge, supports, settings, judged & ~drop)
+    judged, drop, windows = _background(labels, holes, view, settings, min_pixels)
+    if gravity_up is not None and settings.split_walls:  # an object joined to the wall it stands against
+        labels, holes, judged, drop, windows = _split_walls(labels, holes, judged, drop, windows, view,
+                                                            settings, min_pixels)
     if drop.any():
         labels[drop[labels]] = 0
         holes[drop[holes]] = 0  # what labels_into_holes gives for the cleared labels
@@ -311,6 +306,84 @@ def segment_labels(depth_full: np.ndarray, intrinsics: CameraIntrinsics, gravity
     result['hole_labels'] = holes
     result.update(labels=labels, support=support, secondary=secondary, height=corrected, plane=plane)
     return result
+
+
+class _View(NamedTuple):
+    """The working images of one frame that the background rules read."""
+
+    depth: np.ndarray
+    cloud: np.ndarray
+    normals: np.ndarray
+    up: np.ndarray
+    height: np.ndarray
+    footprint: np.ndarray
+    support: np.ndarray
+    supports: np.ndarray
+    secondary: Optional[np.ndarray]
+    colour_edge: Optional[np.ndarray]
+
+
+def _background(labels: np.ndarray, holes: np.ndarray, view: _View, settings, min_pixels: float,
+                among: Optional[np.ndarray] = None):
+    """The background rules of :mod:`robot_vision.perception3d.background` on ``labels``.
+
+    Returns (judged, drop, windows): the labels judged (with their hole pixels ``holes``, at least
+    ``min_pixels``), those the rules drop, and each label's ``find_objects`` window. Each rule judges
+    a segment by its own pixels and the depth around it, not by the labels of its neighbours, so
+    ``among`` (a bool per label) may restrict the rules to some labels.
+    """
+    judged = np.bincount(holes.reshape(-1)) >= min_pixels
+    judged[0] = False
+    ruled = judged if among is None else judged & among
+    drop = np.zeros(judged.size, bool)
+    windows = find_objects(labels, max_label=judged.size - 1)
+    if settings.min_occluded_fraction > 0:
+        drop |= hides_nothing(labels, windows, view.depth, view.normals, view.up, settings, ruled)
+    if settings.min_floor_area > 0:  # a tote's walls around its floor (a secondary support)
+        floor = np.zeros_like(view.support) if view.secondary is None else (
+            view.secondary & (view.height < FLOOR_LEVEL + 0.01))
+        drop |= containers(labels, windows, view.support, view.supports, floor, view.footprint, ruled & ~drop,
+                           CONTAINER_FLOOR * settings.min_floor_area)
+    if view.colour_edge is not None and settings.min_outline_contrast > 0:
+        drop |= noise_bumps(labels, windows, view.height, view.depth, view.colour_edge, view.supports, settings,
+                            ruled & ~drop)
+    return judged, drop, windows
+
+
+def _split_walls(labels: np.ndarray, holes: np.ndarray, judged: np.ndarray, drop: np.ndarray, windows,
+                 view: _View, settings, min_pixels: float):
+    """Segments kept as objects that are an object and the wall it stands against, split.
+
+    :func:`~robot_vision.perception3d.walls.upright_parts` proposes the splits; one is kept where the
+    background rules drop exactly one of its two parts (the wall), and the kept part is the object.
+    The rules judge each segment by its own pixels, so only the parts are judged and every other
+    segment keeps its verdict. Returns (labels, holes, judged, drop, windows) as they were or with
+    the kept splits (the judgement as :func:`_background` gives it).
+    """
+    split, pairs = upright_parts(labels, windows, view.cloud, view.normals, view.footprint, view.up, settings,
+                                 judged & ~drop)
+    if not pairs:
+        return labels, holes, judged, drop, windows
+    split_holes = labels_into_holes(split, np.isfinite(view.depth), settings.hole_label_distance)
+    parts = np.zeros(int(split.max()) + 1, bool)
+    parts[np.ravel(pairs)] = True
+    _, split_drop, _ = _background(split, split_holes, view, settings, min_pixels, among=parts)
+    merged = np.arange(parts.size)
+    kept = []
+    for label, part in pairs:
+        if split_drop[label] == split_drop[part]:  # both parts objects (or both background): one segment
+            merged[part] = label
+        else:
+            kept.append((label, part))
+    if not kept:
+        return labels, holes, judged, drop, windows
+    labels, holes = merged[split], merged[split_holes]  # relabelling commutes with labels_into_holes
+    judged = np.bincount(holes.reshape(-1), minlength=parts.size) >= min_pixels
+    judged[0] = False
+    drop = np.r_[drop, np.zeros(parts.size - drop.size, bool)]
+    for label, part in kept:
+        drop[label], drop[part] = split_drop[label], split_drop[part]
+    return labels, holes, judged, drop, find_objects(labels, max_label=parts.size - 1)
 
 
 def labels_into_holes(labels: np.ndarray, valid: np.ndarray, max_distance: float) -> np.ndarray:

@@ -144,6 +144,9 @@ class SegmentationSettings:
       inner wall or its floor, and the slivers of its rim; two neighbouring segments that both
       reach up to a common rim (their top points on one circle, each within it) are one bowl
       (:mod:`hollows`).
+      ``split_walls`` (True; under gravity only): a segment that is an object and the wall it stands
+      against (two upright planes meeting without a convex edge, of which the background rules drop
+      exactly one) becomes the two (:mod:`walls`).
       ``hole_label_distance`` (3 working pixels; 0 disables it): pixels without depth take the
       label of the nearest pixel with depth this close, so masks cover what the sensor missed.
     """
@@ -195,6 +198,7 @@ class SegmentationSettings:
     support_edge_band: float = 0.05
     min_outline_contrast: float = 0.3
     join_container_insides: bool = True
+    split_walls: bool = True
     hole_label_distance: float = 3.0
 
     @classmethod

@@ -1,5 +1,4 @@
-"""The support under a flat object taken for it, objects standing where the support shows no depth, and colour
-edges that do not vary between runs."""
+"""The support under a flat object, objects standing where the support shows no depth, stable colour edges."""
 
 import cv2
 import numpy as np
