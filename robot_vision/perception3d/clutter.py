@@ -39,11 +39,10 @@ from robot_vision.perception3d.hollows import join_insides
 from robot_vision.perception3d.planar import FLOOR_LEVEL, far_side_edges, secondary_supports
 from robot_vision.perception3d.segmentation import (SceneSegmentation, SegmentationSettings, grow_labels,
                                                     objects_from_labels, up_prior)
-from robot_vision.perception3d.walls import upright_parts
 from robot_vision.perception3d.support import (dominant_up, downsample_depth, fill_holes, grow_support, image_hull,
                                                over_support, scaled_intrinsics, smooth_depth, smoothed_normals,
-                                               standing_beyond, support_below, support_plane,
-                                               working_factor)
+                                               standing_beyond, support_below, support_plane, working_factor)
+from robot_vision.perception3d.walls import upright_parts
 from robot_vision.types import CameraIntrinsics, Objects3D, RGBDFrame
 
 #: Pixel spans over which the clutter method looks for depth steps (sensors blur a step over 2 pixels).

@@ -37,15 +37,14 @@ def upright_parts(labels: np.ndarray, windows, cloud: np.ndarray, normals: np.nd
                   up: np.ndarray, settings, candidates: np.ndarray) -> Tuple[np.ndarray, List[Tuple[int, int]]]:
     """Split the ``candidates`` (a bool per label) that are two upright planes meeting without a convex edge.
 
-    A segment of at least ``MIN_AREA`` whose mean normal is upright (two upright planes make one)
-    is split when its points hold a plane (RANSAC, refined by
-    least squares) whose largest connected set of inliers has ``MIN_SHARE`` of them, and the rest a
-    second such plane; both planes are upright (their normals at least ``SIDEWAYS_DEG`` from ``up``),
-    at least ``MIN_ANGLE_DEG`` apart, and not joined by a convex edge (``MAX_TURN``). Each pixel of
-    the segment goes to the plane nearer to its point (one without depth: to the nearer of the two
-    inlier sets in the image). Returns a copy of
-    ``labels`` in which the second part of each split segment has a new label, and the
-    (label, new label) pairs. ``windows``: the labels' ``find_objects`` slices.
+    A segment of at least ``MIN_AREA`` whose mean normal is upright (two upright planes make one) is
+    split when its points hold a plane (RANSAC, refined by least squares) whose largest connected
+    set of inliers has ``MIN_SHARE`` of them, and the rest a second such plane; both planes are
+    upright (their normals at least ``SIDEWAYS_DEG`` from ``up``), at least ``MIN_ANGLE_DEG``
+    apart, and not joined by a convex edge (``MAX_TURN``). Each pixel of the segment goes to the
+    plane nearer to its point (one without depth: to the nearer of the two inlier sets in the
+    image). ``windows`` are the labels' ``find_objects`` slices. Returns a copy of ``labels`` in
+    which the second part of each split segment has a new label, and the (label, new label) pairs.
     """
     out = labels.copy()
     pairs: List[Tuple[int, int]] = []
@@ -74,11 +73,10 @@ def upright_parts(labels: np.ndarray, windows, cloud: np.ndarray, normals: np.nd
         second = _plane_part(points, rest, threshold, rng) if np.count_nonzero(rest) >= MIN_SHARE * count else None
         if second is None or np.count_nonzero(second[2]) < MIN_SHARE * count:
             continue
-        (n1, _, part1), (n2, _, part2) = first, second
+        (n1, d1, part1), (n2, d2, part2) = first, second
         if (abs(n1 @ up) > sideways or abs(n2 @ up) > sideways
                 or abs(float(n1 @ n2)) > math.cos(math.radians(MIN_ANGLE_DEG))):
             continue
-        (_, d1, _), (_, d2, _) = first, second
         with np.errstate(invalid='ignore'):
             nearer = (np.abs(points @ n2.astype(np.float32) + np.float32(d2))
                       < np.abs(points @ n1.astype(np.float32) + np.float32(d1)))
