@@ -35,7 +35,7 @@ from scipy.ndimage import find_objects
 from robot_vision.camera import deproject
 from robot_vision.perception3d.background import (CONTAINER_FLOOR, containers, hides_nothing, nearest_source,
                                                   noise_bumps, occluded_fragments, structure_mask, support_edges)
-from robot_vision.perception3d.hollows import join_insides
+from robot_vision.perception3d.hollows import join_insides, root_label
 from robot_vision.perception3d.planar import FLOOR_LEVEL, far_side_edges, secondary_supports
 from robot_vision.perception3d.segmentation import (SceneSegmentation, SegmentationSettings, grow_labels,
                                                     objects_from_labels, up_prior)
@@ -47,6 +47,13 @@ from robot_vision.types import CameraIntrinsics, Objects3D, RGBDFrame
 
 #: Pixel spans over which the clutter method looks for depth steps (sensors blur a step over 2 pixels).
 STEP_SPANS = (1, 2)
+#: Two segments join when this share of the pixel pairs across their seam turn convex by more than
+#: ``CONVEX_TURN`` (2 sin(a / 2): 0.3 is a 17 deg ridge), fewer than ``STEPPED_SHARE`` cross a depth step,
+#: and the pairs number ``SEAM_MIN_PAIRS`` (:func:`join_convex_seams`).
+CONVEX_SHARE = 0.6
+CONVEX_TURN = 0.3
+STEPPED_SHARE = 0.2
+SEAM_MIN_PAIRS = 10
 
 
 def color_edges(color: np.ndarray, shape: Tuple[int, int], settings) -> np.ndarray:
@@ -285,6 +292,8 @@ def segment_labels(depth_full: np.ndarray, intrinsics: CameraIntrinsics, gravity
     labels = _grow_into(labels, above, depth, settings, iterations=8)
     footprint = pixel_footprint(depth, intr)
     labels = absorb_fragments(labels, above, depth, footprint, settings)
+    if settings.join_convex_seams:
+        labels = join_convex_seams(labels, cloud, normals, edges, settings)
     # Segments too small to become objects at full resolution (less than a quarter of
     # min_object_points) are not worth judging here or below.
     min_pixels = 0.25 * settings.min_object_points / (factor * factor)
@@ -423,6 +432,61 @@ def absorb_fragments(labels: np.ndarray, allowed: np.ndarray, depth: np.ndarray,
     reach = int(math.sqrt(pixels[small].max())) + 2
     grown = _grow_into(cleared, allowed & small[labels], depth, settings, iterations=reach)
     return np.where((grown == 0) & small[labels], labels, grown)
+
+
+def join_convex_seams(labels: np.ndarray, cloud: np.ndarray, normals: np.ndarray, steps: np.ndarray, settings,
+                      step: int = 3) -> np.ndarray:
+    """Neighbouring segments that meet along a convex, depth-continuous seam are one object.
+
+    An object's own edges are ridges (a box's top meets its sides at convex edges); objects that
+    touch meet in a valley, and one in front of another shows a depth step. A colour edge that a
+    ridge's weak depth step backs (a box's top and side shaded differently) cuts an object in two.
+    Pixel pairs ``step`` apart across each seam (rows, columns, both diagonals) give the turn of
+    :func:`concavity`; two segments join when at least ``SEAM_MIN_PAIRS`` pairs cross their seam,
+    ``CONVEX_SHARE`` of them turn convex by more than ``CONVEX_TURN`` and fewer than
+    ``STEPPED_SHARE`` cross a depth step: a pixel on ``steps`` (the far sides of the step cuts), or
+    depths that differ by more than the depth-step threshold (a step the sensor blurred over more than
+    two pixels). The second test also holds back faces turned steeply away from the camera (beyond
+    about 45-60 deg at the working resolution), whose depth changes that much over ``step`` pixels:
+    a box's edge seen at a grazing angle stays cut.
+    """
+    h, w = labels.shape
+    count = int(labels.max()) + 1
+    codes, convex, stepped = [], [], []
+    for dy, dx in ((0, step), (step, 0), (step, step), (step, -step)):
+        ys0, ys1 = slice(0, h - dy), slice(dy, h)
+        xs0, xs1 = (slice(0, w - dx), slice(dx, w)) if dx >= 0 else (slice(-dx, w), slice(0, w + dx))
+        first, second = labels[ys0, xs0], labels[ys1, xs1]
+        seam = (first > 0) & (second > 0) & (first != second)
+        if not seam.any():
+            continue
+        p, q = cloud[ys0, xs0][seam], cloud[ys1, xs1][seam]
+        d = q - p
+        with np.errstate(invalid='ignore', divide='ignore'):
+            turn = (np.einsum('ij,ij->i', normals[ys1, xs1][seam] - normals[ys0, xs0][seam], d)
+                    / np.linalg.norm(d, axis=1))
+        ok = np.isfinite(turn)
+        a, b = first[seam][ok], second[seam][ok]
+        codes.append(np.minimum(a, b).astype(np.int64) * count + np.maximum(a, b))
+        convex.append(turn[ok] > CONVEX_TURN)
+        with np.errstate(invalid='ignore'):
+            apart = np.abs(d[:, 2]) > settings.step_threshold(np.minimum(p[:, 2], q[:, 2]))
+        stepped.append((steps[ys0, xs0][seam] | steps[ys1, xs1][seam] | apart)[ok])
+    if not codes:
+        return labels
+    pairs, index, total = np.unique(np.concatenate(codes), return_inverse=True, return_counts=True)
+    join = ((total >= SEAM_MIN_PAIRS)
+            & (np.bincount(index, weights=np.concatenate(convex)) >= CONVEX_SHARE * total)
+            & (np.bincount(index, weights=np.concatenate(stepped)) < STEPPED_SHARE * total))
+    if not join.any():
+        return labels
+    mapping = np.arange(count)
+    for code in pairs[join]:
+        a, b = root_label(mapping, int(code // count)), root_label(mapping, int(code % count))
+        mapping[max(a, b)] = min(a, b)
+    for label in range(count):  # every label to its root
+        mapping[label] = root_label(mapping, label)
+    return mapping[labels]
 
 
 def _grow_into(labels: np.ndarray, allowed: np.ndarray, depth: np.ndarray, settings, iterations: int) -> np.ndarray:

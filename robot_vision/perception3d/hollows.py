@@ -255,7 +255,7 @@ def join_insides(labels: np.ndarray, windows, cloud: np.ndarray, height: np.ndar
         rim = np.percentile(height[area][front[area] & valid[area]], 98)
         near = cv2.dilate(front[area].view(np.uint8), kernel) > 0
         slivers, insides = [], []
-        target = _root(mapping, wall)  # the wall may have joined another already
+        target = root_label(mapping, wall)  # the wall may have joined another already
         for label in np.unique(labels[area][near]):
             if label in (0, wall, target) or mapping[label] != label:
                 continue
@@ -290,7 +290,7 @@ def join_insides(labels: np.ndarray, windows, cloud: np.ndarray, height: np.ndar
             mapping[insides + slivers] = target
     for bowl, other in rim_pairs(labels, windows, owner, u, v, point_height, np.flatnonzero(np.isfinite(rims[:, 2])),
                                  judged, kernel):
-        bowl, other = _root(mapping, bowl), _root(mapping, other)
+        bowl, other = root_label(mapping, bowl), root_label(mapping, other)
         mapping[other] = bowl  # nothing changes when they are one already
     while True:  # an inside joined to a segment that itself joined another follows it
         followed = mapping[mapping]
@@ -299,7 +299,7 @@ def join_insides(labels: np.ndarray, windows, cloud: np.ndarray, height: np.ndar
         mapping = followed
 
 
-def _root(mapping: np.ndarray, label: int) -> int:
+def root_label(mapping: np.ndarray, label: int) -> int:
     """The label that ``label`` has joined, following ``mapping`` (roots map to themselves; no cycles)."""
     while mapping[label] != label:
         label = mapping[label]

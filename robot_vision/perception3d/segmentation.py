@@ -144,6 +144,8 @@ class SegmentationSettings:
       inner wall or its floor, and the slivers of its rim; two neighbouring segments that both
       reach up to a common rim (their top points on one circle, each within it) are one bowl
       (:mod:`hollows`).
+      ``join_convex_seams`` (True): two segments that meet along a convex seam without a depth step
+      (an object's own edge, where a colour edge cut it) are one object.
       ``split_walls`` (True; under gravity only): a segment that is an object and the wall it stands
       against (two upright planes meeting without a convex edge, of which the background rules drop
       exactly one) becomes the two (:mod:`walls`).
@@ -198,6 +200,7 @@ class SegmentationSettings:
     support_edge_band: float = 0.05
     min_outline_contrast: float = 0.3
     join_container_insides: bool = True
+    join_convex_seams: bool = True
     split_walls: bool = True
     hole_label_distance: float = 3.0
 

@@ -1,4 +1,4 @@
-"""The clutter method's background rules (perception3d/background.py) on small synthetic label images."""
+"""Which segments are objects: the clutter method's background rules and convex seams, on synthetic images."""
 
 import numpy as np
 from scipy.ndimage import find_objects
@@ -238,3 +238,31 @@ def test_a_small_fragment_behind_a_neighbour_is_an_occluded_remnant():
     assert np.array_equal(occluded_fragments(labels, depth, footprint, SETTINGS, min_pixels=17), labels)
     assert sorted(np.unique(kept)) == [0, 1, 3, 4]
     assert np.array_equal(kept[labels != 2], labels[labels != 2])
+
+
+def test_segments_meeting_at_a_ridge_are_one_object_and_those_in_a_valley_or_at_a_step_two():
+    from robot_vision.camera import deproject
+    from robot_vision.perception3d.clutter import join_convex_seams
+    from robot_vision.perception3d.planar import far_side_edges
+    from robot_vision.perception3d.support import smoothed_normals
+    from robot_vision.types import CameraIntrinsics
+    intrinsics = CameraIntrinsics(width=160, height=120, fx=150.0, fy=150.0, cx=80.0, cy=60.0)
+    xn = np.broadcast_to((np.arange(160) - 80.0) / 150.0, (120, 160))
+    labels = np.where(np.arange(160) < 80, 1, 2).astype(np.int32)[None].repeat(120, axis=0)
+
+    def joined(depth):
+        depth = depth.astype(np.float32)
+        cloud = deproject(depth, intrinsics)
+        steps = far_side_edges(depth, SETTINGS, spans=(1, 2))
+        out = join_convex_seams(labels, cloud, smoothed_normals(cloud), steps, SETTINGS)
+        return len(np.unique(out)) == 1
+
+    # A box's edge facing the camera: its two faces, each turned 27 deg away (cut apart where they are
+    # shaded differently), meet at a convex edge 0.9 m away.
+    assert joined(0.9 / (1 - 0.5 * np.abs(xn)))
+    # Two boxes touching side by side, turned towards each other: a valley between them.
+    assert not joined(0.9 / (1 + 0.5 * np.abs(xn)))
+    # The ridge again, but the right face 5 cm further back: one object in front of another.
+    depth = 0.9 / (1 - 0.5 * np.abs(xn))
+    depth[:, 80:] += 0.05
+    assert not joined(depth)
