@@ -5,16 +5,19 @@ On a working image at most ``working_width`` pixels wide (labels are upsampled a
 1. Depth preparation, "up" and the support: :mod:`robot_vision.perception3d.support` (holes filled,
    bilateral smoothing, normals; the gravity prior or the view's dominant surface; the largest
    connected horizontal region as the support, grown over a warped table with a quadratic
-   correction; secondary supports and their rims; objects must rest over a support).
+   correction; secondary supports and their rims; objects must rest over a support or, under
+   gravity, reach down to its plane where it shows no depth).
 2. Cuts: depth steps (far side, over 1 and 2 pixels), concave creases (normals a few pixels apart
    turning towards each other: touching and stacked objects meet in valleys, an object's own
    surface is convex), and colour edges where geometry shows a weak step or crease.
 3. Instances: connected components of the uncut pixels; cut pixels rejoin a depth-continuous
-   neighbour; small fragments join the segment they continue, and those that lie behind a
-   neighbour are occluded remnants; large sideways planes are walls; segments that hide nothing
-   behind them (bin walls, shelf lips, the room) are background, and low segments without a colour
-   outline are depth noise (:mod:`robot_vision.perception3d.background`); a round container's
-   inside joins its outer wall (:mod:`robot_vision.perception3d.hollows`).
+   neighbour; small fragments join the segment they continue, segments that meet along a convex
+   seam join, and fragments that lie behind a neighbour are occluded remnants; large sideways
+   planes are walls; segments that hide nothing behind them (bin walls, shelf lips, the room) are
+   background, and low segments without a colour outline are depth noise
+   (:mod:`robot_vision.perception3d.background`); under gravity an object joined to the wall it
+   stands against comes apart from it (:mod:`robot_vision.perception3d.walls`); a round
+   container's inside joins its outer wall (:mod:`robot_vision.perception3d.hollows`).
 4. Full resolution: outlines refined against each pixel's own depth; pixels without depth take the
    nearest label (masks cover what the sensor missed), points stay those with depth; objects need
    a minimum surface with depth.
