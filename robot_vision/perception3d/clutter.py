@@ -75,6 +75,19 @@ def color_edges(color: np.ndarray, shape: Tuple[int, int], settings) -> np.ndarr
     return cv2.dilate(edges, np.ones((3, 3), np.uint8)) > 0
 
 
+def pixel_pairs(h: int, w: int, step: int):
+    """Four ((rows, cols), (rows, cols)) slice pairs over an (h, w) image: pixel pairs ``step`` apart.
+
+    Along a row, a column and both diagonals; the second window lies ``step`` down and/or across
+    from the first (:func:`concavity`, :func:`join_convex_seams`).
+    """
+    pairs = []
+    for dy, dx in ((0, step), (step, 0), (step, step), (step, -step)):
+        xs0, xs1 = (slice(0, w - dx), slice(dx, w)) if dx >= 0 else (slice(-dx, w), slice(0, w + dx))
+        pairs.append(((slice(0, h - dy), xs0), (slice(dy, h), xs1)))
+    return pairs
+
+
 def concavity(cloud: np.ndarray, normals: np.ndarray, step: int = 3) -> np.ndarray:
     """(H, W) float32: the most concave turn of the normals towards any neighbour ``step`` pixels away.
 
@@ -88,9 +101,7 @@ def concavity(cloud: np.ndarray, normals: np.ndarray, step: int = 3) -> np.ndarr
     s = step
     c = [np.ascontiguousarray(cloud[..., k]) for k in range(3)]
     n = [np.ascontiguousarray(normals[..., k]) for k in range(3)]
-    for dy, dx in ((0, s), (s, 0), (s, s), (s, -s)):
-        ys0, ys1 = slice(0, h - dy), slice(dy, h)
-        xs0, xs1 = (slice(0, w - dx), slice(dx, w)) if dx >= 0 else (slice(-dx, w), slice(0, w + dx))
+    for (ys0, xs0), (ys1, xs1) in pixel_pairs(h, w, s):
         d = [ck[ys1, xs1] - ck[ys0, xs0] for ck in c]
         dn = [nk[ys1, xs1] - nk[ys0, xs0] for nk in n]
         with np.errstate(invalid='ignore', divide='ignore'):
@@ -456,9 +467,7 @@ def join_convex_seams(labels: np.ndarray, cloud: np.ndarray, normals: np.ndarray
     h, w = labels.shape
     count = int(labels.max()) + 1
     codes, convex, stepped = [], [], []
-    for dy, dx in ((0, step), (step, 0), (step, step), (step, -step)):
-        ys0, ys1 = slice(0, h - dy), slice(dy, h)
-        xs0, xs1 = (slice(0, w - dx), slice(dx, w)) if dx >= 0 else (slice(-dx, w), slice(0, w + dx))
+    for (ys0, xs0), (ys1, xs1) in pixel_pairs(h, w, step):
         first, second = labels[ys0, xs0], labels[ys1, xs1]
         seam = (first > 0) & (second > 0) & (first != second)
         if not seam.any():

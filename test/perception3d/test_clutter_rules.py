@@ -3,9 +3,14 @@
 import numpy as np
 from scipy.ndimage import find_objects
 
+from robot_vision.camera import deproject
 from robot_vision.perception3d import SegmentationSettings
 from robot_vision.perception3d.background import (containers, hides_nothing, noise_bumps, occluded_fragments,
                                                   support_edges)
+from robot_vision.perception3d.clutter import join_convex_seams
+from robot_vision.perception3d.planar import far_side_edges
+from robot_vision.perception3d.support import smoothed_normals
+from robot_vision.types import CameraIntrinsics
 
 SETTINGS = SegmentationSettings()
 
@@ -241,11 +246,6 @@ def test_a_small_fragment_behind_a_neighbour_is_an_occluded_remnant():
 
 
 def test_segments_meeting_at_a_ridge_are_one_object_and_those_in_a_valley_or_at_a_step_two():
-    from robot_vision.camera import deproject
-    from robot_vision.perception3d.clutter import join_convex_seams
-    from robot_vision.perception3d.planar import far_side_edges
-    from robot_vision.perception3d.support import smoothed_normals
-    from robot_vision.types import CameraIntrinsics
     intrinsics = CameraIntrinsics(width=160, height=120, fx=150.0, fy=150.0, cx=80.0, cy=60.0)
     xn = np.broadcast_to((np.arange(160) - 80.0) / 150.0, (120, 160))
     labels = np.where(np.arange(160) < 80, 1, 2).astype(np.int32)[None].repeat(120, axis=0)

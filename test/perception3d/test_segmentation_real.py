@@ -4,11 +4,14 @@ The thresholds sit a little below what the 'clutter' method reaches (benchmarks/
 prints the full table): they catch a change that makes real clutter worse, not a timing.
 """
 
+import dataclasses
+
 import numpy as np
 import pytest
 
 from robot_vision.perception3d import SegmentationSettings
-from robot_vision.perception3d.instance_metrics import frame_metrics, label_masks
+from robot_vision.perception3d.instance_metrics import frame_metrics, label_masks, mask_iou_matrix
+from robot_vision.perception3d.segmentation import segment_scene
 from robot_vision.real_scenes import REAL_SETS, evaluate_segmentation, load_labelled_frames
 
 # (set, prior) -> (min recall@0.5, min precision@0.5, min mean Overlap F). prior True: the gravity prior where
@@ -95,9 +98,6 @@ def test_frame_metrics_on_a_hand_made_case():
 
 def test_the_book_against_the_bin_divider_comes_apart_from_it(frames):
     """APC views 1 and 8: the book on the bin's left leans on the cardboard divider, and the two were one segment."""
-    import dataclasses
-    from robot_vision.perception3d.instance_metrics import mask_iou_matrix
-    from robot_vision.perception3d.segmentation import segment_scene
     views = [f for f in frames if f.name.endswith(('frame-000001', 'frame-000008'))]
     assert len(views) == 2
     for split_walls, low, high in ((True, 0.55, 1.0), (False, 0.0, 0.45)):
