@@ -259,18 +259,31 @@ def containers(labels: np.ndarray, windows, main: np.ndarray, supports: np.ndarr
     return out
 
 
-def ring_around(labels: np.ndarray, window, label: int, depth: np.ndarray, kernel: np.ndarray, radius: int):
-    """The pixels around a segment, for the tests of what lies in front of or behind it.
+def ring_counts(labels: np.ndarray, windows, which: np.ndarray, depth: np.ndarray, settings, radius: int):
+    """What lies around each segment in ``which`` (a bool per label): (behind, in_front, total) pixel counts.
 
-    Returns (``area``: the segment's ``window`` padded by ``radius``, ``d``: the depth there,
-    ``nearest``: the segment's nearest depth within ``kernel`` of each pixel (:func:`nearest_depth`),
-    ``ring``: the pixels with depth, not the segment's own, within reach of one of its points).
+    ``total``: the pixels with depth, not the segment's own, within ``radius`` of one of its points;
+    ``behind``: those that lie behind the segment's nearest surface there (:func:`nearest_depth`) by
+    more than the depth-step threshold; ``in_front``: those of another segment that lie in front of it
+    by as much. Labels not in ``which`` count 0. ``windows``: the labels' ``find_objects`` slices.
     """
-    area = padded_window(window, radius, labels.shape)
-    inside = labels[area] == label
-    d = depth[area]
-    nearest = nearest_depth(inside, d, kernel)
-    return area, d, nearest, np.isfinite(nearest) & ~inside & np.isfinite(d)
+    behind, in_front, total = (np.zeros(which.size, np.int64) for _ in range(3))
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
+    for label in np.flatnonzero(which):
+        window = windows[label - 1]
+        if window is None:
+            continue
+        area = padded_window(window, radius, labels.shape)
+        inside = labels[area] == label
+        d = depth[area]
+        nearest = nearest_depth(inside, d, kernel)
+        ring = np.isfinite(nearest) & ~inside & np.isfinite(d)
+        total[label] = np.count_nonzero(ring)
+        with np.errstate(invalid='ignore'):
+            step = settings.step_threshold(d)
+            behind[label] = np.count_nonzero(ring & (d > nearest + step))
+            in_front[label] = np.count_nonzero(ring & (labels[area] > 0) & (d < nearest - step))
+    return behind, in_front, total
 
 
 def hides_nothing(labels: np.ndarray, windows, depth: np.ndarray, normals: np.ndarray, up: np.ndarray, settings,
@@ -291,7 +304,6 @@ def hides_nothing(labels: np.ndarray, windows, depth: np.ndarray, normals: np.nd
     ``judged`` (a bool per label) are judged; ``windows`` are the labels' ``find_objects`` slices.
     """
     count = judged.size
-    out = np.zeros(count, bool)
     flat = labels.reshape(-1)
     n = normals.reshape(-1, 3)
     pixels, mean, aligned = label_normals(flat, n, count)
@@ -300,18 +312,8 @@ def hides_nothing(labels: np.ndarray, windows, depth: np.ndarray, normals: np.nd
         wall_like = (np.abs(mean @ up) < math.cos(math.radians(SIDEWAYS_DEG))) & (aligned >= 0.5)
     up_share = np.bincount(flat, weights=facing_up, minlength=count) / np.maximum(pixels, 1)
     need = np.where(wall_like, settings.min_wall_occluded_fraction, settings.min_occluded_fraction)
-    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
-    for label, window in enumerate(windows, start=1):
-        if window is None or not judged[label] or up_share[label] >= 0.5:
-            continue
-        _, d, nearest, ring = ring_around(labels, window, label, depth, kernel, radius)
-        total = np.count_nonzero(ring)
-        if total == 0:
-            continue
-        with np.errstate(invalid='ignore'):
-            hidden = np.count_nonzero(ring & (d > nearest + settings.step_threshold(d)))
-        out[label] = hidden < need[label] * total
-    return out
+    hidden, _, total = ring_counts(labels, windows, judged & (up_share < 0.5), depth, settings, radius)
+    return (total > 0) & (hidden < need * total)
 
 
 def occluded_fragments(labels: np.ndarray, depth: np.ndarray, footprint: np.ndarray, settings, min_pixels: float,
@@ -333,16 +335,7 @@ def occluded_fragments(labels: np.ndarray, depth: np.ndarray, footprint: np.ndar
     small[0] = False
     if not small.any():
         return labels
-    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
-    drop = np.zeros(small.size, bool)
-    for label, window in enumerate(find_objects(labels, max_label=small.size - 1), start=1):
-        if window is None or not small[label]:
-            continue
-        area, d, nearest, ring = ring_around(labels, window, label, depth, kernel, radius)
-        total = np.count_nonzero(ring)
-        if total == 0:
-            continue
-        with np.errstate(invalid='ignore'):
-            front = ring & (labels[area] > 0) & (d < nearest - settings.step_threshold(d))
-        drop[label] = np.count_nonzero(front) >= OCCLUDED_SHARE * total
+    windows = find_objects(labels, max_label=small.size - 1)
+    _, front, total = ring_counts(labels, windows, small, depth, settings, radius)
+    drop = (total > 0) & (front >= OCCLUDED_SHARE * total)
     return np.where(drop[labels], 0, labels) if drop.any() else labels
